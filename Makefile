@@ -1,0 +1,26 @@
+# migrate: batched, resumable, exactly-once data migrations for PostgreSQL
+
+MODULE_big = migrate
+OBJS = \
+	src/api.o \
+	src/batch.o \
+	src/catalog.o \
+	src/migrate.o \
+	src/security.o \
+	src/worker.o
+
+EXTENSION = migrate
+DATA = sql/migrate--0.1.sql
+PGFILEDESC = "migrate - batched background data migrations"
+
+REGRESS = setup register run control errors
+REGRESS_OPTS = --inputdir=. --outputdir=.
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+PG_CPPFLAGS += -I$(srcdir)/src

@@ -1,0 +1,1033 @@
+/*-------------------------------------------------------------------------
+ *
+ * api.c
+ *	  The SQL-callable functions of migrate.
+ *
+ * Each function checks its arguments and the caller's rights, locks the
+ * migration's row FOR UPDATE (which serializes every state change of one
+ * migration), does its work and returns the migration's row.  They run with
+ * the caller's rights; catalog writes switch to the catalog owner and the
+ * user's change runs as the migration's owner (see security.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/latch.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "migrate.h"
+
+#define MSECS_PER_DAY (INT64CONST(86400000))
+
+PG_FUNCTION_INFO_V1(migrate_register);
+PG_FUNCTION_INFO_V1(migrate_start);
+PG_FUNCTION_INFO_V1(migrate_resume);
+PG_FUNCTION_INFO_V1(migrate_step);
+PG_FUNCTION_INFO_V1(migrate_run);
+PG_FUNCTION_INFO_V1(migrate_pause);
+PG_FUNCTION_INFO_V1(migrate_cancel);
+PG_FUNCTION_INFO_V1(migrate_wait);
+PG_FUNCTION_INFO_V1(migrate_dry_run);
+PG_FUNCTION_INFO_V1(migrate_start_series);
+PG_FUNCTION_INFO_V1(migrate_unregister);
+
+/* How often migrate_run reports progress */
+#define RUN_NOTICE_INTERVAL_MS 5000
+
+/* How long migrate_wait tolerates "running" with nobody running it */
+#define WAIT_ORPHAN_GRACE_MS 30000
+
+/* Return argument n as a C string, or error out if it is NULL. */
+static char *
+text_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/* Interval argument n in milliseconds, checked against [min_ms, max_ms]. */
+static int64
+interval_arg_ms(FunctionCallInfo fcinfo, int n, const char *what,
+				int64 min_ms, int64 max_ms, const char *range)
+{
+	Interval   *iv;
+	int64		ms;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	iv = PG_GETARG_INTERVAL_P(n);
+	if (iv->month > 1200 || iv->month < -1200 || iv->day > 36500 || iv->day < -36500)
+		ms = iv->month < 0 || iv->day < 0 ? min_ms - 1 : max_ms + 1;
+	else
+		ms = iv->time / 1000 +
+			((int64) iv->day + (int64) iv->month * DAYS_PER_MONTH) * MSECS_PER_DAY;
+	if (ms < min_ms || ms > max_ms)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %s", what, range)));
+	return ms;
+}
+
+/* Check a batch size argument. */
+static int32
+batch_size_arg(FunctionCallInfo fcinfo, int n)
+{
+	int32		size;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("batch_size must not be null")));
+	size = PG_GETARG_INT32(n);
+	if (size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be greater than zero"),
+				 errdetail("The batch_size given was %d.", size)));
+	return size;
+}
+
+/* Set a migration's batch size for good. */
+static void
+store_batch_size(Migration *m, int32 size)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(size)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET batch_size = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+	m->batch_size = size;
+}
+
+/* Return the row of migration id as this function's result. */
+static Datum
+return_row(int64 id)
+{
+	Datum		d = migrate_catalog_row_datum(id);
+
+	SPI_finish();
+	return d;
+}
+
+/* Error out: migration m is not in a state that allows "what". */
+static void
+wrong_state(const Migration *m, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot %s migration \"%s\" because it is %s", what, m->name, m->state),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/*
+ * migrate_start_locked
+ *		Mark m running and hand it to a new background worker.
+ *
+ * The caller holds m's row lock and has checked rights and state.  With
+ * restart the cursor and counters start over.  series_rest becomes the
+ * list of migrations to run after this one.  Everything happens in the
+ * caller's transaction: if it rolls back, the worker leaves without doing
+ * anything.
+ */
+void
+migrate_start_locked(Migration *m, bool restart, List *series_rest,
+					 const char *event, const char *detail)
+{
+	Oid			types[5] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	int64		estimate = 0;
+	int			pid;
+	char	   *user = GetUserNameFromId(GetUserId(), false);
+
+	if (m->relation)
+		estimate = migrate_estimate_rows(migrate_resolve_relation(m, false));
+
+	values[0] = Int64GetDatum(m->id);
+	values[1] = BoolGetDatum(restart);
+	values[2] = Int64GetDatum(estimate);
+	if (series_rest == NIL)
+		nulls[3] = 'n';
+	else
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(series_rest));
+		ListCell   *lc;
+
+		foreach(lc, series_rest)
+			elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+		values[3] = PointerGetDatum(construct_array(elems, list_length(series_rest),
+													TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	values[4] = DirectFunctionCall1(namein, CStringGetDatum(user));
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET"
+						 " state = 'running',"
+						 " cursor = CASE WHEN $2 THEN NULL ELSE cursor END,"
+						 " processed = CASE WHEN $2 THEN 0 ELSE processed END,"
+						 " changed = CASE WHEN $2 THEN 0 ELSE changed END,"
+						 " batches = CASE WHEN $2 THEN 0 ELSE batches END,"
+						 " run_processed = CASE WHEN $2 THEN 0 ELSE processed END,"
+						 " total_estimate = CASE WHEN relation IS NULL THEN 1 ELSE $3 END,"
+						 " started_at = pg_catalog.clock_timestamp(),"
+						 " started_by = $5,"
+						 " last_batch_at = NULL,"
+						 " finished_at = NULL,"
+						 " last_error = NULL,"
+						 " series_rest = $4"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 5, types, values, nulls, SPI_OK_UPDATE);
+	if (restart)
+	{
+		m->cursor = NULL;
+		m->processed = m->changed = m->batches = 0;
+	}
+
+	pid = migrate_launch_worker(m);
+
+	{
+		Oid			t2[2] = {INT8OID, INT4OID};
+		Datum		v2[2] = {Int64GetDatum(m->id), Int32GetDatum(pid)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = $2"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, t2, v2, NULL, SPI_OK_UPDATE);
+	}
+	m->state = MIGRATE_STATE_RUNNING;
+	m->worker_pid = pid;
+	migrate_catalog_log_event(m->name, m->owner, event, detail);
+}
+
+/*
+ * migrate_register(name, relation, set_clause, where_clause, row_fn, action,
+ *					sql, batch_size, pause, lock_timeout, replace)
+ *
+ * Check a migration's definition completely and store it.  The whole check
+ * runs before anything is visible: any error leaves the catalog untouched.
+ */
+Datum
+migrate_register(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Oid			relid = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
+	char	   *set_clause = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *where_clause = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	Oid			row_fn = PG_ARGISNULL(4) ? InvalidOid : PG_GETARG_OID(4);
+	char	   *action = text_arg(fcinfo, 5, "action");
+	char	   *sql = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
+	int32		batch_size = batch_size_arg(fcinfo, 7);
+	bool		replace;
+	List	   *key_columns = NIL;
+	char	   *relation = NULL;
+	char	   *row_fn_text = NULL;
+	Migration  *existing;
+	Oid			types[15];
+	Datum		values[15];
+	char		nulls[15];
+	int64		id;
+	bool		isnull;
+	Datum		key_array = (Datum) 0;
+
+	(void) interval_arg_ms(fcinfo, 8, "pause", 0, MSECS_PER_DAY, "0 and 1 day");
+	(void) interval_arg_ms(fcinfo, 9, "lock_timeout", 1, INT_MAX,
+						   "1 millisecond and 24 days");
+	if (PG_ARGISNULL(10))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("replace must not be null")));
+	replace = PG_GETARG_BOOL(10);
+
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration name must not be empty")));
+	if (strlen(name) > MIGRATE_MAX_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("migration name is too long"),
+				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
+
+	if (!OidIsValid(relid))
+	{
+		/* a one-off task */
+		if (sql == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("relation must not be null"),
+					 errhint("To register a one-off task, pass its SQL as sql => '...' with relation => NULL.")));
+		if (set_clause || where_clause || OidIsValid(row_fn) ||
+			strcmp(action, MIGRATE_ACTION_UPDATE) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a one-off task takes only sql"),
+					 errdetail("set_clause, where_clause, row_fn and action are for migrations of a table.")));
+		migrate_validate_task_sql(sql);
+		action = MIGRATE_ACTION_TASK;
+	}
+	else
+	{
+		char		relkind = get_rel_relkind(relid);
+		bool		is_delete;
+
+		if (sql != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("sql is only for one-off tasks"),
+					 errhint("Pass relation => NULL to register a one-off task, or describe the change with set_clause, row_fn or action => 'delete'.")));
+		if (strcmp(action, MIGRATE_ACTION_UPDATE) != 0 &&
+			strcmp(action, MIGRATE_ACTION_DELETE) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("action must be \"update\" or \"delete\", not \"%s\"", action)));
+		is_delete = strcmp(action, MIGRATE_ACTION_DELETE) == 0;
+		if (is_delete && (set_clause || OidIsValid(row_fn)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a delete migration takes no set_clause or row_fn"),
+					 errhint("Describe the rows to delete with where_clause.")));
+		if (!is_delete && (set_clause != NULL) == OidIsValid(row_fn))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("an update migration needs exactly one of set_clause and row_fn")));
+
+		if (relkind == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation with OID %u does not exist", relid)));
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is not a table", get_rel_name(relid)),
+					 errdetail("migrate works on ordinary and partitioned tables.")));
+		if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot migrate temporary table \"%s\"", get_rel_name(relid)),
+					 errdetail("A background worker cannot see another session's temporary tables.")));
+		migrate_check_table_privilege(relid, action);
+		key_columns = migrate_find_key_columns(relid);
+		if (key_columns == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table \"%s\" has no primary key or unique index on NOT NULL columns",
+							get_rel_name(relid)),
+					 errdetail("migrate walks a table in the order of such a key to remember where it is."),
+					 errhint("Add a primary key, or a unique index on columns that are NOT NULL.")));
+		if (set_clause)
+			migrate_validate_clause(set_clause, true, key_columns);
+		if (where_clause)
+			migrate_validate_clause(where_clause, false, key_columns);
+		if (OidIsValid(row_fn))
+		{
+			migrate_validate_row_fn(row_fn, relid);
+			row_fn_text = format_procedure_qualified(row_fn);
+		}
+		relation = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											  get_rel_name(relid));
+	}
+
+	if (key_columns != NIL)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(key_columns));
+		ListCell   *lc;
+
+		foreach(lc, key_columns)
+			elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+		key_array = PointerGetDatum(construct_array(elems, list_length(key_columns),
+													TEXTOID, -1, false, TYPALIGN_INT));
+	}
+
+	SPI_connect();
+	existing = migrate_catalog_load(name, true, true);
+	if (existing && !replace)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("migration \"%s\" already exists", name),
+				 errhint("Pass replace => true to redefine it, or choose another name.")));
+	if (existing)
+	{
+		migrate_check_may_manage(existing, "replace");
+		if (migrate_runner_active(existing->id))
+			wrong_state(existing, "replace", "Pause or cancel it first.");
+	}
+
+	memset(nulls, ' ', sizeof(nulls));
+#define ARG(i, type, value, isnull_) \
+	(types[i] = (type), values[i] = (isnull_) ? (Datum) 0 : (value), nulls[i] = (isnull_) ? 'n' : ' ')
+	ARG(0, TEXTOID, CStringGetTextDatum(name), false);
+	ARG(1, TEXTOID, CStringGetTextDatum(action), false);
+	ARG(2, TEXTOID, relation ? CStringGetTextDatum(relation) : 0, relation == NULL);
+	ARG(3, TEXTARRAYOID, key_array, key_columns == NIL);
+	ARG(4, TEXTOID, set_clause ? CStringGetTextDatum(set_clause) : 0, set_clause == NULL);
+	ARG(5, TEXTOID, where_clause ? CStringGetTextDatum(where_clause) : 0, where_clause == NULL);
+	ARG(6, TEXTOID, row_fn_text ? CStringGetTextDatum(row_fn_text) : 0, row_fn_text == NULL);
+	ARG(7, TEXTOID, sql ? CStringGetTextDatum(sql) : 0, sql == NULL);
+	ARG(8, INT4OID, Int32GetDatum(batch_size), false);
+	ARG(9, INTERVALOID, PG_GETARG_DATUM(8), false);
+	ARG(10, INTERVALOID, PG_GETARG_DATUM(9), false);
+	ARG(11, TEXTOID, CStringGetTextDatum(GetConfigOptionByName("search_path", NULL, false)), false);
+	ARG(12, OIDOID, ObjectIdGetDatum(GetUserId()), false);
+#undef ARG
+
+	if (existing)
+	{
+		migrate_catalog_exec("UPDATE migrate.migrations SET"
+							 " action = $2, relation = $3, key_columns = $4,"
+							 " set_clause = $5, where_clause = $6, row_fn = $7, sql = $8,"
+							 " batch_size = $9, pause = $10, lock_timeout = $11,"
+							 " search_path = $12, owner = $13::pg_catalog.regrole,"
+							 " state = 'registered', cursor = NULL, processed = 0,"
+							 " changed = 0, batches = 0, total_estimate = NULL,"
+							 " run_processed = 0, registered_at = pg_catalog.clock_timestamp(),"
+							 " started_at = NULL, started_by = NULL, last_batch_at = NULL,"
+							 " finished_at = NULL, last_error = NULL, worker_pid = NULL,"
+							 " series_rest = NULL"
+							 " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING id",
+							 13, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+	}
+	else
+		migrate_catalog_exec("INSERT INTO migrate.migrations"
+							 " (name, action, relation, key_columns, set_clause,"
+							 "  where_clause, row_fn, sql, batch_size, pause,"
+							 "  lock_timeout, search_path, owner)"
+							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+							 "  $13::pg_catalog.regrole) RETURNING id",
+							 13, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	{
+		Migration  *m = migrate_catalog_load_by_id(id, false);
+
+		migrate_explain_check(m);
+		migrate_catalog_log_event(name, m->owner, existing ? "replace" : "register",
+								  relation ? relation : "one-off task");
+	}
+	PG_RETURN_DATUM(return_row(id));
+}
+
+/*
+ * start_common
+ *		Start or resume m (row locked, rights checked) unless it is done or
+ *		already running; the work of migrate_start and migrate_resume.
+ */
+static void
+start_common(Migration *m, bool restart, const char *event)
+{
+	bool		active = migrate_runner_active(m->id);
+
+	if (restart)
+	{
+		if (active)
+			wrong_state(m, "restart", "Pause or cancel it first.");
+		migrate_start_locked(m, true, m->series_rest, "restart", NULL);
+		return;
+	}
+	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already done", m->name),
+				 errhint("Pass restart => true to run it again from the start.")));
+		return;
+	}
+	if (active)
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already running", m->name)));
+		return;
+	}
+	migrate_start_locked(m, false, m->series_rest, event,
+						 strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 ?
+						 "taken over: no process was running it" : NULL);
+}
+
+/*
+ * migrate_start(name, batch_size, restart)
+ *
+ * Start or resume a migration in a background worker; returns at once.
+ */
+Datum
+migrate_start(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	bool		restart;
+	Migration  *m;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("restart must not be null")));
+	restart = PG_GETARG_BOOL(2);
+
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, restart ? "restart" : "start");
+	if (!PG_ARGISNULL(1))
+		store_batch_size(m, batch_size_arg(fcinfo, 1));
+	start_common(m, restart,
+				 m->cursor != NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 ?
+				 "resume" : "start");
+	PG_RETURN_DATUM(return_row(m->id));
+}
+
+/*
+ * migrate_resume(name)
+ *
+ * Go on with a paused migration from its cursor, in a background worker.
+ */
+Datum
+migrate_resume(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Migration  *m;
+
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, "resume");
+	if (strcmp(m->state, MIGRATE_STATE_PAUSED) != 0)
+		wrong_state(m, "resume", "Only a paused migration can be resumed; use migrate_start() for the others.");
+	start_common(m, false, "resume");
+	PG_RETURN_DATUM(return_row(m->id));
+}
+
+/*
+ * stop_common
+ *		Move m to "paused" or "cancelled"; the runner notices after its
+ *		current batch (or within a second while it sleeps).
+ */
+static Datum
+stop_common(FunctionCallInfo fcinfo, const char *state, const char *verb)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Migration  *m;
+
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, verb);
+	if (strcmp(m->state, MIGRATE_STATE_RUNNING) != 0 &&
+		!(strcmp(state, MIGRATE_STATE_CANCELLED) == 0 &&
+		  strcmp(m->state, MIGRATE_STATE_PAUSED) == 0))
+		wrong_state(m, verb, NULL);
+	migrate_catalog_set_state(m, state, verb, NULL);
+	PG_RETURN_DATUM(return_row(m->id));
+}
+
+/*
+ * migrate_pause(name): stop after the current batch; migrate_resume goes on.
+ */
+Datum
+migrate_pause(PG_FUNCTION_ARGS)
+{
+	return stop_common(fcinfo, MIGRATE_STATE_PAUSED, "pause");
+}
+
+/*
+ * migrate_cancel(name): stop after the current batch; a later
+ * migrate_start resumes from the cursor.
+ */
+Datum
+migrate_cancel(PG_FUNCTION_ARGS)
+{
+	return stop_common(fcinfo, MIGRATE_STATE_CANCELLED, "cancel");
+}
+
+/*
+ * step_locked
+ *		Run one batch of m (row locked) in the current transaction.
+ *
+ * A migration that was not running becomes paused (partly done) or done.
+ */
+static void
+step_locked(Migration *m, int32 batch_size)
+{
+	BatchResult res;
+	bool		was_running = strcmp(m->state, MIGRATE_STATE_RUNNING) == 0;
+
+	if (m->relation == NULL)
+		migrate_run_task(m, &res);
+	else
+		migrate_run_batch(m, batch_size, &res);
+	if (!res.done && !was_running && strcmp(m->state, MIGRATE_STATE_PAUSED) != 0)
+		migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, NULL, NULL);
+}
+
+/*
+ * migrate_step(name, batch_size)
+ *
+ * Run exactly one batch in the caller's transaction, without committing.
+ */
+Datum
+migrate_step(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Migration  *m;
+
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, "run");
+	if (migrate_runner_active(m->id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration \"%s\" is being run by another process", m->name),
+				 errhint("Pause it first, or let its worker do the work.")));
+	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already done", m->name)));
+	else
+		step_locked(m, PG_ARGISNULL(1) ? m->batch_size : batch_size_arg(fcinfo, 1));
+	PG_RETURN_DATUM(return_row(m->id));
+}
+
+/*
+ * migrate_run(name, max_batches, max_duration)
+ *
+ * A procedure: run batches in this session, committing after each, until
+ * the migration is done, paused or cancelled from elsewhere, or a limit is
+ * reached (then it is left paused).  A failing batch is rolled back, the
+ * migration is marked failed and the error is raised.
+ */
+Datum
+migrate_run(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	int64		max_batches = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
+	int64		max_ms = -1;
+	bool		nonatomic;
+	Migration  *m;
+	int64		id;
+	int64		batches = 0;
+	TimestampTz started = GetCurrentTimestamp();
+	TimestampTz last_notice = started;
+	MemoryContext runcxt;
+	MemoryContext batchcxt;
+	ErrorData  *volatile failure = NULL;
+	volatile bool limit_reached = false;
+
+	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	if (!nonatomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("migrate_run must be called with CALL outside a transaction block"),
+				 errhint("Inside a transaction, use migrate_step() to run one batch.")));
+	if (max_batches == 0 || max_batches < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_batches must be greater than zero")));
+	if (!PG_ARGISNULL(2))
+		max_ms = interval_arg_ms(fcinfo, 2, "max_duration", 1, INT64CONST(100) * 365 * MSECS_PER_DAY,
+								 "1 millisecond and 100 years");
+
+	SPI_connect_ext(SPI_OPT_NONATOMIC);
+	runcxt = CurrentMemoryContext;
+	batchcxt = AllocSetContextCreate(runcxt, "migrate_run batch", ALLOCSET_DEFAULT_SIZES);
+
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, "run");
+	id = m->id;
+	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+	{
+		ereport(NOTICE, (errmsg("migration \"%s\" is already done", m->name)));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	if (migrate_runner_active(id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration \"%s\" is being run by another process", m->name),
+				 errhint("Pause it first, or let its worker do the work.")));
+	migrate_runner_lock(id);
+
+	PG_TRY();
+	{
+		Oid			types[2] = {INT8OID, INT4OID};
+		Datum		values[2] = {Int64GetDatum(id), Int32GetDatum(MyProcPid)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
+							 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
+							 " started_by = CURRENT_USER, run_processed = processed,"
+							 " last_batch_at = NULL, finished_at = NULL, last_error = NULL"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, types, values, NULL, SPI_OK_UPDATE);
+		migrate_catalog_log_event(m->name, m->owner, "run", "in the foreground");
+		SPI_commit();
+
+		for (;;)
+		{
+			MemoryContext oldcxt;
+			ResourceOwner oldowner;
+			bool		done = false;
+
+			CHECK_FOR_INTERRUPTS();
+			if ((max_batches > 0 && batches >= max_batches) ||
+				(max_ms > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), max_ms)))
+			{
+				limit_reached = true;
+				break;
+			}
+			MemoryContextReset(batchcxt);
+			oldcxt = MemoryContextSwitchTo(batchcxt);
+			m = migrate_catalog_load_by_id(id, false);
+			if (m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0)
+				break;
+
+			/* a subtransaction, so that a failure can be recorded and committed */
+			oldowner = CurrentResourceOwner;
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(batchcxt);
+			PG_TRY();
+			{
+				BatchResult res;
+
+				if (m->relation == NULL)
+					migrate_run_task(m, &res);
+				else
+					migrate_run_batch(m, m->batch_size, &res);
+				done = res.done;
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(batchcxt);
+				CurrentResourceOwner = oldowner;
+			}
+			PG_CATCH();
+			{
+				MemoryContextSwitchTo(runcxt);
+				failure = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(batchcxt);
+				CurrentResourceOwner = oldowner;
+			}
+			PG_END_TRY();
+			if (failure)
+			{
+				migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", failure->message);
+				SPI_commit();
+				break;
+			}
+			batches++;
+			SPI_commit();
+			MemoryContextSwitchTo(oldcxt);
+			if (done)
+				break;
+			if (TimestampDifferenceExceeds(last_notice, GetCurrentTimestamp(), RUN_NOTICE_INTERVAL_MS))
+			{
+				double		secs = (GetCurrentTimestamp() - started) / 1000000.0;
+
+				last_notice = GetCurrentTimestamp();
+				ereport(NOTICE,
+						(errmsg("migration \"%s\": " INT64_FORMAT " rows processed, " INT64_FORMAT " changed, %.0f rows/s",
+								m->name, m->processed, m->changed,
+								secs > 0 ? m->processed / secs : 0)));
+			}
+			if (m->pause_ms > 0)
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 m->pause_ms, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+			}
+		}
+
+		MemoryContextSwitchTo(runcxt);
+		m = migrate_catalog_load_by_id(id, true);
+		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+		{
+			if (limit_reached)
+				migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, "pause",
+										  "migrate_run reached its limit");
+			else
+				migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, NULL, NULL);
+		}
+		else if (m && m->worker_pid == MyProcPid)
+		{
+			Oid			t1[1] = {INT8OID};
+			Datum		v1[1] = {Int64GetDatum(id)};
+
+			migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = NULL"
+								 " WHERE id OPERATOR(pg_catalog.=) $1",
+								 1, t1, v1, NULL, SPI_OK_UPDATE);
+		}
+		SPI_commit();
+	}
+	PG_FINALLY();
+	{
+		migrate_runner_unlock(id);
+	}
+	PG_END_TRY();
+
+	SPI_finish();
+	if (failure)
+		ReThrowError(failure);
+	PG_RETURN_VOID();
+}
+
+/*
+ * migrate_wait(name, timeout)
+ *
+ * Block until the migration is done, failed, cancelled or paused and return
+ * that state.  Reads the catalog afresh every 100 ms, so it needs READ
+ * COMMITTED.
+ */
+Datum
+migrate_wait(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	int64		timeout_ms = interval_arg_ms(fcinfo, 1, "timeout", 0,
+											 INT64CONST(100) * 365 * MSECS_PER_DAY,
+											 "0 and 100 years");
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz orphan_since = 0;
+	char	   *state;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("migrate_wait cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("It would never see the migration change.")));
+
+	SPI_connect();
+	{
+		Migration  *m = migrate_catalog_load(name, false, false);
+
+		migrate_check_may_manage(m, "wait for");
+	}
+	for (;;)
+	{
+		Migration  *m = migrate_catalog_load(name, false, false);
+
+		state = MemoryContextStrdup(cxt, m->state);
+		if (strcmp(state, MIGRATE_STATE_DONE) == 0 ||
+			strcmp(state, MIGRATE_STATE_FAILED) == 0 ||
+			strcmp(state, MIGRATE_STATE_CANCELLED) == 0 ||
+			strcmp(state, MIGRATE_STATE_PAUSED) == 0)
+			break;
+		if (strcmp(state, MIGRATE_STATE_RUNNING) == 0 && !migrate_runner_active(m->id))
+		{
+			if (orphan_since == 0)
+				orphan_since = GetCurrentTimestamp();
+			else if (TimestampDifferenceExceeds(orphan_since, GetCurrentTimestamp(),
+												WAIT_ORPHAN_GRACE_MS))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("migration \"%s\" is marked running but no process is running it", name),
+						 errhint("Run migrate_start('%s') to resume it.", name)));
+		}
+		else
+			orphan_since = 0;
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("timed out waiting for migration \"%s\"", name),
+					 errdetail("It is still %s.", state)));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(state));
+}
+
+/* State shared with the dry-run callback */
+typedef struct DryRunState
+{
+	ReturnSetInfo *rsinfo;
+	MemoryContext cxt;
+} DryRunState;
+
+/* Put one (key, before, after) row into the result. */
+static void
+dry_run_row(void *arg, Datum key, bool key_null, Datum before, bool before_null,
+			Datum after, bool after_null)
+{
+	DryRunState *st = arg;
+	Datum		values[3] = {key, before, after};
+	bool		nulls[3] = {key_null, before_null, after_null};
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+	tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc, values, nulls);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * migrate_dry_run(name, max_rows)
+ *
+ * Run the next batch, return up to max_rows changed rows with their key,
+ * before and after images, and roll the batch back.
+ */
+Datum
+migrate_dry_run(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	int32		max_rows;
+	Migration  *m;
+	DryRunState st;
+
+	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be greater than zero")));
+	max_rows = PG_GETARG_INT32(1);
+
+	InitMaterializedSRF(fcinfo, 0);
+	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
+
+	SPI_connect();
+	m = migrate_catalog_load(name, false, false);
+	migrate_check_may_manage(m, "dry-run");
+	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is done; there is no next batch", m->name)));
+	else
+		migrate_dry_run_batch(m, m->batch_size, max_rows, dry_run_row, &st);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * migrate_start_series(names)
+ *
+ * Run migrations one after another in the background: start the first that
+ * is not done, and let each worker start the next when its migration is
+ * done.  The series stops at a migration that fails or is cancelled.
+ */
+Datum
+migrate_start_series(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	List	   *names = NIL;
+	Migration  *first = NULL;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("names must not be null")));
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("names must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("names must not be empty")));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("names must not contain nulls")));
+		name = TextDatumGetCString(elems[i]);
+		foreach(lc, names)
+			if (strcmp(lfirst(lc), name) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("migration \"%s\" appears twice in the series", name)));
+		names = lappend(names, name);
+	}
+
+	SPI_connect();
+	/* check every member first, so that a bad name starts nothing */
+	foreach(lc, names)
+	{
+		Migration  *m = migrate_catalog_load(lfirst(lc), true, false);
+
+		migrate_check_may_manage(m, "start");
+		if (first == NULL && strcmp(m->state, MIGRATE_STATE_DONE) != 0)
+		{
+			first = m;
+			names = list_copy_tail(names, foreach_current_index(lc) + 1);
+			break;
+		}
+	}
+	foreach(lc, names)
+		migrate_check_may_manage(migrate_catalog_load(lfirst(lc), true, false), "start");
+
+	if (first == NULL)
+	{
+		ereport(NOTICE, (errmsg("every migration of the series is already done")));
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+	if (migrate_runner_active(first->id))
+	{
+		Oid			types[2] = {INT8OID, TEXTARRAYOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+		Datum	   *e = palloc(sizeof(Datum) * Max(list_length(names), 1));
+
+		foreach(lc, names)
+			e[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+		values[0] = Int64GetDatum(first->id);
+		values[1] = PointerGetDatum(construct_array(e, list_length(names), TEXTOID,
+													-1, false, TYPALIGN_INT));
+		if (names == NIL)
+			nulls[1] = 'n';
+		migrate_catalog_exec("UPDATE migrate.migrations SET series_rest = $2"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, types, values, nulls, SPI_OK_UPDATE);
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already running; the series goes on after it",
+						first->name)));
+	}
+	else
+		migrate_start_locked(first, false, names, first->cursor ? "resume" : "start", "first of a series");
+	PG_RETURN_DATUM(return_row(first->id));
+}
+
+/*
+ * migrate_unregister(name)
+ *
+ * Forget a migration that nobody is running.  Its events stay.
+ */
+Datum
+migrate_unregister(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Migration  *m;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, "unregister");
+	if (migrate_runner_active(m->id))
+		wrong_state(m, "unregister", "Pause or cancel it first.");
+	values[0] = Int64GetDatum(m->id);
+	migrate_catalog_exec("DELETE FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_DELETE);
+	migrate_catalog_log_event(m->name, m->owner, "unregister", NULL);
+	SPI_finish();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,899 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *	  Building, checking and running the batches of a migration.
+ *
+ * A batch is a key range.  The first statement of a batch finds the last
+ * key of the next batch_size rows after the cursor through the key's index
+ * (a keyset walk: its cost does not depend on how far the cursor is); the
+ * second applies the change to exactly the rows in (cursor, last key].  The
+ * caller commits the change together with the new cursor, so every row is
+ * changed once whatever stops the worker.
+ *
+ * The user's SQL fragments are checked with the raw parser before they are
+ * put into a statement, so that a fragment cannot end the statement early,
+ * add a statement or turn the key range off.  Everything the user wrote
+ * runs as the migration's owner with the migration's search_path; our own
+ * parts of each statement are fully qualified.
+ *
+ * All functions here expect a transaction with SPI connected.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "optimizer/plancat.h"
+#include "parser/parser.h"
+#include "tcop/cmdtag.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "migrate.h"
+
+/* Aliases our statements use; unlikely to collide with user names */
+#define ALIAS_TARGET	"__migrate_t"
+#define ALIAS_INNER		"__migrate_i"
+#define ALIAS_SUB		"__migrate_s"
+
+/* The SQL pieces that describe a migration's key */
+typedef struct KeySql
+{
+	List	   *names;			/* quoted column names */
+	List	   *json_keys;		/* column names as SQL string literals */
+	List	   *types;			/* qualified type names */
+	char	   *gt;				/* OPERATOR(ns.>) */
+	char	   *le;				/* OPERATOR(ns.<=) */
+	char	   *eq;				/* OPERATOR(ns.=) */
+} KeySql;
+
+/* The statements of one batch */
+typedef struct BatchSql
+{
+	char	   *bound;			/* finds the batch's last key and row count */
+	char	   *change;			/* applies the change to the key range */
+	char	   *dry_run;		/* change plus before/after images */
+} BatchSql;
+
+/*
+ * migrate_find_key_columns
+ *		Return the names of the columns of relid's batching key.
+ *
+ * The key is the primary key, else the unique, valid, non-partial index
+ * without expressions whose columns are all NOT NULL and use their type's
+ * default btree operator class, preferring fewer columns.  Returns NIL if
+ * there is none.  The caller holds a lock on the relation.
+ */
+List *
+migrate_find_key_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	Oid			pk = rel->rd_pkindex;
+	ListCell   *lc;
+	Oid			best = InvalidOid;
+	int			best_natts = INT_MAX;
+	List	   *result = NIL;
+
+	foreach(lc, indexes)
+	{
+		Oid			indexoid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		Form_pg_index idx;
+		bool		usable;
+		bool		isnull;
+		Datum		d;
+		oidvector  *indclass;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", indexoid);
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		usable = idx->indisunique && idx->indisvalid &&
+			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+		d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
+		indclass = (oidvector *) DatumGetPointer(d);
+		for (int i = 0; usable && i < idx->indnkeyatts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+												  idx->indkey.values[i] - 1);
+
+			if (idx->indkey.values[i] <= 0 || !att->attnotnull ||
+				indclass->values[i] != GetDefaultOpClass(att->atttypid, BTREE_AM_OID))
+				usable = false;
+		}
+		if (usable && (indexoid == pk ||
+					   (best != pk && idx->indnkeyatts < best_natts)))
+		{
+			best = indexoid;
+			best_natts = idx->indnkeyatts;
+			list_free_deep(result);
+			result = NIL;
+			for (int i = 0; i < idx->indnkeyatts; i++)
+				result = lappend(result,
+								 pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
+															   idx->indkey.values[i] - 1)->attname)));
+		}
+		ReleaseSysCache(tup);
+	}
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/* Return "OPERATOR(ns.op)" for the btree operator of "strategy" on typid. */
+static char *
+key_operator(Oid typid, int16 strategy)
+{
+	TypeCacheEntry *tce = lookup_type_cache(typid, TYPECACHE_BTREE_OPFAMILY);
+	Oid			opno;
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!OidIsValid(tce->btree_opf))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("key column type %s has no default btree operator class",
+						format_type_be(typid))));
+	opno = get_opfamily_member(tce->btree_opf, tce->btree_opintype,
+							   tce->btree_opintype, strategy);
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/* Describe the key of migration m on relation relid as SQL pieces. */
+static KeySql *
+key_sql(const Migration *m, Oid relid)
+{
+	KeySql	   *k = palloc0(sizeof(KeySql));
+	ListCell   *lc;
+
+	foreach(lc, m->key_columns)
+	{
+		char	   *col = lfirst(lc);
+		AttrNumber	attno = get_attnum(relid, col);
+		Oid			typid;
+		char	   *gt,
+				   *le,
+				   *eq;
+
+		if (attno == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" of migration \"%s\" no longer exists",
+							col, m->name),
+					 errhint("Register the migration again with replace => true.")));
+		typid = getBaseType(get_atttype(relid, attno));
+		gt = key_operator(typid, BTGreaterStrategyNumber);
+		le = key_operator(typid, BTLessEqualStrategyNumber);
+		eq = key_operator(typid, BTEqualStrategyNumber);
+		if (k->gt == NULL)
+		{
+			k->gt = gt;
+			k->le = le;
+			k->eq = eq;
+		}
+		else if (strcmp(k->gt, gt) != 0 || strcmp(k->le, le) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the key columns of table %s compare with operators from different schemas",
+							m->relation),
+					 errhint("Use a key whose column types all have their comparison operators in one schema.")));
+		k->names = lappend(k->names, (char *) quote_identifier(col));
+		k->json_keys = lappend(k->json_keys, quote_literal_cstr(col));
+		k->types = lappend(k->types, format_type_be_qualified(typid));
+	}
+	return k;
+}
+
+/* Append the key of alias "prefix" as an expression (ROW(...) if composite). */
+static void
+append_key(StringInfo buf, KeySql *k, const char *prefix)
+{
+	ListCell   *lc;
+
+	if (list_length(k->names) > 1)
+		appendStringInfoString(buf, "ROW(");
+	foreach(lc, k->names)
+		appendStringInfo(buf, "%s%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 prefix, (char *) lfirst(lc));
+	if (list_length(k->names) > 1)
+		appendStringInfoChar(buf, ')');
+}
+
+/* Append the key stored in jsonb parameter $param, typed like the key. */
+static void
+append_bound(StringInfo buf, KeySql *k, int param)
+{
+	if (list_length(k->names) > 1)
+		appendStringInfoString(buf, "ROW(");
+	for (int i = 0; i < list_length(k->names); i++)
+		appendStringInfo(buf, "%s(($%d OPERATOR(pg_catalog.->>) %s))::%s",
+						 i > 0 ? ", " : "", param,
+						 (char *) list_nth(k->json_keys, i),
+						 (char *) list_nth(k->types, i));
+	if (list_length(k->names) > 1)
+		appendStringInfoChar(buf, ')');
+}
+
+/* Append "key > $1 AND key <= $2" (without the lower bound if has_lower is false). */
+static void
+append_range(StringInfo buf, KeySql *k, const char *prefix, bool has_lower)
+{
+	if (has_lower)
+	{
+		append_key(buf, k, prefix);
+		appendStringInfo(buf, " %s ", k->gt);
+		append_bound(buf, k, 1);
+		appendStringInfoString(buf, " AND ");
+	}
+	append_key(buf, k, prefix);
+	appendStringInfo(buf, " %s ", k->le);
+	append_bound(buf, k, 2);
+}
+
+/* Append pg_catalog.jsonb_build_object('k1', prefix k1, ...). */
+static void
+append_key_json(StringInfo buf, KeySql *k, const char *prefix)
+{
+	appendStringInfoString(buf, "pg_catalog.jsonb_build_object(");
+	for (int i = 0; i < list_length(k->names); i++)
+		appendStringInfo(buf, "%s%s, %s%s", i > 0 ? ", " : "",
+						 (char *) list_nth(k->json_keys, i), prefix,
+						 (char *) list_nth(k->names, i));
+	appendStringInfoChar(buf, ')');
+}
+
+/* Columns a row function's result is written to: all but key and generated ones. */
+static List *
+row_fn_target_columns(const Migration *m, Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *cols = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ListCell   *lc;
+		bool		is_key = false;
+
+		if (att->attisdropped || att->attgenerated ||
+			att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+			continue;
+		foreach(lc, m->key_columns)
+			if (strcmp(lfirst(lc), NameStr(att->attname)) == 0)
+				is_key = true;
+		if (!is_key)
+			cols = lappend(cols, (char *) quote_identifier(NameStr(att->attname)));
+	}
+	table_close(rel, AccessShareLock);
+	return cols;
+}
+
+/* Return the qualified name of m's row function, or error out if it is gone. */
+static char *
+row_fn_name(const Migration *m)
+{
+	Datum		d = DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(m->row_fn));
+	Oid			fnoid = DatumGetObjectId(d);
+
+	if (!OidIsValid(fnoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("row function %s of migration \"%s\" does not exist", m->row_fn, m->name),
+				 errdetail("The function was dropped or renamed after the migration was registered.")));
+	return quote_qualified_identifier(get_namespace_name(get_func_namespace(fnoid)),
+									  get_func_name(fnoid));
+}
+
+/*
+ * build_batch_sql
+ *		Build the statements of a batch of m on relid.
+ *
+ * has_lower says whether the batch starts after a cursor ($1) or at the
+ * first key.  The change statement takes the cursor as $1 and the batch's
+ * last key as $2; the bound statement takes the cursor as $1 and the batch
+ * size as $2.
+ */
+static BatchSql *
+build_batch_sql(const Migration *m, Oid relid, bool has_lower)
+{
+	BatchSql   *b = palloc0(sizeof(BatchSql));
+	KeySql	   *k = key_sql(m, relid);
+	const char *only = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
+	StringInfoData buf;
+	StringInfoData change;
+	StringInfoData before;
+	ListCell   *lc;
+	bool		is_delete = strcmp(m->action, MIGRATE_ACTION_DELETE) == 0;
+	char	   *where = m->where_clause;
+
+	/* last key of the next batch_size rows, and how many rows there are */
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	append_key_json(&buf, k, ALIAS_SUB ".");
+	appendStringInfo(&buf, ", pg_catalog.count(*) OVER () FROM (SELECT ");
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfo(&buf, " FROM %s%s " ALIAS_INNER, only, m->relation);
+	if (has_lower)
+	{
+		appendStringInfoString(&buf, " WHERE ");
+		append_key(&buf, k, ALIAS_INNER ".");
+		appendStringInfo(&buf, " %s ", k->gt);
+		append_bound(&buf, k, 1);
+	}
+	appendStringInfoString(&buf, " ORDER BY ");
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfoString(&buf, " LIMIT $2) " ALIAS_SUB " ORDER BY ");
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s" ALIAS_SUB ".%s DESC",
+						 foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfoString(&buf, " LIMIT 1");
+	b->bound = buf.data;
+
+	/* the change itself */
+	initStringInfo(&change);
+	if (m->row_fn)
+	{
+		List	   *cols = row_fn_target_columns(m, relid);
+		char	   *fn = row_fn_name(m);
+
+		appendStringInfo(&change, "UPDATE %s%s AS " ALIAS_TARGET " SET (", only, m->relation);
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, ") = ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, ") FROM (SELECT ");
+		foreach(lc, k->names)
+			appendStringInfo(&change, ALIAS_INNER ".%s, ", (char *) lfirst(lc));
+		appendStringInfo(&change, "%s(" ALIAS_INNER ") AS __migrate_r FROM %s%s AS " ALIAS_INNER " WHERE ",
+						 fn, only, m->relation);
+		append_range(&change, k, ALIAS_INNER ".", has_lower);
+		if (where)
+			appendStringInfo(&change, " AND (\n%s\n)", where);
+		/* lock the rows so that the function sees their latest version */
+		appendStringInfoString(&change, " FOR UPDATE OF " ALIAS_INNER ") " ALIAS_SUB " WHERE ");
+		foreach(lc, k->names)
+			appendStringInfo(&change, ALIAS_TARGET ".%s %s " ALIAS_SUB ".%s AND ",
+							 (char *) lfirst(lc), k->eq, (char *) lfirst(lc));
+		appendStringInfoString(&change,
+							   "pg_catalog.num_nulls(" ALIAS_SUB ".__migrate_r) OPERATOR(pg_catalog.=) 0"
+							   " AND NOT (" ALIAS_SUB ".__migrate_r OPERATOR(pg_catalog.*=) " ALIAS_TARGET ")");
+	}
+	else
+	{
+		if (is_delete)
+			appendStringInfo(&change, "DELETE FROM %s%s WHERE ", only, m->relation);
+		else
+			appendStringInfo(&change, "UPDATE %s%s SET\n%s\nWHERE ", only,
+							 m->relation, m->set_clause);
+		append_range(&change, k, "", has_lower);
+		if (where)
+			appendStringInfo(&change, " AND (\n%s\n)", where);
+	}
+	b->change = change.data;
+
+	/* dry run: the change with its before and after images */
+	initStringInfo(&before);
+	appendStringInfoString(&before, "WITH __migrate_before AS MATERIALIZED (SELECT ");
+	append_key_json(&before, k, ALIAS_INNER ".");
+	appendStringInfo(&before, " AS key, pg_catalog.to_jsonb(" ALIAS_INNER ") AS img FROM %s%s AS " ALIAS_INNER " WHERE ",
+					 only, m->relation);
+	append_range(&before, k, ALIAS_INNER ".", has_lower);
+	appendStringInfo(&before, "), __migrate_after AS (%s RETURNING ", change.data);
+	if (m->row_fn)
+	{
+		append_key_json(&before, k, ALIAS_TARGET ".");
+		appendStringInfoString(&before, " AS key, pg_catalog.to_jsonb(" ALIAS_TARGET ") AS img");
+	}
+	else
+	{
+		char	   *relname = quote_identifier(get_rel_name(relid));
+
+		append_key_json(&before, k, "");
+		if (is_delete)
+			appendStringInfoString(&before, " AS key, NULL::pg_catalog.jsonb AS img");
+		else
+			appendStringInfo(&before, " AS key, pg_catalog.to_jsonb(%s) AS img", relname);
+	}
+	appendStringInfoString(&before,
+						   ") SELECT a.key, b.img, a.img FROM __migrate_after a"
+						   " LEFT JOIN __migrate_before b ON b.key OPERATOR(pg_catalog.=) a.key"
+						   " ORDER BY a.key LIMIT $3");
+	b->dry_run = before.data;
+	return b;
+}
+
+/*
+ * migrate_resolve_relation
+ *		Return the OID of the migration's table, or error out if it is gone.
+ */
+Oid
+migrate_resolve_relation(const Migration *m, bool missing_ok)
+{
+	List	   *names = stringToQualifiedNameList(m->relation);
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s of migration \"%s\" does not exist", m->relation, m->name),
+				 errdetail("The table was dropped or renamed after the migration was registered.")));
+	return relid;
+}
+
+/*
+ * migrate_validate_clause
+ *		Check that a set_clause (is_set) or where_clause is one fragment of
+ *		the expected kind and nothing else.
+ *
+ * Runs the raw parser only: names are resolved later, by EXPLAIN.
+ */
+void
+migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
+{
+	const char *what = is_set ? "set_clause" : "where_clause";
+	char	   *sql;
+	List	   *stmts = NIL;
+	Node	   *stmt;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	bool		ok;
+
+	if (clause[strspn(clause, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+
+	sql = is_set ? psprintf("UPDATE __migrate_x SET\n%s\n", clause)
+		: psprintf("SELECT 1 WHERE\n%s\n", clause);
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("%s is not valid SQL: %s", what, edata->message),
+				 errdetail("The %s was: %s", what, clause)));
+	}
+	PG_END_TRY();
+
+	ok = list_length(stmts) == 1;
+	stmt = ok ? ((RawStmt *) linitial(stmts))->stmt : NULL;
+	if (ok && is_set)
+	{
+		UpdateStmt *u = (UpdateStmt *) stmt;
+
+		ok = IsA(u, UpdateStmt) && u->whereClause == NULL &&
+			u->fromClause == NIL && u->returningList == NIL &&
+			u->withClause == NULL;
+		if (ok)
+		{
+			ListCell   *lc;
+
+			foreach(lc, u->targetList)
+			{
+				ResTarget  *rt = lfirst_node(ResTarget, lc);
+				ListCell   *kc;
+
+				foreach(kc, key_columns)
+					if (strcmp(rt->name, lfirst(kc)) == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("set_clause must not change key column \"%s\"", rt->name),
+								 errdetail("The migration walks the table in key order; changing the key would move rows behind or ahead of its cursor.")));
+			}
+		}
+	}
+	else if (ok)
+	{
+		SelectStmt *s = (SelectStmt *) stmt;
+
+		ok = IsA(s, SelectStmt) && s->op == SETOP_NONE &&
+			s->fromClause == NIL && s->groupClause == NIL &&
+			s->havingClause == NULL && s->windowClause == NIL &&
+			s->sortClause == NIL && s->limitCount == NULL &&
+			s->limitOffset == NULL && s->lockingClause == NIL &&
+			s->withClause == NULL && s->intoClause == NULL &&
+			s->distinctClause == NIL && list_length(s->targetList) == 1;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("%s must be a single %s", what,
+						is_set ? "list of column assignments" : "boolean expression"),
+				 errdetail("The %s was: %s", what, clause),
+				 errhint(is_set ? "Write it as it would follow SET in an UPDATE, for example: email = lower(email)."
+						 : "Write it as it would follow WHERE, for example: created_at < now() - interval '1 year'.")));
+}
+
+/*
+ * migrate_validate_task_sql
+ *		Check that a one-off task's SQL parses and controls no transaction.
+ */
+void
+migrate_validate_task_sql(const char *sql)
+{
+	List	   *stmts = NIL;
+	ListCell   *lc;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("sql is not valid SQL: %s", edata->message)));
+	}
+	PG_END_TRY();
+
+	if (stmts == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sql must contain at least one statement")));
+	foreach(lc, stmts)
+	{
+		Node	   *stmt = ((RawStmt *) lfirst(lc))->stmt;
+
+		if (IsA(stmt, TransactionStmt) || IsA(stmt, VacuumStmt) ||
+			IsA(stmt, CreatedbStmt) || IsA(stmt, DropdbStmt))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a task cannot contain %s", CreateCommandName(stmt)),
+					 errdetail("A task runs in one transaction.")));
+	}
+}
+
+/*
+ * migrate_validate_row_fn
+ *		Check that fnoid is a function f(relation) RETURNS relation that the
+ *		current user may execute.
+ */
+void
+migrate_validate_row_fn(Oid fnoid, Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fnoid));
+	Form_pg_proc proc;
+	Oid			reltype = get_rel_type_id(relid);
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", fnoid)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->prokind != PROKIND_FUNCTION || proc->proretset ||
+		proc->pronargs != 1 || proc->proargtypes.values[0] != reltype ||
+		proc->prorettype != reltype)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("row_fn %s must take one row of %s and return one row of it",
+						format_procedure(fnoid), format_type_be(reltype)),
+				 errhint("Declare it as: CREATE FUNCTION f(r %s) RETURNS %s.",
+						 format_type_be(reltype), format_type_be(reltype))));
+	ReleaseSysCache(tup);
+	if (pg_proc_aclcheck(fnoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", format_procedure(fnoid))));
+}
+
+/*
+ * migrate_estimate_rows
+ *		Estimate the rows of relid (summed over its partitions) the way the
+ *		planner does, also for a table that was never analyzed.
+ */
+int64
+migrate_estimate_rows(Oid relid)
+{
+	List	   *rels = find_all_inheritors(relid, AccessShareLock, NULL);
+	ListCell   *lc;
+	double		total = 0;
+
+	foreach(lc, rels)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+
+		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		{
+			BlockNumber pages;
+			double		tuples;
+			double		allvisfrac;
+
+			estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+			total += tuples;
+		}
+		table_close(rel, NoLock);
+		if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+			break;				/* plain inheritance children are not migrated */
+	}
+	return (int64) total;
+}
+
+/* Set lock_timeout for the rest of this GUC nest level. */
+static void
+set_lock_timeout(int64 ms)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), INT64_FORMAT, ms);
+	(void) set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * run_user_sql
+ *		Run one of the batch's statements as the migration's owner.
+ */
+static int
+run_user_sql(const Migration *m, const char *sql, int nargs, Oid *types,
+			 Datum *values, const char *nulls)
+{
+	RoleSwitch	rs;
+	int			ret;
+
+	migrate_become_migration_owner(&rs, m);
+	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	migrate_restore_role(&rs);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	return ret;
+}
+
+/*
+ * find_batch_bound
+ *		Find the last key of the next batch; false if no rows are left.
+ */
+static bool
+find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
+				 Datum *bound, int64 *rows)
+{
+	Oid			types[2] = {JSONBOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+
+	values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
+	nulls[0] = m->cursor ? ' ' : 'n';
+	values[1] = Int32GetDatum(batch_size);
+	run_user_sql(m, b->bound, 2, types, values, nulls);
+	if (SPI_processed == 0)
+		return false;
+	*bound = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 2, &isnull));
+	return true;
+}
+
+/*
+ * migrate_run_batch
+ *		Run the next batch of m in the current transaction and record it.
+ *
+ * Leaves the transaction open: the caller commits the change and the
+ * catalog update together (or, in migrate_step, leaves that to the user).
+ * lock_timeout applies to the batch's statements only.
+ */
+void
+migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
+{
+	Oid			relid = migrate_resolve_relation(m, false);
+	BatchSql   *b = build_batch_sql(m, relid, m->cursor != NULL);
+	int			nestlevel = NewGUCNestLevel();
+	Datum		bound;
+	int64		rows;
+
+	memset(res, 0, sizeof(*res));
+	set_lock_timeout(m->lock_timeout_ms);
+	if (!find_batch_bound(m, b, batch_size, &bound, &rows))
+		res->done = true;
+	else
+	{
+		Oid			types[2] = {JSONBOID, JSONBOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', ' '};
+
+		res->new_cursor = DatumGetJsonbPCopy(bound);
+		res->visited = rows;
+		values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
+		nulls[0] = m->cursor ? ' ' : 'n';
+		values[1] = JsonbPGetDatum(res->new_cursor);
+		run_user_sql(m, b->change, 2, types, values, nulls);
+		res->changed = SPI_processed;
+	}
+	AtEOXact_GUC(true, nestlevel);
+	migrate_catalog_record_batch(m, res, true);
+}
+
+/*
+ * migrate_run_task
+ *		Run a one-off task's SQL once, as its owner, in the current
+ *		transaction, and record it as done.
+ */
+void
+migrate_run_task(Migration *m, BatchResult *res)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	memset(res, 0, sizeof(*res));
+	set_lock_timeout(m->lock_timeout_ms);
+	run_user_sql(m, m->sql, 0, NULL, NULL, NULL);
+	AtEOXact_GUC(true, nestlevel);
+	res->done = true;
+	res->visited = 1;
+	res->changed = SPI_processed;
+	migrate_catalog_record_batch(m, res, true);
+}
+
+/*
+ * migrate_explain_check
+ *		Plan m's statements without running them, as m's owner.
+ *
+ * This resolves every name in the user's fragments and checks the owner's
+ * privileges, so that mistakes surface at registration and not in the
+ * worker.  A task is planned only if it is a single plannable statement.
+ */
+void
+migrate_explain_check(Migration *m)
+{
+	Oid			types[2] = {JSONBOID, JSONBOID};
+	Datum		values[2] = {0, 0};
+	char		nulls[2] = {'n', 'n'};
+
+	if (m->relation == NULL)
+	{
+		List	   *stmts = raw_parser(m->sql, RAW_PARSE_DEFAULT);
+		Node	   *stmt = ((RawStmt *) linitial(stmts))->stmt;
+
+		if (list_length(stmts) == 1 &&
+			(IsA(stmt, SelectStmt) || IsA(stmt, InsertStmt) ||
+			 IsA(stmt, UpdateStmt) || IsA(stmt, DeleteStmt)))
+			run_user_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", m->sql),
+						 0, NULL, NULL, NULL);
+	}
+	else
+	{
+		BatchSql   *b = build_batch_sql(m, migrate_resolve_relation(m, false), true);
+
+		run_user_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
+					 2, types, values, nulls);
+	}
+}
+
+/*
+ * migrate_dry_run_batch
+ *		Run the next batch of m in a subtransaction, hand each changed row
+ *		to cb, and roll the subtransaction back.
+ *
+ * Nothing the batch did survives, the cursor included.  Values handed to
+ * cb live in the caller's memory context.
+ */
+void
+migrate_dry_run_batch(Migration *m, int32 batch_size, int32 max_rows,
+					  DryRunRowCallback cb, void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			nestlevel = NewGUCNestLevel();
+
+		set_lock_timeout(m->lock_timeout_ms);
+		if (m->relation == NULL)
+		{
+			StringInfoData buf;
+
+			run_user_sql(m, m->sql, 0, NULL, NULL, NULL);
+			initStringInfo(&buf);
+			appendStringInfo(&buf, "{\"rows\": " UINT64_FORMAT "}", SPI_processed);
+			MemoryContextSwitchTo(oldcxt);
+			cb(arg, (Datum) 0, true, (Datum) 0, true,
+			   DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)), false);
+		}
+		else
+		{
+			Oid			relid = migrate_resolve_relation(m, false);
+			BatchSql   *b = build_batch_sql(m, relid, m->cursor != NULL);
+			Datum		bound;
+			int64		rows;
+
+			if (find_batch_bound(m, b, batch_size, &bound, &rows))
+			{
+				Oid			types[3] = {JSONBOID, JSONBOID, INT4OID};
+				Datum		values[3];
+				char		nulls[3] = {' ', ' ', ' '};
+
+				values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
+				nulls[0] = m->cursor ? ' ' : 'n';
+				values[1] = bound;
+				values[2] = Int32GetDatum(max_rows);
+				run_user_sql(m, b->dry_run, 3, types, values, nulls);
+				for (uint64 i = 0; i < SPI_processed; i++)
+				{
+					HeapTuple	tup = SPI_tuptable->vals[i];
+					TupleDesc	desc = SPI_tuptable->tupdesc;
+					bool		n1,
+								n2,
+								n3;
+					Datum		d1 = SPI_getbinval(tup, desc, 1, &n1);
+					Datum		d2 = SPI_getbinval(tup, desc, 2, &n2);
+					Datum		d3 = SPI_getbinval(tup, desc, 3, &n3);
+
+					MemoryContextSwitchTo(oldcxt);
+					cb(arg, n1 ? 0 : PointerGetDatum(DatumGetJsonbPCopy(d1)), n1,
+					   n2 ? 0 : PointerGetDatum(DatumGetJsonbPCopy(d2)), n2,
+					   n3 ? 0 : PointerGetDatum(DatumGetJsonbPCopy(d3)), n3);
+				}
+			}
+		}
+		AtEOXact_GUC(true, nestlevel);
+	}
+	PG_CATCH();
+	{
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+}

@@ -1,0 +1,325 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Reading and writing migrate.migrations and migrate.events.
+ *
+ * Every function here expects to be called inside a transaction with SPI
+ * connected; what it returns lives in the current SPI procedure context
+ * unless said otherwise.  All statements run as the catalog owner with
+ * search_path pinned to pg_catalog, pg_temp, name every object with its
+ * schema and pass every value as a parameter.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "migrate.h"
+
+#define MIGRATION_COLUMNS \
+	"id, name, action, relation, key_columns, set_clause, where_clause, " \
+	"row_fn, sql, batch_size, " \
+	"(pg_catalog.date_part('epoch', pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8, " \
+	"(pg_catalog.date_part('epoch', lock_timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8, " \
+	"search_path, owner::pg_catalog.oid, state, cursor, processed, changed, " \
+	"batches, worker_pid, series_rest"
+
+/*
+ * migrate_text_or_null
+ *		Return a palloc'd C string of a text datum, or NULL.
+ */
+char *
+migrate_text_or_null(Datum d, bool isnull)
+{
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* Turn a text[] datum into a List of C strings (NIL for NULL). */
+static List *
+text_array_to_list(Datum d, bool isnull)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	if (isnull)
+		return NIL;
+	arr = DatumGetArrayTypeP(d);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/*
+ * migrate_catalog_exec
+ *		Run one statement on the catalog as the catalog owner.
+ *
+ * "expected" is the SPI result code the statement must return (or 0 to
+ * accept any non-error result).  Results stay in SPI_tuptable.
+ */
+void
+migrate_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
+					 const char *nulls, int expected)
+{
+	RoleSwitch	rs;
+	int			ret;
+
+	migrate_become_catalog_owner(&rs);
+	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	migrate_restore_role(&rs);
+	if (ret < 0 || (expected != 0 && ret != expected))
+		elog(ERROR, "migrate catalog statement failed: %s: %s",
+			 SPI_result_code_string(ret), sql);
+}
+
+/* Build a Migration from the current row of SPI_tuptable. */
+static Migration *
+migration_from_tuple(HeapTuple tuple, TupleDesc desc)
+{
+	Migration  *m = palloc0(sizeof(Migration));
+	bool		isnull;
+	Datum		d;
+
+#define COL(n) (d = SPI_getbinval(tuple, desc, (n), &isnull))
+	m->id = DatumGetInt64(COL(1));
+	m->name = TextDatumGetCString(COL(2));
+	m->action = TextDatumGetCString(COL(3));
+	m->relation = migrate_text_or_null(COL(4), isnull);
+	m->key_columns = text_array_to_list(COL(5), isnull);
+	m->set_clause = migrate_text_or_null(COL(6), isnull);
+	m->where_clause = migrate_text_or_null(COL(7), isnull);
+	m->row_fn = migrate_text_or_null(COL(8), isnull);
+	m->sql = migrate_text_or_null(COL(9), isnull);
+	m->batch_size = DatumGetInt32(COL(10));
+	m->pause_ms = DatumGetInt64(COL(11));
+	m->lock_timeout_ms = DatumGetInt64(COL(12));
+	m->search_path = TextDatumGetCString(COL(13));
+	m->owner = DatumGetObjectId(COL(14));
+	m->state = TextDatumGetCString(COL(15));
+	COL(16);
+	m->cursor = isnull ? NULL : DatumGetJsonbPCopy(d);
+	m->processed = DatumGetInt64(COL(17));
+	m->changed = DatumGetInt64(COL(18));
+	m->batches = DatumGetInt64(COL(19));
+	COL(20);
+	m->worker_pid = isnull ? 0 : DatumGetInt32(d);
+	m->series_rest = text_array_to_list(COL(21), isnull);
+#undef COL
+	return m;
+}
+
+/*
+ * migrate_catalog_load
+ *		Read the migration called "name", optionally locking its row.
+ *
+ * With for_update the row is locked FOR UPDATE until the end of the
+ * transaction, which serializes every state change of one migration.
+ * Returns NULL if missing_ok and there is no such migration, else errors.
+ */
+Migration *
+migrate_catalog_load(const char *name, bool for_update, bool missing_ok)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("migration name must not be null")));
+
+	values[0] = CStringGetTextDatum(name);
+	migrate_catalog_exec(for_update ?
+						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
+						 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
+						 " WHERE name OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		if (missing_ok)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration \"%s\" does not exist", name),
+				 errhint("Run migrate_status() to list the migrations you can see.")));
+	}
+	return migration_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+}
+
+/*
+ * migrate_catalog_load_by_id
+ *		Like migrate_catalog_load, by id; returns NULL if the row is gone.
+ */
+Migration *
+migrate_catalog_load_by_id(int64 id, bool for_update)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	migrate_catalog_exec(for_update ?
+						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
+						 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return migration_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+}
+
+/*
+ * migrate_catalog_row_datum
+ *		Return the migrate.migrations row with this id as a composite datum
+ *		allocated in the caller's (upper executor) memory context.
+ */
+Datum
+migrate_catalog_row_datum(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		isnull;
+	Datum		d;
+
+	migrate_catalog_exec("SELECT m FROM migrate.migrations m"
+						 " WHERE m.id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "migration with id " INT64_FORMAT " vanished", id);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return SPI_datumTransfer(d, false, -1);
+}
+
+/*
+ * migrate_catalog_log_event
+ *		Append one row to the audit log, in the current transaction.
+ *
+ * The acting role is the current user at the time of the call.
+ */
+void
+migrate_catalog_log_event(const char *name, Oid owner, const char *event,
+						  const char *detail)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *role = GetUserNameFromId(GetUserId(), true);
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(event);
+	values[2] = DirectFunctionCall1(namein, CStringGetDatum(role ? role : "?"));
+	values[3] = ObjectIdGetDatum(owner);
+	if (detail)
+		values[4] = CStringGetTextDatum(detail);
+	else
+		nulls[4] = 'n';
+	migrate_catalog_exec("INSERT INTO migrate.events (migration, event, role, owner, detail)"
+						 " VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5)",
+						 5, types, values, nulls, SPI_OK_INSERT);
+}
+
+/*
+ * migrate_catalog_set_state
+ *		Set the state of migration m, log "event" and update m->state.
+ *
+ * Leaving "running" clears worker_pid; entering "done" or "failed" sets
+ * finished_at; "failed" stores detail as last_error; "cancelled" and
+ * "failed" end a series.  The caller holds the row lock or is the
+ * migration's runner.
+ */
+void
+migrate_catalog_set_state(const Migration *m, const char *state,
+						  const char *event, const char *detail)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(m->id);
+	values[1] = CStringGetTextDatum(state);
+	if (detail && strcmp(state, MIGRATE_STATE_FAILED) == 0)
+		values[2] = CStringGetTextDatum(detail);
+	else
+		nulls[2] = 'n';
+	migrate_catalog_exec("UPDATE migrate.migrations SET"
+						 " state = $2,"
+						 " worker_pid = CASE WHEN $2 OPERATOR(pg_catalog.=) 'running'"
+						 "     THEN worker_pid END,"
+						 " finished_at = CASE WHEN $2 OPERATOR(pg_catalog.=) ANY ('{done,failed}')"
+						 "     THEN pg_catalog.clock_timestamp() ELSE finished_at END,"
+						 " last_error = CASE WHEN $2 OPERATOR(pg_catalog.=) 'failed'"
+						 "     THEN $3 ELSE last_error END,"
+						 " series_rest = CASE WHEN $2 OPERATOR(pg_catalog.=) ANY ('{cancelled,failed}')"
+						 "     THEN NULL ELSE series_rest END"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 3, types, values, nulls, SPI_OK_UPDATE);
+	if (event)
+		migrate_catalog_log_event(m->name, m->owner, event, detail);
+	((Migration *) m)->state = pstrdup(state);
+}
+
+/*
+ * migrate_catalog_record_batch
+ *		Store what a batch did, in the batch's own transaction.
+ *
+ * Advances the cursor and counters; when the batch found nothing left the
+ * migration becomes done (whatever pause or cancel raced it: the work is
+ * finished).  m->state is refreshed from the row, so the caller sees a
+ * pause or cancel that committed while the batch ran.
+ */
+void
+migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
+{
+	Oid			types[5] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = Int64GetDatum(m->id);
+	if (res->new_cursor)
+		values[1] = JsonbPGetDatum(res->new_cursor);
+	else
+		nulls[1] = 'n';
+	values[2] = Int64GetDatum(res->visited);
+	values[3] = Int64GetDatum(res->changed);
+	values[4] = BoolGetDatum(res->done && finish);
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET"
+						 " cursor = pg_catalog.coalesce($2, cursor),"
+						 " processed = processed OPERATOR(pg_catalog.+) $3,"
+						 " changed = changed OPERATOR(pg_catalog.+) $4,"
+						 " batches = batches OPERATOR(pg_catalog.+) CASE WHEN $3 OPERATOR(pg_catalog.>) 0 OR $2 IS NOT NULL THEN 1 ELSE 0 END,"
+						 " last_batch_at = pg_catalog.clock_timestamp(),"
+						 " state = CASE WHEN $5 THEN 'done' ELSE state END,"
+						 " finished_at = CASE WHEN $5 THEN pg_catalog.clock_timestamp() ELSE finished_at END,"
+						 " worker_pid = CASE WHEN $5 THEN NULL ELSE worker_pid END,"
+						 " last_error = CASE WHEN $5 THEN NULL ELSE last_error END"
+						 " WHERE id OPERATOR(pg_catalog.=) $1"
+						 " RETURNING state",
+						 5, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration \"%s\" was unregistered while it ran", m->name)));
+	m->state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	m->processed += res->visited;
+	m->changed += res->changed;
+	if (res->new_cursor)
+		m->cursor = res->new_cursor;
+	if (res->done && finish)
+		migrate_catalog_log_event(m->name, m->owner, "done",
+								  psprintf("processed " INT64_FORMAT ", changed " INT64_FORMAT,
+										   m->processed, m->changed));
+}

@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ *
+ * migrate.c
+ *	  Module entry point of the migrate extension: GUCs and the launcher.
+ *
+ * migrate works without shared_preload_libraries: the SQL functions start
+ * dynamic background workers on demand.  Preloading it adds a launcher
+ * that, after every server start or crash, restarts the migrations that
+ * were running.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "migrate.h"
+
+PG_MODULE_MAGIC;
+
+/* migrate.max_workers: migrate workers allowed at once, cluster-wide */
+int			migrate_max_workers = 4;
+
+/* migrate.max_lock_retries: attempts a batch gets when it cannot lock rows */
+int			migrate_max_lock_retries = 10;
+
+void		_PG_init(void);
+
+/*
+ * _PG_init
+ *		Define the GUCs; when preloaded, register the launcher.
+ *
+ * Nothing is registered during a binary upgrade, when no worker may touch
+ * the databases.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("migrate.max_workers",
+							"Maximum number of migrate background workers running at once.",
+							"Counted over the whole cluster. migrate_start() fails with a clear error when all are busy.",
+							&migrate_max_workers,
+							4, 0, 1024,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migrate.max_lock_retries",
+							"Number of attempts a batch gets when it cannot take its locks in time.",
+							"A batch that hits lock_timeout, a deadlock or a serialization failure is rolled back and retried after a growing pause; after this many attempts the migration fails.",
+							&migrate_max_lock_retries,
+							10, 1, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("migrate");
+
+	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+		migrate_register_launcher();
+}

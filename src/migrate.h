@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * migrate.h
+ *	  Declarations shared by the migrate extension's source files.
+ *
+ * A migration is one row of migrate.migrations.  The C code reads that row
+ * into a Migration struct, runs batches against it and writes the cursor
+ * and counters back in the same transaction as the batch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MIGRATE_H
+#define MIGRATE_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "storage/lock.h"
+#include "utils/jsonb.h"
+
+/* States of a migration, exactly as stored in migrate.migrations.state */
+#define MIGRATE_STATE_REGISTERED	"registered"
+#define MIGRATE_STATE_RUNNING		"running"
+#define MIGRATE_STATE_PAUSED		"paused"
+#define MIGRATE_STATE_CANCELLED		"cancelled"
+#define MIGRATE_STATE_DONE			"done"
+#define MIGRATE_STATE_FAILED		"failed"
+
+/* Kinds of change, as stored in migrate.migrations.action */
+#define MIGRATE_ACTION_UPDATE		"update"
+#define MIGRATE_ACTION_DELETE		"delete"
+#define MIGRATE_ACTION_TASK			"task"
+
+/* locktag_field4 of the advisory lock a runner holds for its migration */
+#define MIGRATE_RUNNER_LOCK_KIND	28007
+
+/* Longest migration name, in bytes; it must fit a worker's bgw_extra */
+#define MIGRATE_MAX_NAME_LEN		63
+
+/* One migration, as read from migrate.migrations */
+typedef struct Migration
+{
+	int64		id;
+	char	   *name;
+	char	   *action;			/* update, delete or task */
+	char	   *relation;		/* quoted, qualified table name; NULL for a
+								 * task */
+	List	   *key_columns;	/* list of char *, in key order */
+	char	   *set_clause;
+	char	   *where_clause;
+	char	   *row_fn;			/* qualified regprocedure text */
+	char	   *sql;
+	int32		batch_size;
+	int64		pause_ms;
+	int64		lock_timeout_ms;
+	char	   *search_path;
+	Oid			owner;
+	char	   *state;
+	Jsonb	   *cursor;			/* NULL before the first batch */
+	int64		processed;
+	int64		changed;
+	int64		batches;
+	int32		worker_pid;		/* 0 when NULL */
+	List	   *series_rest;	/* names still to run after this one */
+} Migration;
+
+/* What one batch did */
+typedef struct BatchResult
+{
+	bool		done;			/* no rows were left after the cursor */
+	int64		visited;		/* rows in the batch's key range */
+	int64		changed;		/* rows written or deleted */
+	Jsonb	   *new_cursor;		/* last key of the batch, or NULL */
+} BatchResult;
+
+/* Callback a dry run uses to hand back one (key, before, after) row */
+typedef void (*DryRunRowCallback) (void *arg, Datum key, bool key_null,
+								   Datum before, bool before_null,
+								   Datum after, bool after_null);
+
+/* migrate.c: GUCs */
+extern int	migrate_max_workers;
+extern int	migrate_max_lock_retries;
+
+/* security.c: roles, privileges and search_path */
+typedef struct RoleSwitch
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+	int			guc_nestlevel;
+} RoleSwitch;
+
+extern Oid	migrate_catalog_owner(void);
+extern void migrate_become_catalog_owner(RoleSwitch *rs);
+extern void migrate_become_migration_owner(RoleSwitch *rs, const Migration *m);
+extern void migrate_restore_role(RoleSwitch *rs);
+extern void migrate_check_may_manage(const Migration *m, const char *what);
+extern void migrate_check_table_privilege(Oid relid, const char *action);
+
+/* catalog.c: access to migrate.migrations and migrate.events */
+extern Migration *migrate_catalog_load(const char *name, bool for_update,
+									   bool missing_ok);
+extern Migration *migrate_catalog_load_by_id(int64 id, bool for_update);
+extern Datum migrate_catalog_row_datum(int64 id);
+extern void migrate_catalog_log_event(const char *name, Oid owner,
+									  const char *event, const char *detail);
+extern void migrate_catalog_set_state(const Migration *m, const char *state,
+									  const char *event, const char *detail);
+extern void migrate_catalog_exec(const char *sql, int nargs, Oid *types,
+								 Datum *values, const char *nulls,
+								 int expected);
+extern void migrate_catalog_record_batch(Migration *m, const BatchResult *res,
+										 bool finish);
+extern char *migrate_text_or_null(Datum d, bool isnull);
+
+/* batch.c: building and running batches */
+extern List *migrate_find_key_columns(Oid relid);
+extern void migrate_validate_clause(const char *clause, bool is_set,
+									List *key_columns);
+extern void migrate_validate_task_sql(const char *sql);
+extern void migrate_validate_row_fn(Oid fnoid, Oid relid);
+extern void migrate_explain_check(Migration *m);
+extern Oid	migrate_resolve_relation(const Migration *m, bool missing_ok);
+extern int64 migrate_estimate_rows(Oid relid);
+extern void migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res);
+extern void migrate_run_task(Migration *m, BatchResult *res);
+extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
+								  int32 max_rows, DryRunRowCallback cb,
+								  void *arg);
+
+/* worker.c: background workers and runner locks */
+extern void migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
+extern bool migrate_runner_active(int64 id);
+extern void migrate_runner_lock(int64 id);
+extern void migrate_runner_unlock(int64 id);
+extern int	migrate_launch_worker(Migration *m);
+extern void migrate_register_launcher(void);
+
+/* api.c: shared by the SQL functions and the workers */
+extern void migrate_start_locked(Migration *m, bool restart, List *series_rest,
+								 const char *event, const char *detail);
+
+#endif							/* MIGRATE_H */

@@ -1,0 +1,158 @@
+/*-------------------------------------------------------------------------
+ *
+ * security.c
+ *	  Who may do what, and as whom the extension runs each piece of work.
+ *
+ * Two roles matter while a migration runs.  The migration's owner (the role
+ * that registered it) runs the user's change, so a migration can never do
+ * more than its owner could do by hand.  The owner of the catalog tables
+ * (the role that created the extension) writes migrate.migrations and
+ * migrate.events, which ordinary roles cannot write at all.  Both switches
+ * pin search_path, the catalog one to pg_catalog, pg_temp and the owner one
+ * to the search_path saved when the migration was registered.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "migrate.h"
+
+/*
+ * migrate_catalog_owner
+ *		Return the owner of migrate.migrations.
+ *
+ * Needs a transaction; errors out if the extension's catalog is missing.
+ */
+Oid
+migrate_catalog_owner(void)
+{
+	Oid			nspid;
+	Oid			relid;
+	Oid			owner;
+	HeapTuple	tuple;
+
+	nspid = get_namespace_oid("migrate", true);
+	relid = OidIsValid(nspid) ? get_relname_relid("migrations", nspid) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"migrate\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION migrate.")));
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * switch_role
+ *		Become "role" with search_path set to "path" until migrate_restore_role.
+ *
+ * The switch is local (SECURITY_LOCAL_USERID_CHANGE), so the code run
+ * under it cannot SET ROLE or SET SESSION AUTHORIZATION its way out.  The
+ * GUC nest level makes the search_path (and anything the user's code sets
+ * with SET LOCAL) revert when we switch back, also on error.
+ */
+static void
+switch_role(RoleSwitch *rs, Oid role, const char *path)
+{
+	GetUserIdAndSecContext(&rs->saved_userid, &rs->saved_sec_context);
+	SetUserIdAndSecContext(role,
+						   rs->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	rs->guc_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", path,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * migrate_become_catalog_owner
+ *		Switch to the catalog owner with search_path = pg_catalog, pg_temp.
+ */
+void
+migrate_become_catalog_owner(RoleSwitch *rs)
+{
+	switch_role(rs, migrate_catalog_owner(), "pg_catalog, pg_temp");
+}
+
+/*
+ * migrate_become_migration_owner
+ *		Switch to the migration's owner with the migration's search_path.
+ *
+ * Errors out if the owner role no longer exists.
+ */
+void
+migrate_become_migration_owner(RoleSwitch *rs, const Migration *m)
+{
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(m->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner of migration \"%s\" no longer exists", m->name),
+				 errdetail("The role with OID %u was dropped.", m->owner),
+				 errhint("Register the migration again with replace => true.")));
+	switch_role(rs, m->owner, m->search_path);
+}
+
+/*
+ * migrate_restore_role
+ *		Undo migrate_become_*: restore the user id and the GUCs.
+ */
+void
+migrate_restore_role(RoleSwitch *rs)
+{
+	AtEOXact_GUC(true, rs->guc_nestlevel);
+	SetUserIdAndSecContext(rs->saved_userid, rs->saved_sec_context);
+}
+
+/*
+ * migrate_check_may_manage
+ *		Error out unless the current user may manage migration m.
+ *
+ * The owner, members of the owner's role and superusers may; "what" names
+ * the action for the message ("start", "pause", ...).
+ */
+void
+migrate_check_may_manage(const Migration *m, const char *what)
+{
+	if (!is_member_of_role(GetUserId(), m->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s migration \"%s\"", what, m->name),
+				 errdetail("Only the owner of the migration, members of its role and superusers may %s it.",
+						   what)));
+}
+
+/*
+ * migrate_check_table_privilege
+ *		Error out unless the current user may UPDATE (or DELETE from) relid.
+ */
+void
+migrate_check_table_privilege(Oid relid, const char *action)
+{
+	bool		is_delete = strcmp(action, MIGRATE_ACTION_DELETE) == 0;
+	AclMode		mode = is_delete ? ACL_DELETE : ACL_UPDATE;
+
+	if (pg_class_aclcheck(relid, GetUserId(), mode) != ACLCHECK_OK &&
+		(is_delete ||
+		 pg_attribute_aclcheck_all(relid, GetUserId(), ACL_UPDATE,
+								   ACLMASK_ANY) != ACLCHECK_OK))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid)),
+				 errdetail("Registering a migration that %ss rows needs the %s privilege on the table.",
+						   is_delete ? "delete" : "update",
+						   is_delete ? "DELETE" : "UPDATE")));
+}

@@ -1,0 +1,713 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Background workers: the per-migration worker, the launcher that
+ *	  restarts running migrations after a server restart, and the runner
+ *	  lock that guarantees one runner per migration.
+ *
+ * Whoever runs a migration's batches (a background worker, or a session in
+ * CALL migrate_run) holds a session-level advisory lock on the migration
+ * for as long as it runs.  "Is it running?" is therefore answered by the
+ * lock table, which forgets a runner the moment its process ends, and a
+ * second runner can never start.
+ *
+ * Starting a worker happens inside the transaction that marks the
+ * migration running, with its row locked.  The new worker takes the runner
+ * lock, then waits for that row lock, so it only ever sees committed state:
+ * if the starting transaction rolls back, the worker finds the migration
+ * not running (or not claimed by it) and leaves quietly.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "migrate.h"
+
+PGDLLEXPORT void migrate_worker_main(Datum main_arg);
+PGDLLEXPORT void migrate_launcher_main(Datum main_arg);
+PGDLLEXPORT void migrate_recovery_main(Datum main_arg);
+
+/* What a migration worker is told at start, through bgw_extra */
+typedef struct WorkerArgs
+{
+	Oid			dbid;
+	Oid			connect_as;		/* role to connect as */
+	int64		id;				/* migrate.migrations.id */
+	char		name[MIGRATE_MAX_NAME_LEN + 1];
+} WorkerArgs;
+
+StaticAssertDecl(sizeof(WorkerArgs) <= BGW_EXTRALEN, "WorkerArgs must fit bgw_extra");
+
+/* How long migrate_launch_worker waits for a new worker to claim its lock */
+#define WORKER_CLAIM_TIMEOUT_MS 60000
+
+/*
+ * migrate_runner_locktag
+ *		Fill in the advisory lock tag of migration id in database dbid.
+ *
+ * The fourth field keeps it apart from pg_advisory_lock()'s keys.
+ */
+void
+migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, dbid, (uint32) (((uint64) id) >> 32),
+						 (uint32) id, MIGRATE_RUNNER_LOCK_KIND);
+}
+
+/*
+ * migrate_runner_active
+ *		Is some process (this one included) running migration id?
+ */
+bool
+migrate_runner_active(int64 id)
+{
+	LOCKTAG		tag;
+	LockAcquireResult res;
+
+	migrate_runner_locktag(&tag, MyDatabaseId, id);
+#if PG_VERSION_NUM >= 170000
+	if (LockHeldByMe(&tag, ExclusiveLock, false))
+#else
+	if (LockHeldByMe(&tag, ExclusiveLock))
+#endif
+		return true;
+	res = LockAcquire(&tag, ExclusiveLock, false, true);
+	if (res == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ExclusiveLock, false);
+	return false;
+}
+
+/*
+ * migrate_runner_lock
+ *		Become the runner of migration id for the rest of this session (until
+ *		migrate_runner_unlock); error out if another process runs it.
+ */
+void
+migrate_runner_lock(int64 id)
+{
+	LOCKTAG		tag;
+
+	migrate_runner_locktag(&tag, MyDatabaseId, id);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration is already being run by another process")));
+}
+
+/*
+ * migrate_runner_unlock
+ *		Stop being the runner of migration id.
+ */
+void
+migrate_runner_unlock(int64 id)
+{
+	LOCKTAG		tag;
+
+	migrate_runner_locktag(&tag, MyDatabaseId, id);
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
+/*
+ * count_other_workers
+ *		Count migrate workers in the whole cluster, other than this process.
+ *
+ * Called with the cluster-wide start lock held, so that two starts cannot
+ * both see a free slot.
+ */
+static int64
+count_other_workers(void)
+{
+	bool		isnull;
+
+	pgstat_clear_backend_activity_snapshot();
+	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
+						 " WHERE backend_type OPERATOR(pg_catalog.=) 'migrate worker'"
+						 " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+						 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_launch_worker
+ *		Start a background worker for migration m and return its pid once it
+ *		holds the migration's runner lock.
+ *
+ * The caller holds m's row lock and has marked m running in the current
+ * transaction; the worker waits for that transaction to end before it
+ * does anything.  Errors out (leaving the caller to roll back) when
+ * migrate.max_workers or max_worker_processes is exhausted, or when the
+ * worker dies before it claims the migration.
+ */
+int
+migrate_launch_worker(Migration *m)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	WorkerArgs	args;
+	LOCKTAG		start_tag;
+	pid_t		pid;
+	BgwHandleStatus status;
+	TimestampTz deadline;
+	HeapTuple	roletup;
+	int64		others;
+
+	/* serialize starts across the cluster, so the slot count is exact */
+	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_RUNNER_LOCK_KIND + 1);
+	(void) LockAcquire(&start_tag, ExclusiveLock, false, false);
+	others = count_other_workers();
+	if (others >= migrate_max_workers)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start migration \"%s\": all %d migrate workers are busy",
+						m->name, migrate_max_workers),
+				 errhint("Wait for a running migration to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers.")));
+
+	memset(&args, 0, sizeof(args));
+	args.dbid = MyDatabaseId;
+	args.id = m->id;
+	strlcpy(args.name, m->name, sizeof(args.name));
+	roletup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(m->owner));
+	if (!HeapTupleIsValid(roletup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner of migration \"%s\" no longer exists", m->name),
+				 errhint("Register the migration again with replace => true.")));
+#if PG_VERSION_NUM >= 160000
+	args.connect_as = m->owner;
+#else
+	/* before 16 a worker cannot connect as a NOLOGIN role; it switches later */
+	args.connect_as = ((Form_pg_authid) GETSTRUCT(roletup))->rolcanlogin ?
+		m->owner : InvalidOid;
+#endif
+	ReleaseSysCache(roletup);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "migrate", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "migrate_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate worker for %s", m->name);
+	strlcpy(worker.bgw_type, "migrate worker", BGW_MAXLEN);
+	worker.bgw_notify_pid = MyProcPid;
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start migration \"%s\": no free background worker slot", m->name),
+				 errdetail("All max_worker_processes slots are in use."),
+				 errhint("Raise max_worker_processes, or wait for other background workers to finish.")));
+
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+	if (status != BGWH_STARTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start migration \"%s\": its background worker did not start", m->name),
+				 errhint("See the server log for the reason.")));
+
+	/* wait until the worker holds its runner lock */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   WORKER_CLAIM_TIMEOUT_MS);
+	while (!migrate_runner_active(m->id))
+	{
+		if (GetBackgroundWorkerPid(handle, &pid) != BGWH_STARTED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start migration \"%s\": its background worker exited at start", m->name),
+					 errhint("See the server log for the reason.")));
+		if (GetCurrentTimestamp() > deadline)
+		{
+			TerminateBackgroundWorker(handle);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not start migration \"%s\": its background worker did not report for duty", m->name)));
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return (int) pid;
+}
+
+/* Start a transaction with a snapshot and SPI, as every unit of work needs. */
+static void
+begin_unit(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commit what begin_unit started. */
+static void
+end_unit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Sleep up to ms milliseconds on our latch, answering interrupts. */
+static void
+worker_sleep(long ms)
+{
+	(void) WaitLatch(MyLatch,
+					 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (ms >= 0 ? WL_TIMEOUT : 0),
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/*
+ * worker_still_claimed
+ *		Is migration id still running with this process as its worker?
+ *
+ * Runs its own short transaction.
+ */
+static bool
+worker_still_claimed(int64 id, bool lock_row)
+{
+	Migration  *m;
+	bool		claimed;
+
+	begin_unit("migrate: checking state");
+	m = migrate_catalog_load_by_id(id, lock_row);
+	claimed = m != NULL && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+		m->worker_pid == MyProcPid;
+	end_unit();
+	return claimed;
+}
+
+/*
+ * worker_record_failure
+ *		Mark migration id failed with the error's message, in a transaction
+ *		of its own, unless someone else changed its state meanwhile.
+ */
+static void
+worker_record_failure(int64 id, ErrorData *edata)
+{
+	Migration  *m;
+
+	begin_unit("migrate: recording failure");
+	m = migrate_catalog_load_by_id(id, true);
+	if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+		m->worker_pid == MyProcPid)
+		migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", edata->message);
+	end_unit();
+}
+
+/*
+ * start_next_in_series
+ *		After a series member finished, start the next member that is not
+ *		done yet, handing it the rest of the series.
+ *
+ * Runs its own transaction.  A member that cannot be started is marked
+ * failed with the reason, which ends the series.
+ */
+static void
+start_next_in_series(List *rest)
+{
+	while (rest != NIL)
+	{
+		char	   *next = linitial(rest);
+		MemoryContext oldcxt = CurrentMemoryContext;
+		volatile bool started = false;
+
+		rest = list_delete_first(rest);
+		PG_TRY();
+		{
+			Migration  *m;
+
+			begin_unit("migrate: starting next migration of a series");
+			m = migrate_catalog_load(next, true, true);
+			if (m == NULL)
+				ereport(WARNING,
+						(errmsg("migration \"%s\" of a series no longer exists; the series stops", next)));
+			else if (strcmp(m->state, MIGRATE_STATE_DONE) != 0)
+			{
+				if (!migrate_runner_active(m->id))
+					migrate_start_locked(m, false, rest, "start", "next in series");
+				started = true;
+			}
+			end_unit();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			begin_unit("migrate: recording failure");
+			{
+				Migration  *m = migrate_catalog_load(next, true, true);
+
+				if (m)
+					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail",
+											  edata->message);
+			}
+			end_unit();
+			return;
+		}
+		PG_END_TRY();
+		if (started)
+			return;
+	}
+}
+
+/*
+ * run_migration
+ *		The worker's main loop: one transaction per batch until the
+ *		migration is done, stopped by the user, or fails.
+ */
+static void
+run_migration(const WorkerArgs *args)
+{
+	MemoryContext loopcxt = AllocSetContextCreate(TopMemoryContext,
+												  "migrate worker loop",
+												  ALLOCSET_DEFAULT_SIZES);
+	int			lock_failures = 0;
+
+	if (!worker_still_claimed(args->id, true))
+	{
+		elog(DEBUG1, "migrate: migration \"%s\" was not claimed for this worker", args->name);
+		return;
+	}
+	ereport(LOG, (errmsg("migrate: running migration \"%s\"", args->name)));
+
+	for (;;)
+	{
+		volatile bool stop = false;
+		volatile bool done = false;
+		volatile int64 pause_ms = 0;
+		List	   *volatile series = NIL;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(loopcxt);
+		MemoryContextSwitchTo(loopcxt);
+
+		PG_TRY();
+		{
+			Migration  *m;
+			BatchResult res;
+
+			begin_unit("migrate: reading migration");
+			m = migrate_catalog_load_by_id(args->id, false);
+			if (m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0 ||
+				m->worker_pid != MyProcPid)
+				stop = true;
+			else
+			{
+				pgstat_report_activity(STATE_RUNNING,
+									   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
+												m->batches + 1, m->name));
+				if (m->relation == NULL)
+					migrate_run_task(m, &res);
+				else
+					migrate_run_batch(m, m->batch_size, &res);
+				done = res.done;
+				stop = strcmp(m->state, MIGRATE_STATE_RUNNING) != 0;
+				pause_ms = m->pause_ms;
+				if (done)
+				{
+					MemoryContext old = MemoryContextSwitchTo(loopcxt);
+					ListCell   *lc;
+
+					foreach(lc, m->series_rest)
+						series = lappend(series, pstrdup(lfirst(lc)));
+					MemoryContextSwitchTo(old);
+				}
+			}
+			end_unit();
+			lock_failures = 0;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			bool		retry;
+
+			MemoryContextSwitchTo(loopcxt);
+			edata = CopyErrorData();
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			pgstat_report_activity(STATE_IDLE, NULL);
+
+			retry = (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+					 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+					 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+				++lock_failures < migrate_max_lock_retries;
+			if (!retry)
+			{
+				worker_record_failure(args->id, edata);
+				return;
+			}
+			ereport(LOG,
+					(errmsg("migrate: batch of migration \"%s\" will be retried (attempt %d of %d)",
+							args->name, lock_failures + 1, migrate_max_lock_retries)));
+			/* back off: 100 ms, 200 ms, ... up to 5 s, then check we still run */
+			worker_sleep(Min(5000L, 100L << Min(lock_failures - 1, 6)));
+			if (!worker_still_claimed(args->id, false))
+				return;
+			continue;
+		}
+		PG_END_TRY();
+
+		if (done)
+		{
+			ereport(LOG, (errmsg("migrate: migration \"%s\" is done", args->name)));
+			if (series != NIL)
+				start_next_in_series(series);
+			return;
+		}
+		if (stop)
+			return;
+
+		/* the pause between batches, checking every second whether we still run */
+		while (pause_ms > 0)
+		{
+			long		chunk = Min(pause_ms, 1000);
+
+			worker_sleep(chunk);
+			pause_ms -= chunk;
+			if (!worker_still_claimed(args->id, false))
+				return;
+		}
+		if (ConfigReloadPending)
+			worker_sleep(0);
+	}
+}
+
+/*
+ * migrate_worker_main
+ *		Entry point of a migration's background worker.
+ */
+void
+migrate_worker_main(Datum main_arg)
+{
+	WorkerArgs	args;
+	char	   *appname;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+#if PG_VERSION_NUM >= 160000
+	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as,
+											  BGWORKER_BYPASS_ROLELOGINCHECK);
+#else
+	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as, 0);
+#endif
+
+	appname = psprintf("migrate: %s", args.name);
+	SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname(appname);
+
+	migrate_runner_lock(args.id);
+	run_migration(&args);
+	proc_exit(0);
+}
+
+/*
+ * migrate_recovery_main
+ *		Entry point of the worker the launcher starts in each database after
+ *		a server start: restart every migration left "running" there.
+ */
+void
+migrate_recovery_main(Datum main_arg)
+{
+	Oid			dbid = DatumGetObjectId(main_arg);
+	List	   *names = NIL;
+	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+
+	begin_unit("migrate: looking for migrations to resume");
+	if (OidIsValid(get_extension_oid("migrate", true)))
+	{
+		migrate_catalog_exec("SELECT name FROM migrate.migrations"
+							 " WHERE state OPERATOR(pg_catalog.=) 'running' ORDER BY id",
+							 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			names = lappend(names, TextDatumGetCString(d));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	end_unit();
+
+	foreach(lc, names)
+	{
+		char	   *name = lfirst(lc);
+
+		PG_TRY();
+		{
+			Migration  *m;
+
+			begin_unit("migrate: resuming a migration");
+			m = migrate_catalog_load(name, true, true);
+			if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+				!migrate_runner_active(m->id))
+				migrate_start_locked(m, false, m->series_rest, "resume",
+									 "resumed after a server restart");
+			end_unit();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			begin_unit("migrate: recording failure");
+			{
+				Migration  *m = migrate_catalog_load(name, true, true);
+
+				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail",
+											  psprintf("could not resume after a server restart: %s",
+													   edata->message));
+			}
+			end_unit();
+		}
+		PG_END_TRY();
+	}
+	proc_exit(0);
+}
+
+/*
+ * migrate_launcher_main
+ *		Entry point of the launcher (only with shared_preload_libraries):
+ *		once per server start, run a recovery worker in every database that
+ *		accepts connections, then idle until shutdown.
+ */
+void
+migrate_launcher_main(Datum main_arg)
+{
+	List	   *dbs = NIL;
+	ListCell   *lc;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		if (db->datallowconn && !db->datistemplate)
+			dbs = lappend_oid(dbs, db->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+
+	foreach(lc, dbs)
+	{
+		BackgroundWorker worker;
+		BackgroundWorkerHandle *handle;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = BGW_NEVER_RESTART;
+		strlcpy(worker.bgw_library_name, "migrate", BGW_MAXLEN);
+		strlcpy(worker.bgw_function_name, "migrate_recovery_main", BGW_MAXLEN);
+		snprintf(worker.bgw_name, BGW_MAXLEN, "migrate recovery for database %u", lfirst_oid(lc));
+		strlcpy(worker.bgw_type, "migrate recovery", BGW_MAXLEN);
+		worker.bgw_main_arg = ObjectIdGetDatum(lfirst_oid(lc));
+		worker.bgw_notify_pid = MyProcPid;
+		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		{
+			ereport(WARNING,
+					(errmsg("migrate: could not start recovery worker for database %u: no free background worker slot",
+							lfirst_oid(lc))));
+			continue;
+		}
+		(void) WaitForBackgroundWorkerShutdown(handle);
+	}
+
+	for (;;)
+		worker_sleep(-1L);
+}
+
+/*
+ * migrate_register_launcher
+ *		Register the launcher; called from _PG_init while preloading.
+ */
+void
+migrate_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	strlcpy(worker.bgw_library_name, "migrate", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "migrate_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "migrate launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "migrate launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
