@@ -216,7 +216,7 @@ SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
        CASE WHEN m.state OPERATOR(pg_catalog.=) 'done' THEN 100.0
             WHEN t.total IS NULL THEN NULL
             ELSE pg_catalog.round(100.0 OPERATOR(pg_catalog.*) m.processed
-                                  OPERATOR(pg_catalog./) pg_catalog.greatest(t.total, 1), 1)
+                                  OPERATOR(pg_catalog./) GREATEST(t.total, 1), 1)
        END,
        r.rate,
        CASE WHEN m.state OPERATOR(pg_catalog.=) 'running' AND r.rate OPERATOR(pg_catalog.>) 0
@@ -229,7 +229,7 @@ SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
   FROM migrate.migrations m
   CROSS JOIN LATERAL (
        SELECT CASE WHEN m.total_estimate IS NULL THEN NULL
-                   ELSE pg_catalog.greatest(m.total_estimate, m.processed) END AS total) t
+                   ELSE GREATEST(m.total_estimate, m.processed) END AS total) t
   CROSS JOIN LATERAL (
        SELECT CASE WHEN m.last_batch_at OPERATOR(pg_catalog.>) m.started_at
                    THEN pg_catalog.round((m.processed OPERATOR(pg_catalog.-) m.run_processed)::numeric

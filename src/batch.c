@@ -430,7 +430,7 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 	}
 	else
 	{
-		char	   *relname = quote_identifier(get_rel_name(relid));
+		const char *relname = quote_identifier(get_rel_name(relid));
 
 		append_key_json(&before, k, "");
 		if (is_delete)

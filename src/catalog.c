@@ -92,15 +92,17 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	Datum		d;
 
 #define COL(n) (d = SPI_getbinval(tuple, desc, (n), &isnull))
+#define TEXTCOL(n) (COL(n), migrate_text_or_null(d, isnull))
+#define ARRAYCOL(n) (COL(n), text_array_to_list(d, isnull))
 	m->id = DatumGetInt64(COL(1));
 	m->name = TextDatumGetCString(COL(2));
 	m->action = TextDatumGetCString(COL(3));
-	m->relation = migrate_text_or_null(COL(4), isnull);
-	m->key_columns = text_array_to_list(COL(5), isnull);
-	m->set_clause = migrate_text_or_null(COL(6), isnull);
-	m->where_clause = migrate_text_or_null(COL(7), isnull);
-	m->row_fn = migrate_text_or_null(COL(8), isnull);
-	m->sql = migrate_text_or_null(COL(9), isnull);
+	m->relation = TEXTCOL(4);
+	m->key_columns = ARRAYCOL(5);
+	m->set_clause = TEXTCOL(6);
+	m->where_clause = TEXTCOL(7);
+	m->row_fn = TEXTCOL(8);
+	m->sql = TEXTCOL(9);
 	m->batch_size = DatumGetInt32(COL(10));
 	m->pause_ms = DatumGetInt64(COL(11));
 	m->lock_timeout_ms = DatumGetInt64(COL(12));
@@ -114,8 +116,10 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->batches = DatumGetInt64(COL(19));
 	COL(20);
 	m->worker_pid = isnull ? 0 : DatumGetInt32(d);
-	m->series_rest = text_array_to_list(COL(21), isnull);
+	m->series_rest = ARRAYCOL(21);
 #undef COL
+#undef TEXTCOL
+#undef ARRAYCOL
 	return m;
 }
 
@@ -295,7 +299,7 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
 	values[4] = BoolGetDatum(res->done && finish);
 
 	migrate_catalog_exec("UPDATE migrate.migrations SET"
-						 " cursor = pg_catalog.coalesce($2, cursor),"
+						 " cursor = COALESCE($2, cursor),"
 						 " processed = processed OPERATOR(pg_catalog.+) $3,"
 						 " changed = changed OPERATOR(pg_catalog.+) $4,"
 						 " batches = batches OPERATOR(pg_catalog.+) CASE WHEN $3 OPERATOR(pg_catalog.>) 0 OR $2 IS NOT NULL THEN 1 ELSE 0 END,"
