@@ -13,8 +13,11 @@ EXTENSION = migrate
 DATA = sql/migrate--0.1.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = setup register run control errors
+REGRESS = setup
 REGRESS_OPTS = --inputdir=. --outputdir=.
+
+ISOLATION =
+ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
@@ -24,3 +27,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 PG_CPPFLAGS += -I$(srcdir)/src
+
+# TAP tests alone (they need a non-root user: see test/run-tests.sh)
+tapcheck:
+	$(prove_installcheck)
+
+EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check log
