@@ -128,7 +128,9 @@ migrate_find_key_columns(Oid relid)
 				usable = false;
 		}
 		if (usable && (indexoid == pk ||
-					   (best != pk && idx->indnkeyatts < best_natts)))
+					   (!(OidIsValid(best) && best == pk) &&
+						(idx->indnkeyatts < best_natts ||
+						 (idx->indnkeyatts == best_natts && indexoid < best)))))
 		{
 			best = indexoid;
 			best_natts = idx->indnkeyatts;
@@ -453,7 +455,11 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 Oid
 migrate_resolve_relation(const Migration *m, bool missing_ok)
 {
+#if PG_VERSION_NUM >= 160000
+	List	   *names = stringToQualifiedNameList(m->relation, NULL);
+#else
 	List	   *names = stringToQualifiedNameList(m->relation);
+#endif
 	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
 
 	if (!OidIsValid(relid) && !missing_ok)
@@ -627,7 +633,11 @@ migrate_validate_row_fn(Oid fnoid, Oid relid)
 				 errhint("Declare it as: CREATE FUNCTION f(r %s) RETURNS %s.",
 						 format_type_be(reltype), format_type_be(reltype))));
 	ReleaseSysCache(tup);
+#if PG_VERSION_NUM >= 160000
+	if (object_aclcheck(ProcedureRelationId, fnoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+#else
 	if (pg_proc_aclcheck(fnoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+#endif
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", format_procedure(fnoid))));
