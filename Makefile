@@ -13,7 +13,7 @@ EXTENSION = migrate
 DATA = sql/migrate--0.1.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = setup register run
+REGRESS = setup register run control
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION =

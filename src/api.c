@@ -453,10 +453,20 @@ start_common(Migration *m, bool restart, const char *event)
 				 errhint("Pass restart => true to run it again from the start.")));
 		return;
 	}
-	if (active)
+	if (active && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
 	{
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already running", m->name)));
+		return;
+	}
+	if (active)
+	{
+		/*
+		 * Paused or cancelled, but its runner has not stopped yet.  Runners
+		 * decide to stop with the row locked, so it will see this and go on.
+		 */
+		migrate_catalog_set_state(m, MIGRATE_STATE_RUNNING, event,
+								  "before its runner had stopped");
 		return;
 	}
 	migrate_start_locked(m, false, m->series_rest, event,
@@ -684,15 +694,27 @@ migrate_run(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 			if ((max_batches > 0 && batches >= max_batches) ||
 				(max_ms > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), max_ms)))
-			{
 				limit_reached = true;
-				break;
-			}
 			MemoryContextReset(batchcxt);
 			oldcxt = MemoryContextSwitchTo(batchcxt);
 			m = migrate_catalog_load_by_id(id, false);
-			if (m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0)
+			if (limit_reached || m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0)
+			{
+				/* decide to stop with the row locked: a resume may have raced us */
+				m = migrate_catalog_load_by_id(id, true);
+				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 && !limit_reached)
+				{
+					SPI_commit();
+					continue;
+				}
+				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+					migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, "pause",
+											  "migrate_run reached its limit");
+				if (m)
+					migrate_runner_release(m);
+				SPI_commit();
 				break;
+			}
 
 			/* a subtransaction, so that a failure can be recorded and committed */
 			oldowner = CurrentResourceOwner;
@@ -723,11 +745,17 @@ migrate_run(PG_FUNCTION_ARGS)
 			PG_END_TRY();
 			if (failure)
 			{
-				migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", failure->message);
+				m = migrate_catalog_load_by_id(id, true);
+				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", failure->message);
+				if (m)
+					migrate_runner_release(m);
 				SPI_commit();
 				break;
 			}
 			batches++;
+			if (done)
+				migrate_runner_release(m);
 			SPI_commit();
 			MemoryContextSwitchTo(oldcxt);
 			if (done)
@@ -749,27 +777,7 @@ migrate_run(PG_FUNCTION_ARGS)
 				ResetLatch(MyLatch);
 			}
 		}
-
 		MemoryContextSwitchTo(runcxt);
-		m = migrate_catalog_load_by_id(id, true);
-		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
-		{
-			if (limit_reached)
-				migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, "pause",
-										  "migrate_run reached its limit");
-			else
-				migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, NULL, NULL);
-		}
-		else if (m && m->worker_pid == MyProcPid)
-		{
-			Oid			t1[1] = {INT8OID};
-			Datum		v1[1] = {Int64GetDatum(id)};
-
-			migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = NULL"
-								 " WHERE id OPERATOR(pg_catalog.=) $1",
-								 1, t1, v1, NULL, SPI_OK_UPDATE);
-		}
-		SPI_commit();
 	}
 	PG_FINALLY();
 	{
@@ -786,8 +794,8 @@ migrate_run(PG_FUNCTION_ARGS)
 /*
  * migrate_wait(name, timeout)
  *
- * Block until the migration is done, failed, cancelled or paused and return
- * that state.  Reads the catalog afresh every 100 ms, so it needs READ
+ * Block until the migration is done, failed, cancelled or paused, and its
+ * runner has stopped, and return that state.  Reads the catalog afresh every 100 ms, so it needs READ
  * COMMITTED.
  */
 Datum
@@ -819,10 +827,12 @@ migrate_wait(PG_FUNCTION_ARGS)
 		Migration  *m = migrate_catalog_load(name, false, false);
 
 		state = MemoryContextStrdup(cxt, m->state);
-		if (strcmp(state, MIGRATE_STATE_DONE) == 0 ||
-			strcmp(state, MIGRATE_STATE_FAILED) == 0 ||
-			strcmp(state, MIGRATE_STATE_CANCELLED) == 0 ||
-			strcmp(state, MIGRATE_STATE_PAUSED) == 0)
+		/* a stopped migration counts once its runner is gone too */
+		if ((strcmp(state, MIGRATE_STATE_DONE) == 0 ||
+			 strcmp(state, MIGRATE_STATE_FAILED) == 0 ||
+			 strcmp(state, MIGRATE_STATE_CANCELLED) == 0 ||
+			 strcmp(state, MIGRATE_STATE_PAUSED) == 0) &&
+			!migrate_runner_active(m->id))
 			break;
 		if (strcmp(state, MIGRATE_STATE_RUNNING) == 0 && !migrate_runner_active(m->id))
 		{

@@ -236,10 +236,10 @@ migrate_catalog_log_event(const char *name, Oid owner, const char *event,
  * migrate_catalog_set_state
  *		Set the state of migration m, log "event" and update m->state.
  *
- * Leaving "running" clears worker_pid; entering "done" or "failed" sets
- * finished_at; "failed" stores detail as last_error; "cancelled" and
- * "failed" end a series.  The caller holds the row lock or is the
- * migration's runner.
+ * Entering "done" or "failed" sets finished_at; "failed" stores detail as
+ * last_error; "cancelled" and "failed" end a series.  worker_pid is left
+ * alone: a runner clears it itself when it stops (migrate_runner_release).
+ * The caller holds the row lock or is the migration's runner.
  */
 void
 migrate_catalog_set_state(const Migration *m, const char *state,
@@ -257,8 +257,6 @@ migrate_catalog_set_state(const Migration *m, const char *state,
 		nulls[2] = 'n';
 	migrate_catalog_exec("UPDATE migrate.migrations SET"
 						 " state = $2,"
-						 " worker_pid = CASE WHEN $2 OPERATOR(pg_catalog.=) 'running'"
-						 "     THEN worker_pid END,"
 						 " finished_at = CASE WHEN $2 OPERATOR(pg_catalog.=) ANY ('{done,failed}')"
 						 "     THEN pg_catalog.clock_timestamp() ELSE finished_at END,"
 						 " last_error = CASE WHEN $2 OPERATOR(pg_catalog.=) 'failed'"

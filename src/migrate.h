@@ -133,6 +133,7 @@ extern void migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
 extern bool migrate_runner_active(int64 id);
 extern void migrate_runner_lock(int64 id);
 extern void migrate_runner_unlock(int64 id);
+extern void migrate_runner_release(Migration *m);
 extern int	migrate_launch_worker(Migration *m);
 extern void migrate_register_launcher(void);
 

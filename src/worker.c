@@ -123,7 +123,7 @@ migrate_runner_lock(int64 id)
 
 /*
  * migrate_runner_unlock
- *		Stop being the runner of migration id.
+ *		Stop being the runner of migration id (if we are).
  */
 void
 migrate_runner_unlock(int64 id)
@@ -131,7 +131,39 @@ migrate_runner_unlock(int64 id)
 	LOCKTAG		tag;
 
 	migrate_runner_locktag(&tag, MyDatabaseId, id);
-	LockRelease(&tag, ExclusiveLock, true);
+#if PG_VERSION_NUM >= 170000
+	if (LockHeldByMe(&tag, ExclusiveLock, false))
+#else
+	if (LockHeldByMe(&tag, ExclusiveLock))
+#endif
+		LockRelease(&tag, ExclusiveLock, true);
+}
+
+/*
+ * migrate_runner_release
+ *		Stop being the runner of m: clear its worker_pid if it is ours and
+ *		release the runner lock.
+ *
+ * Called in the runner's last transaction, with m's row locked, before
+ * that transaction commits.  Whoever decides next whether m needs a new
+ * runner must first get the row lock, so it finds either us still running
+ * or no runner at all, never a runner on its way out.
+ */
+void
+migrate_runner_release(Migration *m)
+{
+	if (m->worker_pid == MyProcPid)
+	{
+		Oid			types[2] = {INT8OID, INT4OID};
+		Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(MyProcPid)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = NULL"
+							 " WHERE id OPERATOR(pg_catalog.=) $1"
+							 " AND worker_pid OPERATOR(pg_catalog.=) $2",
+							 2, types, values, NULL, SPI_OK_UPDATE);
+		m->worker_pid = 0;
+	}
+	migrate_runner_unlock(m->id);
 }
 
 /*
@@ -302,18 +334,28 @@ worker_sleep(long ms)
  * worker_still_claimed
  *		Is migration id still running with this process as its worker?
  *
- * Runs its own short transaction.
+ * Runs its own short transaction.  With stopping, the answer is final: the
+ * row is locked, and if the migration is no longer ours to run we give up
+ * being its runner before the transaction commits (so a migrate_resume
+ * that raced the pause either finds us still running or finds no runner).
  */
 static bool
-worker_still_claimed(int64 id, bool lock_row)
+worker_still_claimed(int64 id, bool stopping)
 {
 	Migration  *m;
 	bool		claimed;
 
 	begin_unit("migrate: checking state");
-	m = migrate_catalog_load_by_id(id, lock_row);
+	m = migrate_catalog_load_by_id(id, stopping);
 	claimed = m != NULL && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
 		m->worker_pid == MyProcPid;
+	if (stopping && !claimed)
+	{
+		if (m)
+			migrate_runner_release(m);
+		else
+			migrate_runner_unlock(id);
+	}
 	end_unit();
 	return claimed;
 }
@@ -321,7 +363,8 @@ worker_still_claimed(int64 id, bool lock_row)
 /*
  * worker_record_failure
  *		Mark migration id failed with the error's message, in a transaction
- *		of its own, unless someone else changed its state meanwhile.
+ *		of its own, unless someone else changed its state meanwhile, and
+ *		stop being its runner.
  */
 static void
 worker_record_failure(int64 id, ErrorData *edata)
@@ -333,6 +376,10 @@ worker_record_failure(int64 id, ErrorData *edata)
 	if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
 		m->worker_pid == MyProcPid)
 		migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", edata->message);
+	if (m)
+		migrate_runner_release(m);
+	else
+		migrate_runner_unlock(id);
 	end_unit();
 }
 
@@ -457,6 +504,8 @@ run_migration(const WorkerArgs *args)
 					foreach(lc, m->series_rest)
 						series = lappend(series, pstrdup(lfirst(lc)));
 					MemoryContextSwitchTo(old);
+					/* the row is locked by the batch's catalog update */
+					migrate_runner_release(m);
 				}
 			}
 			end_unit();
@@ -488,7 +537,8 @@ run_migration(const WorkerArgs *args)
 							args->name, lock_failures + 1, migrate_max_lock_retries)));
 			/* back off: 100 ms, 200 ms, ... up to 5 s, then check we still run */
 			worker_sleep(Min(5000L, 100L << Min(lock_failures - 1, 6)));
-			if (!worker_still_claimed(args->id, false))
+			if (!worker_still_claimed(args->id, false) &&
+				!worker_still_claimed(args->id, true))
 				return;
 			continue;
 		}
@@ -501,7 +551,7 @@ run_migration(const WorkerArgs *args)
 				start_next_in_series(series);
 			return;
 		}
-		if (stop)
+		if (stop && !worker_still_claimed(args->id, true))
 			return;
 
 		/* the pause between batches, checking every second whether we still run */
@@ -511,7 +561,8 @@ run_migration(const WorkerArgs *args)
 
 			worker_sleep(chunk);
 			pause_ms -= chunk;
-			if (!worker_still_claimed(args->id, false))
+			if (!worker_still_claimed(args->id, false) &&
+				!worker_still_claimed(args->id, true))
 				return;
 		}
 		if (ConfigReloadPending)

@@ -89,6 +89,7 @@ ensure_chroot() {       # ensure_chroot VERSION SUITE
     local ver=$1 suite=$2 root="$CHROOT_BASE/$2"
     local ready="$root/.migrate-ready-$ver"
     [ -f "$ready" ] && return 0
+    local t0=$SECONDS
 
     # a debootstrap that did not finish leaves /debootstrap behind: start over
     if [ -d "$root/debootstrap" ] || { [ -d "$root" ] && [ ! -x "$root/usr/bin/apt-get" ]; }; then
@@ -130,6 +131,7 @@ ensure_chroot() {       # ensure_chroot VERSION SUITE
         return 1
     }
     touch "$ready"
+    echo "== $suite: chroot ready in $((SECONDS - t0))s"
 }
 
 # --- one version --------------------------------------------------------------

@@ -73,6 +73,8 @@ ok( $node->poll_query_until('postgres', qq{
 my $pid = $node->safe_psql('postgres', $worker_q);
 like($pid, qr/^\d+$/, 'one migrate worker is running');
 
+my @pid_killed;
+
 # Two SIGKILLs of the worker: the postmaster treats them as crashes and
 # reinitializes; the launcher must bring the migration back.
 for my $round (1, 2)
@@ -80,6 +82,7 @@ for my $round (1, 2)
 	my $before = processed();
 	cmp_ok($before, '<', $rows, "kill $round: migration not finished yet");
 	is(kill('KILL', $pid), 1, "kill $round: SIGKILL sent to worker $pid");
+	push @pid_killed, $pid;
 	$pid = wait_resumed($pid, $before, "kill $round");
 }
 
@@ -111,8 +114,11 @@ is( $node->safe_psql('postgres', q{
 
 # The kills were real crashes, handled by the postmaster.
 ok( $node->log_contains(
-		qr/background worker "migrate worker for bump" \(PID \d+\) was terminated by signal 9/),
-	'server log shows the worker was killed');
+		qr/background worker "migrate worker" \(PID $pid_killed[0]\) was terminated by signal 9/),
+	'server log shows the first worker was killed by signal 9');
+ok( $node->log_contains(
+		qr/background worker "migrate worker" \(PID $pid_killed[1]\) was terminated by signal 9/),
+	'server log shows the second worker was killed by signal 9');
 
 $node->stop;
 done_testing();
