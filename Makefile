@@ -13,10 +13,10 @@ EXTENSION = migrate
 DATA = sql/migrate--0.1.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = setup register run control
+REGRESS = setup register run control errors
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION =
+ISOLATION = start-race
 ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1

@@ -14,4 +14,9 @@ $$;
 RESET client_min_messages;
 GRANT CREATE ON SCHEMA public TO migrate_alice, migrate_bob;
 SELECT extname, extversion FROM pg_extension WHERE extname = 'migrate';
-\dx+ migrate
+SELECT pg_describe_object(classid, objid, objsubid) AS member
+  FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')
+   AND classid <> 'pg_type'::regclass
+ ORDER BY 1;

@@ -612,6 +612,45 @@ migrate_step(PG_FUNCTION_ARGS)
 }
 
 /*
+ * run_batch_in_subxact
+ *		Run the next batch of m in a subtransaction of the current
+ *		transaction; return NULL on success, else the error (copied into
+ *		errcxt) after rolling the subtransaction back.
+ */
+static ErrorData *
+run_batch_in_subxact(Migration *m, bool *done, MemoryContext errcxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		BatchResult res;
+
+		if (m->relation == NULL)
+			migrate_run_task(m, &res);
+		else
+			migrate_run_batch(m, m->batch_size, &res);
+		*done = res.done;
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(errcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+/*
  * migrate_run(name, max_batches, max_duration)
  *
  * A procedure: run batches in this session, committing after each, until
@@ -635,6 +674,9 @@ migrate_run(PG_FUNCTION_ARGS)
 	MemoryContext batchcxt;
 	ErrorData  *volatile failure = NULL;
 	volatile bool limit_reached = false;
+	volatile bool retry = false;
+	volatile int lock_failures = 0;
+	volatile int64 start_processed = 0;
 
 	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
@@ -673,22 +715,28 @@ migrate_run(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		Oid			types[2] = {INT8OID, INT4OID};
-		Datum		values[2] = {Int64GetDatum(id), Int32GetDatum(MyProcPid)};
+		Oid			types[3] = {INT8OID, INT4OID, INT8OID};
+		Datum		values[3];
 
+		values[0] = Int64GetDatum(id);
+		values[1] = Int32GetDatum(MyProcPid);
+		values[2] = Int64GetDatum(m->relation ?
+								  migrate_estimate_rows(migrate_resolve_relation(m, false)) : 1);
+		start_processed = m->processed;
 		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
 							 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
 							 " started_by = CURRENT_USER, run_processed = processed,"
+							 " total_estimate = $3,"
 							 " last_batch_at = NULL, finished_at = NULL, last_error = NULL"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, types, values, NULL, SPI_OK_UPDATE);
+							 3, types, values, NULL, SPI_OK_UPDATE);
 		migrate_catalog_log_event(m->name, m->owner, "run", "in the foreground");
 		SPI_commit();
 
 		for (;;)
 		{
 			MemoryContext oldcxt;
-			ResourceOwner oldowner;
+			ErrorData  *edata;
 			bool		done = false;
 
 			CHECK_FOR_INTERRUPTS();
@@ -716,33 +764,31 @@ migrate_run(PG_FUNCTION_ARGS)
 				break;
 			}
 
-			/* a subtransaction, so that a failure can be recorded and committed */
-			oldowner = CurrentResourceOwner;
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(batchcxt);
-			PG_TRY();
+			edata = run_batch_in_subxact(m, &done, runcxt);
+			if (edata &&
+				(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+				 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+				 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+				++lock_failures < migrate_max_lock_retries)
 			{
-				BatchResult res;
-
-				if (m->relation == NULL)
-					migrate_run_task(m, &res);
-				else
-					migrate_run_batch(m, m->batch_size, &res);
-				done = res.done;
-				ReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(batchcxt);
-				CurrentResourceOwner = oldowner;
+				ereport(NOTICE,
+						(errmsg("migration \"%s\": %s; retrying the batch (attempt %d of %d)",
+								m->name, edata->message, lock_failures + 1,
+								migrate_max_lock_retries)));
+				retry = true;
 			}
-			PG_CATCH();
+			else if (edata)
+				failure = edata;
+			if (retry)
 			{
-				MemoryContextSwitchTo(runcxt);
-				failure = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(batchcxt);
-				CurrentResourceOwner = oldowner;
+				retry = false;
+				SPI_commit();
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(5000L, 100L << Min(lock_failures - 1, 6)),
+								 PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				continue;
 			}
-			PG_END_TRY();
 			if (failure)
 			{
 				m = migrate_catalog_load_by_id(id, true);
@@ -754,6 +800,7 @@ migrate_run(PG_FUNCTION_ARGS)
 				break;
 			}
 			batches++;
+			lock_failures = 0;
 			if (done)
 				migrate_runner_release(m);
 			SPI_commit();
@@ -768,7 +815,7 @@ migrate_run(PG_FUNCTION_ARGS)
 				ereport(NOTICE,
 						(errmsg("migration \"%s\": " INT64_FORMAT " rows processed, " INT64_FORMAT " changed, %.0f rows/s",
 								m->name, m->processed, m->changed,
-								secs > 0 ? m->processed / secs : 0)));
+								secs > 0 ? (m->processed - start_processed) / secs : 0)));
 			}
 			if (m->pause_ms > 0)
 			{
@@ -789,6 +836,20 @@ migrate_run(PG_FUNCTION_ARGS)
 	if (failure)
 		ReThrowError(failure);
 	PG_RETURN_VOID();
+}
+
+/* Is "name" waiting for its turn in a series that is still going? */
+static bool
+pending_in_series(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	migrate_catalog_exec("SELECT 1 FROM migrate.migrations"
+						 " WHERE $1 OPERATOR(pg_catalog.=) ANY (series_rest)"
+						 " AND state OPERATOR(pg_catalog.=) ANY ('{running,paused}')",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }
 
 /*
@@ -847,6 +908,11 @@ migrate_wait(PG_FUNCTION_ARGS)
 		}
 		else
 			orphan_since = 0;
+		if (strcmp(state, MIGRATE_STATE_REGISTERED) == 0 && !pending_in_series(name))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration \"%s\" has not been started", name),
+					 errhint("Start it with migrate_start('%s'), or wait for the series it belongs to.", name)));
 		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),

@@ -309,9 +309,16 @@ row_fn_target_columns(const Migration *m, Oid relid)
 static char *
 row_fn_name(const Migration *m)
 {
-	Datum		d = DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(m->row_fn));
-	Oid			fnoid = DatumGetObjectId(d);
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		d;
+	Oid			fnoid;
 
+	/* to_regprocedure returns NULL for a missing function */
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = CStringGetTextDatum(m->row_fn);
+	fcinfo->args[0].isnull = false;
+	d = to_regprocedure(fcinfo);
+	fnoid = fcinfo->isnull ? InvalidOid : DatumGetObjectId(d);
 	if (!OidIsValid(fnoid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
@@ -378,6 +385,12 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 		List	   *cols = row_fn_target_columns(m, relid);
 		char	   *fn = row_fn_name(m);
 
+		if (cols == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("table %s has no column a row function could change", m->relation),
+					 errdetail("A row function's result is written to the columns outside the key that are not generated.")));
+
 		appendStringInfo(&change, "UPDATE %s%s AS " ALIAS_TARGET " SET (", only, m->relation);
 		foreach(lc, cols)
 			appendStringInfo(&change, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
@@ -400,9 +413,20 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 		foreach(lc, k->names)
 			appendStringInfo(&change, ALIAS_TARGET ".%s %s " ALIAS_SUB ".%s AND ",
 							 (char *) lfirst(lc), k->eq, (char *) lfirst(lc));
+		/* skip NULL results and rows whose written columns would not change */
 		appendStringInfoString(&change,
 							   "pg_catalog.num_nulls(" ALIAS_SUB ".__migrate_r) OPERATOR(pg_catalog.=) 0"
-							   " AND NOT (" ALIAS_SUB ".__migrate_r OPERATOR(pg_catalog.*=) " ALIAS_TARGET ")");
+							   " AND NOT pg_catalog.record_image_eq(ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, "), ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s" ALIAS_TARGET ".%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, "))");
 	}
 	else
 	{
@@ -519,8 +543,12 @@ migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
 		UpdateStmt *u = (UpdateStmt *) stmt;
 
 		ok = IsA(u, UpdateStmt) && u->whereClause == NULL &&
-			u->fromClause == NIL && u->returningList == NIL &&
-			u->withClause == NULL;
+			u->fromClause == NIL && u->withClause == NULL;
+#if PG_VERSION_NUM >= 180000
+		ok = ok && u->returningClause == NULL;
+#else
+		ok = ok && u->returningList == NIL;
+#endif
 		if (ok)
 		{
 			ListCell   *lc;

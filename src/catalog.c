@@ -141,6 +141,11 @@ migrate_catalog_load(const char *name, bool for_update, bool missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("migration name must not be null")));
+	if (strlen(name) > MIGRATE_MAX_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("migration name is too long"),
+				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
 
 	values[0] = CStringGetTextDatum(name);
 	migrate_catalog_exec(for_update ?
@@ -208,7 +213,8 @@ migrate_catalog_row_datum(int64 id)
  * migrate_catalog_log_event
  *		Append one row to the audit log, in the current transaction.
  *
- * The acting role is the current user at the time of the call.
+ * The acting role is the current user, or in a background worker the
+ * migration's owner on whose behalf it runs.
  */
 void
 migrate_catalog_log_event(const char *name, Oid owner, const char *event,
@@ -217,7 +223,8 @@ migrate_catalog_log_event(const char *name, Oid owner, const char *event,
 	Oid			types[5] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, TEXTOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	char	   *role = GetUserNameFromId(GetUserId(), true);
+	/* a worker acts for the migration's owner, whatever role it connected as */
+	char	   *role = GetUserNameFromId(IsBackgroundWorker ? owner : GetUserId(), true);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(event);
@@ -305,7 +312,8 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
 						 " state = CASE WHEN $5 THEN 'done' ELSE state END,"
 						 " finished_at = CASE WHEN $5 THEN pg_catalog.clock_timestamp() ELSE finished_at END,"
 						 " worker_pid = CASE WHEN $5 THEN NULL ELSE worker_pid END,"
-						 " last_error = CASE WHEN $5 THEN NULL ELSE last_error END"
+						 " last_error = CASE WHEN $5 THEN NULL ELSE last_error END,"
+						 " series_rest = CASE WHEN $5 THEN NULL ELSE series_rest END"
 						 " WHERE id OPERATOR(pg_catalog.=) $1"
 						 " RETURNING state",
 						 5, types, values, nulls, SPI_OK_UPDATE_RETURNING);

@@ -88,6 +88,12 @@ in_chroot() {           # in_chroot ROOT command...
 ensure_chroot() {       # ensure_chroot VERSION SUITE
     local ver=$1 suite=$2 root="$CHROOT_BASE/$2"
     local ready="$root/.migrate-ready-$ver"
+    # Debian's mirror as reached from here may serve a Release file whose
+    # Valid-Until has passed (sid's is only valid for a week): accept it
+    if [ -d "$root/etc/apt/apt.conf.d" ]; then
+        echo 'Acquire::Check-Valid-Until "false";' \
+            > "$root/etc/apt/apt.conf.d/99migrate-no-valid-until"
+    fi
     [ -f "$ready" ] && return 0
     local t0=$SECONDS
 
@@ -112,6 +118,8 @@ ensure_chroot() {       # ensure_chroot VERSION SUITE
     fi
 
     # before postgresql-common is installed: no default cluster, no services
+    echo 'Acquire::Check-Valid-Until "false";' \
+        > "$root/etc/apt/apt.conf.d/99migrate-no-valid-until"
     mkdir -p "$root/etc/postgresql-common/createcluster.d"
     echo "create_main_cluster = false" \
         > "$root/etc/postgresql-common/createcluster.d/migrate-no-main.conf"
