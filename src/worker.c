@@ -331,6 +331,23 @@ worker_sleep(long ms)
 }
 
 /*
+ * exit_if_extension_dropped
+ *		In a worker's transaction: if DROP EXTENSION migrate has committed
+ *		(it waited for our last batch to end), end the transaction and exit.
+ */
+static void
+exit_if_extension_dropped(void)
+{
+	if (OidIsValid(get_extension_oid("migrate", true)))
+		return;
+	end_unit();
+	ereport(LOG,
+			(errmsg("migrate: extension \"migrate\" was dropped; worker \"%s\" exits",
+					MyBgworkerEntry->bgw_name)));
+	proc_exit(0);
+}
+
+/*
  * worker_still_claimed
  *		Is migration id still running with this process as its worker?
  *
@@ -346,6 +363,7 @@ worker_still_claimed(int64 id, bool stopping)
 	bool		claimed;
 
 	begin_unit("migrate: checking state");
+	exit_if_extension_dropped();
 	m = migrate_catalog_load_by_id(id, stopping);
 	claimed = m != NULL && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
 		m->worker_pid == MyProcPid;
@@ -480,6 +498,7 @@ run_migration(const WorkerArgs *args)
 			BatchResult res;
 
 			begin_unit("migrate: reading migration");
+			exit_if_extension_dropped();
 			m = migrate_catalog_load_by_id(args->id, false);
 			if (m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0 ||
 				m->worker_pid != MyProcPid)
