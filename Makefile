@@ -13,10 +13,10 @@ EXTENSION = migrate
 DATA = sql/migrate--0.1.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = setup register run control errors
+REGRESS = setup register run control errors security
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = start-race
+ISOLATION = start-race step-pause-cancel concurrent-writes
 ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1

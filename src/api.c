@@ -437,12 +437,12 @@ migrate_register(PG_FUNCTION_ARGS)
 static void
 start_common(Migration *m, bool restart, const char *event)
 {
-	bool		active = migrate_runner_active(m->id);
+	int			runner = migrate_runner_pid(m->id);
 
 	if (restart)
 	{
-		if (active)
-			wrong_state(m, "restart", "Pause or cancel it first.");
+		if (runner)
+			wrong_state(m, "restart", "Pause or cancel it, and wait for it to stop first.");
 		migrate_start_locked(m, true, m->series_rest, "restart", NULL);
 		return;
 	}
@@ -453,20 +453,34 @@ start_common(Migration *m, bool restart, const char *event)
 				 errhint("Pass restart => true to run it again from the start.")));
 		return;
 	}
-	if (active && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+	if (runner && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+		m->worker_pid == runner)
 	{
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already running", m->name)));
 		return;
 	}
-	if (active)
+	if (runner)
 	{
 		/*
-		 * Paused or cancelled, but its runner has not stopped yet.  Runners
-		 * decide to stop with the row locked, so it will see this and go on.
+		 * A runner is alive but not (or not yet) committed as this
+		 * migration's runner: one that is stopping after a pause, or a
+		 * worker whose start was rolled back and that waits for the row
+		 * lock we hold.  Runners decide whether to go on with the row
+		 * locked, so making it the committed runner keeps it going; a
+		 * second runner could not start while it holds the runner lock.
 		 */
-		migrate_catalog_set_state(m, MIGRATE_STATE_RUNNING, event,
-								  "before its runner had stopped");
+		Oid			types[2] = {INT8OID, INT4OID};
+		Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(runner)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
+							 " worker_pid = $2, last_error = NULL"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, types, values, NULL, SPI_OK_UPDATE);
+		m->state = MIGRATE_STATE_RUNNING;
+		m->worker_pid = runner;
+		migrate_catalog_log_event(m->name, m->owner, event,
+								  "handed to the process still running it");
 		return;
 	}
 	migrate_start_locked(m, false, m->series_rest, event,
@@ -568,19 +582,21 @@ migrate_cancel(PG_FUNCTION_ARGS)
  * step_locked
  *		Run one batch of m (row locked) in the current transaction.
  *
- * A migration that was not running becomes paused (partly done) or done.
+ * A registered or failed migration becomes paused (partly done) or done;
+ * a paused or cancelled one keeps its state.
  */
 static void
 step_locked(Migration *m, int32 batch_size)
 {
 	BatchResult res;
-	bool		was_running = strcmp(m->state, MIGRATE_STATE_RUNNING) == 0;
 
 	if (m->relation == NULL)
 		migrate_run_task(m, &res);
 	else
 		migrate_run_batch(m, batch_size, &res);
-	if (!res.done && !was_running && strcmp(m->state, MIGRATE_STATE_PAUSED) != 0)
+	if (!res.done &&
+		(strcmp(m->state, MIGRATE_STATE_REGISTERED) == 0 ||
+		 strcmp(m->state, MIGRATE_STATE_FAILED) == 0))
 		migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, NULL, NULL);
 }
 
@@ -670,6 +686,7 @@ migrate_run(PG_FUNCTION_ARGS)
 	int64		batches = 0;
 	TimestampTz started = GetCurrentTimestamp();
 	TimestampTz last_notice = started;
+	MemoryContext callercxt;
 	MemoryContext runcxt;
 	MemoryContext batchcxt;
 	ErrorData  *volatile failure = NULL;
@@ -693,6 +710,8 @@ migrate_run(PG_FUNCTION_ARGS)
 		max_ms = interval_arg_ms(fcinfo, 2, "max_duration", 1, INT64CONST(100) * 365 * MSECS_PER_DAY,
 								 "1 millisecond and 100 years");
 
+	/* the error of a failed batch must outlive SPI_finish: keep it here */
+	callercxt = CurrentMemoryContext;
 	SPI_connect_ext(SPI_OPT_NONATOMIC);
 	runcxt = CurrentMemoryContext;
 	batchcxt = AllocSetContextCreate(runcxt, "migrate_run batch", ALLOCSET_DEFAULT_SIZES);
@@ -764,7 +783,7 @@ migrate_run(PG_FUNCTION_ARGS)
 				break;
 			}
 
-			edata = run_batch_in_subxact(m, &done, runcxt);
+			edata = run_batch_in_subxact(m, &done, callercxt);
 			if (edata &&
 				(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
 				 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||

@@ -131,6 +131,7 @@ extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 /* worker.c: background workers and runner locks */
 extern void migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
 extern bool migrate_runner_active(int64 id);
+extern int	migrate_runner_pid(int64 id);
 extern void migrate_runner_lock(int64 id);
 extern void migrate_runner_unlock(int64 id);
 extern void migrate_runner_release(Migration *m);

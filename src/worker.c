@@ -105,6 +105,37 @@ migrate_runner_active(int64 id)
 }
 
 /*
+ * migrate_runner_pid
+ *		Return the pid of the process running migration id, or 0.
+ *
+ * Reads the lock table, so it names the actual holder of the runner lock:
+ * unlike worker_pid in the catalog, it cannot be stale or uncommitted.
+ */
+int
+migrate_runner_pid(int64 id)
+{
+	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
+	Datum		values[3];
+	bool		isnull;
+
+	values[0] = ObjectIdGetDatum(MyDatabaseId);
+	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
+	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
+	migrate_catalog_exec(psprintf("SELECT pid FROM pg_catalog.pg_locks"
+								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
+								  " AND granted AND database OPERATOR(pg_catalog.=) $1"
+								  " AND classid OPERATOR(pg_catalog.=) $2"
+								  " AND objid OPERATOR(pg_catalog.=) $3"
+								  " AND objsubid OPERATOR(pg_catalog.=) %d",
+								  MIGRATE_RUNNER_LOCK_KIND),
+						 3, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * migrate_runner_lock
  *		Become the runner of migration id for the rest of this session (until
  *		migrate_runner_unlock); error out if another process runs it.
@@ -266,10 +297,10 @@ migrate_launch_worker(Migration *m)
 				 errmsg("could not start migration \"%s\": its background worker did not start", m->name),
 				 errhint("See the server log for the reason.")));
 
-	/* wait until the worker holds its runner lock */
+	/* wait until the new worker holds the runner lock */
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   WORKER_CLAIM_TIMEOUT_MS);
-	while (!migrate_runner_active(m->id))
+	while (migrate_runner_pid(m->id) != (int) pid)
 	{
 		if (GetBackgroundWorkerPid(handle, &pid) != BGWH_STARTED)
 			ereport(ERROR,
@@ -462,6 +493,80 @@ start_next_in_series(List *rest)
 }
 
 /*
+ * worker_iteration
+ *		One batch in its own transaction, then the pause after it.
+ *
+ * Returns true when the worker should exit: the migration is done (the
+ * next member of its series has been started), or it is no longer ours to
+ * run.  Errors propagate to the caller, which decides between retrying and
+ * failing the migration.
+ */
+static bool
+worker_iteration(const WorkerArgs *args, MemoryContext loopcxt)
+{
+	Migration  *m;
+	BatchResult res;
+	bool		stop;
+	bool		done = false;
+	int64		pause_ms = 0;
+	List	   *series = NIL;
+
+	begin_unit("migrate: reading migration");
+	exit_if_extension_dropped();
+	m = migrate_catalog_load_by_id(args->id, false);
+	stop = m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0 ||
+		m->worker_pid != MyProcPid;
+	if (!stop)
+	{
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
+										m->batches + 1, m->name));
+		if (m->relation == NULL)
+			migrate_run_task(m, &res);
+		else
+			migrate_run_batch(m, m->batch_size, &res);
+		done = res.done;
+		stop = strcmp(m->state, MIGRATE_STATE_RUNNING) != 0;
+		pause_ms = m->pause_ms;
+		if (done)
+		{
+			MemoryContext old = MemoryContextSwitchTo(loopcxt);
+			ListCell   *lc;
+
+			foreach(lc, m->series_rest)
+				series = lappend(series, pstrdup(lfirst(lc)));
+			MemoryContextSwitchTo(old);
+			/* the row is locked by the batch's catalog update */
+			migrate_runner_release(m);
+		}
+	}
+	end_unit();
+
+	if (done)
+	{
+		ereport(LOG, (errmsg("migrate: migration \"%s\" is done", args->name)));
+		if (series != NIL)
+			start_next_in_series(series);
+		return true;
+	}
+	if (stop && !worker_still_claimed(args->id, true))
+		return true;
+
+	/* the pause between batches, checking every second whether we still run */
+	while (pause_ms > 0)
+	{
+		long		chunk = Min(pause_ms, 1000);
+
+		worker_sleep(chunk);
+		pause_ms -= chunk;
+		if (!worker_still_claimed(args->id, false) &&
+			!worker_still_claimed(args->id, true))
+			return true;
+	}
+	return false;
+}
+
+/*
  * run_migration
  *		The worker's main loop: one transaction per batch until the
  *		migration is done, stopped by the user, or fails.
@@ -473,6 +578,7 @@ run_migration(const WorkerArgs *args)
 												  "migrate worker loop",
 												  ALLOCSET_DEFAULT_SIZES);
 	int			lock_failures = 0;
+	long		backoff_ms = 0;
 
 	if (!worker_still_claimed(args->id, true))
 	{
@@ -483,57 +589,35 @@ run_migration(const WorkerArgs *args)
 
 	for (;;)
 	{
-		volatile bool stop = false;
-		volatile bool done = false;
-		volatile int64 pause_ms = 0;
-		List	   *volatile series = NIL;
+		volatile bool exit_loop = false;
+		ErrorData  *volatile failure = NULL;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(loopcxt);
 		MemoryContextSwitchTo(loopcxt);
 
+		/*
+		 * Everything an iteration does, sleeps included, is inside PG_TRY: a
+		 * query cancel at any point fails the migration with its message
+		 * instead of killing the worker and leaving the migration orphaned.
+		 */
 		PG_TRY();
 		{
-			Migration  *m;
-			BatchResult res;
-
-			begin_unit("migrate: reading migration");
-			exit_if_extension_dropped();
-			m = migrate_catalog_load_by_id(args->id, false);
-			if (m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0 ||
-				m->worker_pid != MyProcPid)
-				stop = true;
-			else
+			if (backoff_ms > 0)
 			{
-				pgstat_report_activity(STATE_RUNNING,
-									   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
-												m->batches + 1, m->name));
-				if (m->relation == NULL)
-					migrate_run_task(m, &res);
-				else
-					migrate_run_batch(m, m->batch_size, &res);
-				done = res.done;
-				stop = strcmp(m->state, MIGRATE_STATE_RUNNING) != 0;
-				pause_ms = m->pause_ms;
-				if (done)
-				{
-					MemoryContext old = MemoryContextSwitchTo(loopcxt);
-					ListCell   *lc;
-
-					foreach(lc, m->series_rest)
-						series = lappend(series, pstrdup(lfirst(lc)));
-					MemoryContextSwitchTo(old);
-					/* the row is locked by the batch's catalog update */
-					migrate_runner_release(m);
-				}
+				worker_sleep(backoff_ms);
+				backoff_ms = 0;
+				if (!worker_still_claimed(args->id, false) &&
+					!worker_still_claimed(args->id, true))
+					exit_loop = true;
 			}
-			end_unit();
+			if (!exit_loop)
+				exit_loop = worker_iteration(args, loopcxt);
 			lock_failures = 0;
 		}
 		PG_CATCH();
 		{
 			ErrorData  *edata;
-			bool		retry;
 
 			MemoryContextSwitchTo(loopcxt);
 			edata = CopyErrorData();
@@ -542,48 +626,29 @@ run_migration(const WorkerArgs *args)
 			AbortCurrentTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
 
-			retry = (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-					 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-					 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
-				++lock_failures < migrate_max_lock_retries;
-			if (!retry)
+			if ((edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+				 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+				 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+				++lock_failures < migrate_max_lock_retries)
 			{
-				worker_record_failure(args->id, edata);
-				return;
+				ereport(LOG,
+						(errmsg("migrate: batch of migration \"%s\" will be retried (attempt %d of %d)",
+								args->name, lock_failures + 1, migrate_max_lock_retries)));
+				/* back off: 100 ms, 200 ms, ... up to 5 s */
+				backoff_ms = Min(5000L, 100L << Min(lock_failures - 1, 6));
 			}
-			ereport(LOG,
-					(errmsg("migrate: batch of migration \"%s\" will be retried (attempt %d of %d)",
-							args->name, lock_failures + 1, migrate_max_lock_retries)));
-			/* back off: 100 ms, 200 ms, ... up to 5 s, then check we still run */
-			worker_sleep(Min(5000L, 100L << Min(lock_failures - 1, 6)));
-			if (!worker_still_claimed(args->id, false) &&
-				!worker_still_claimed(args->id, true))
-				return;
-			continue;
+			else
+				failure = edata;
 		}
 		PG_END_TRY();
 
-		if (done)
+		if (failure)
 		{
-			ereport(LOG, (errmsg("migrate: migration \"%s\" is done", args->name)));
-			if (series != NIL)
-				start_next_in_series(series);
+			worker_record_failure(args->id, failure);
 			return;
 		}
-		if (stop && !worker_still_claimed(args->id, true))
+		if (exit_loop)
 			return;
-
-		/* the pause between batches, checking every second whether we still run */
-		while (pause_ms > 0)
-		{
-			long		chunk = Min(pause_ms, 1000);
-
-			worker_sleep(chunk);
-			pause_ms -= chunk;
-			if (!worker_still_claimed(args->id, false) &&
-				!worker_still_claimed(args->id, true))
-				return;
-		}
 		if (ConfigReloadPending)
 			worker_sleep(0);
 	}

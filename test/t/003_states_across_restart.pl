@@ -100,6 +100,7 @@ my $snapshot_q = q{
 	 WHERE m.name <> 'm_run'
 	 ORDER BY m.name};
 my $before = $node->safe_psql('postgres', $snapshot_q);
+note("before the restart:\n$before");
 my $run_before = $node->safe_psql('postgres',
 	q{SELECT processed FROM migrate.migrations WHERE name = 'm_run'});
 like($node->safe_psql('postgres', q{SELECT state FROM migrate.migrations WHERE name = 'm_run'}),
