@@ -115,6 +115,7 @@ SELECT migrate_wait('peek');
 SELECT state, last_error, processed FROM migrate_status('peek');
 SELECT count(*) FROM alice_t WHERE v = 42;
 SET ROLE migrate_alice;
+SELECT migrate_register('superuser_only', 'alice_t', set_clause => $$who = pg_read_file('/etc/hostname')$$);
 SELECT name FROM migrate_register('become', 'alice_t', set_clause => 'v = 1', where_clause => $$set_config('role', 'postgres', true) IS NOT NULL$$);
 SELECT migrate_step('become');
 RESET ROLE;

@@ -16,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -224,7 +225,7 @@ migrate_catalog_log_event(const char *name, Oid owner, const char *event,
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	/* a worker acts for the migration's owner, whatever role it connected as */
-	char	   *role = GetUserNameFromId(IsBackgroundWorker ? owner : GetUserId(), true);
+	char	   *role = GetUserNameFromId(MyBgworkerEntry != NULL ? owner : GetUserId(), true);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(event);
