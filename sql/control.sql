@@ -120,7 +120,49 @@ SELECT name FROM migrate_register('become', 'alice_t', set_clause => 'v = 1', wh
 SELECT migrate_step('become');
 RESET ROLE;
 
+-- the owner's code leaves nothing behind in the caller's session, and its
+-- deferred triggers fire as the owner, not as whoever commits
+SET ROLE migrate_alice;
+CREATE TABLE trig_log (who text, at_commit boolean);
+CREATE FUNCTION alice_note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO trig_log VALUES (current_user, true);
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER alice_deferred AFTER UPDATE ON alice_t
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION alice_note();
+CREATE FUNCTION alice_meddle() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('search_path', 'alice_was_here', false);
+    PERFORM set_config('lock_timeout', '1ms', false);
+    RETURN 7;
+END $$;
+SELECT name FROM migrate_register('meddle', 'alice_t', set_clause => 'v = alice_meddle()', batch_size => 2);
+CREATE FUNCTION alice_temp() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE alice_trojan (x int);
+    RETURN 8;
+END $$;
+SELECT name FROM migrate_register('trojan', 'alice_t', set_clause => 'v = alice_temp()', batch_size => 2);
+-- in her own session: the settings her code changes are undone
+SHOW search_path;
+BEGIN;
+SELECT cursor FROM migrate_step('meddle');
+SHOW search_path;
+SHOW lock_timeout;
+COMMIT;
+RESET ROLE;
+-- in another role's session her code runs as a restricted operation
+SELECT migrate_step('trojan');
+SELECT count(*) FROM pg_class WHERE relname = 'alice_trojan';
+SELECT migrate_step('meddle');
+-- in the background the deferred trigger fires as alice, though a
+-- superuser started it
+SELECT state FROM migrate_start('meddle');
+SELECT migrate_wait('meddle');
+SELECT who, count(*) FROM trig_log GROUP BY who;
+
 -- clean up
 SELECT count(migrate_unregister(name)) FROM migrate.migrations;
-DROP TABLE counters, secret, alice_t CASCADE;
-DROP FUNCTION alice_peek;
+DROP TABLE counters, secret, alice_t, trig_log CASCADE;
+DROP FUNCTION alice_peek, alice_note, alice_meddle, alice_temp;

@@ -127,6 +127,36 @@ CALL migrate_run('e4_v');
 SELECT state, last_error, processed FROM migrate_status('e4_v');
 SELECT v, count(*) FROM e4 GROUP BY v ORDER BY v;
 
+-- keys the cursor cannot hold exactly are not used as keys
+CREATE TABLE e5 (k int[] PRIMARY KEY, v int);
+SELECT migrate_register('e5', 'e5', set_clause => 'v = 1');
+CREATE TABLE e6 (a int NOT NULL, k int GENERATED ALWAYS AS (a * 10) STORED PRIMARY KEY, v int);
+SELECT migrate_register('e6', 'e6', set_clause => 'a = a + 100');
+
+-- the cursor survives session settings that change how keys print
+CREATE TABLE e7 (k float8 NOT NULL, t timestamptz NOT NULL, v int NOT NULL DEFAULT 0,
+                 PRIMARY KEY (t, k));
+INSERT INTO e7 SELECT g * 0.1 + 0.2, '2024-01-01'::timestamptz + g * interval '1 hour'
+  FROM generate_series(0, 29) g;
+SET extra_float_digits = 0;
+SET DateStyle = 'SQL, DMY';
+SELECT name FROM migrate_register('e7', 'e7', set_clause => 'v = v + 1', batch_size => 7);
+CALL migrate_run('e7');
+SELECT state, processed, batches, cursor FROM migrate_status('e7');
+SELECT v, count(*) FROM e7 GROUP BY v;
+RESET extra_float_digits;
+RESET DateStyle;
+
+-- a fragment means the same whatever standard_conforming_strings the session has
+CREATE TABLE e8 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO e8 SELECT g FROM generate_series(1, 100) g;
+SET standard_conforming_strings = off;
+SELECT name FROM migrate_register('e8', 'e8', set_clause => 'n = n + 1',
+    where_clause => $$n::text <> '\' OR ' ) OR (true --' IS NULL$$, batch_size => 10);
+SELECT processed, changed FROM migrate_step('e8');
+RESET standard_conforming_strings;
+SELECT n, count(*) FROM e8 GROUP BY n ORDER BY n;
+
 -- clean up
 SELECT count(migrate_unregister(name)) FROM migrate.migrations;
-DROP TABLE e, e3, e4;
+DROP TABLE e, e3, e4, e5, e6, e7, e8;

@@ -333,9 +333,9 @@ migrate_register(PG_FUNCTION_ARGS)
 		if (key_columns == NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("table \"%s\" has no primary key or unique index on NOT NULL columns",
+					 errmsg("table \"%s\" has no primary key or unique index usable as a key",
 							get_rel_name(relid)),
-					 errdetail("migrate walks a table in the order of such a key to remember where it is."),
+					 errdetail("migrate walks a table in key order. A usable key is a primary key or a unique index without expressions or predicate whose columns are NOT NULL, not generated, and of a scalar type (not an array, composite, range or JSON type)."),
 					 errhint("Add a primary key, or a unique index on columns that are NOT NULL.")));
 		if (set_clause)
 			migrate_validate_clause(set_clause, true, key_columns);
@@ -666,6 +666,100 @@ run_batch_in_subxact(Migration *m, bool *done, MemoryContext errcxt)
 	return edata;
 }
 
+/* What one iteration of migrate_run did */
+typedef enum RunStep
+{
+	RUN_BATCH_DONE,				/* ran a batch; go on */
+	RUN_RETRY,					/* the batch could not lock; try again */
+	RUN_RESUMED,				/* we were told to stop, then to go on */
+	RUN_STOP					/* done, stopped, limit reached or failed */
+} RunStep;
+
+/* Progress migrate_run reports between iterations */
+typedef struct RunProgress
+{
+	int64		processed;
+	int64		changed;
+	int64		pause_ms;
+} RunProgress;
+
+/*
+ * run_one_batch
+ *		One iteration of migrate_run, in the current transaction, with an SPI
+ *		connection of its own (so nothing accumulates over a long run).
+ *
+ * Runs a batch unless the migration should stop; decides to stop with the
+ * row locked, releasing the runner lock, so that a resume racing it is
+ * never lost.  A failure is recorded and handed back in *failure
+ * (allocated in errcxt); the caller commits either way.
+ */
+static RunStep
+run_one_batch(int64 id, bool limit_reached, int *lock_failures,
+			  RunProgress *progress, MemoryContext errcxt, ErrorData **failure)
+{
+	Migration  *m;
+	ErrorData  *edata;
+	bool		done = false;
+	RunStep		step;
+
+	memset(progress, 0, sizeof(*progress));
+	SPI_connect();
+	m = migrate_catalog_load_by_id(id, false);
+	if (limit_reached || m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0)
+	{
+		m = migrate_catalog_load_by_id(id, true);
+		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 && !limit_reached)
+		{
+			SPI_finish();
+			return RUN_RESUMED;
+		}
+		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+			migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, "pause",
+									  "migrate_run reached its limit");
+		if (m)
+			migrate_runner_release(m);
+		SPI_finish();
+		return RUN_STOP;
+	}
+
+	edata = run_batch_in_subxact(m, &done, errcxt);
+	if (edata &&
+		(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+		++(*lock_failures) < migrate_max_lock_retries)
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\": %s; retrying the batch (attempt %d of %d)",
+						m->name, edata->message, *lock_failures + 1,
+						migrate_max_lock_retries)));
+		FreeErrorData(edata);
+		step = RUN_RETRY;
+	}
+	else if (edata)
+	{
+		*failure = edata;
+		m = migrate_catalog_load_by_id(id, true);
+		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+			migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", edata->message);
+		if (m)
+			migrate_runner_release(m);
+		step = RUN_STOP;
+	}
+	else
+	{
+		*lock_failures = 0;
+		if (done)
+			migrate_runner_release(m);
+		progress->processed = m->processed;
+		progress->changed = m->changed;
+		progress->pause_ms = m->pause_ms;
+		step = done ? RUN_STOP : RUN_BATCH_DONE;
+	}
+	SPI_finish();
+	return step;
+}
+
 /*
  * migrate_run(name, max_batches, max_duration)
  *
@@ -687,12 +781,9 @@ migrate_run(PG_FUNCTION_ARGS)
 	TimestampTz started = GetCurrentTimestamp();
 	TimestampTz last_notice = started;
 	MemoryContext callercxt;
-	MemoryContext runcxt;
-	MemoryContext batchcxt;
 	ErrorData  *volatile failure = NULL;
 	volatile bool limit_reached = false;
-	volatile bool retry = false;
-	volatile int lock_failures = 0;
+	int			lock_failures = 0;
 	volatile int64 start_processed = 0;
 
 	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
@@ -713,8 +804,6 @@ migrate_run(PG_FUNCTION_ARGS)
 	/* the error of a failed batch must outlive SPI_finish: keep it here */
 	callercxt = CurrentMemoryContext;
 	SPI_connect_ext(SPI_OPT_NONATOMIC);
-	runcxt = CurrentMemoryContext;
-	batchcxt = AllocSetContextCreate(runcxt, "migrate_run batch", ALLOCSET_DEFAULT_SIZES);
 
 	m = migrate_catalog_load(name, true, false);
 	migrate_check_may_manage(m, "run");
@@ -754,78 +843,28 @@ migrate_run(PG_FUNCTION_ARGS)
 
 		for (;;)
 		{
-			MemoryContext oldcxt;
-			ErrorData  *edata;
-			bool		done = false;
+			RunStep		step;
+			RunProgress progress;
 
 			CHECK_FOR_INTERRUPTS();
 			if ((max_batches > 0 && batches >= max_batches) ||
 				(max_ms > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), max_ms)))
 				limit_reached = true;
-			MemoryContextReset(batchcxt);
-			oldcxt = MemoryContextSwitchTo(batchcxt);
-			m = migrate_catalog_load_by_id(id, false);
-			if (limit_reached || m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0)
-			{
-				/* decide to stop with the row locked: a resume may have raced us */
-				m = migrate_catalog_load_by_id(id, true);
-				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 && !limit_reached)
-				{
-					SPI_commit();
-					continue;
-				}
-				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
-					migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, "pause",
-											  "migrate_run reached its limit");
-				if (m)
-					migrate_runner_release(m);
-				SPI_commit();
+			step = run_one_batch(id, limit_reached, &lock_failures, &progress,
+								 callercxt, (ErrorData **) &failure);
+			SPI_commit();
+			if (step == RUN_STOP)
 				break;
-			}
-
-			edata = run_batch_in_subxact(m, &done, callercxt);
-			if (edata &&
-				(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-				 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-				 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
-				++lock_failures < migrate_max_lock_retries)
+			if (step == RUN_RETRY)
 			{
-				ereport(NOTICE,
-						(errmsg("migration \"%s\": %s; retrying the batch (attempt %d of %d)",
-								m->name, edata->message, lock_failures + 1,
-								migrate_max_lock_retries)));
-				retry = true;
-			}
-			else if (edata)
-				failure = edata;
-			if (retry)
-			{
-				retry = false;
-				SPI_commit();
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 Min(5000L, 100L << Min(lock_failures - 1, 6)),
 								 PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 				continue;
 			}
-			if (failure)
-			{
-				m = migrate_catalog_load_by_id(id, true);
-				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
-					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", failure->message);
-				if (m)
-					migrate_runner_release(m);
-				SPI_commit();
-				break;
-			}
-			batches++;
-			lock_failures = 0;
-			if (done)
-				migrate_runner_release(m);
-			SPI_commit();
-			MemoryContextSwitchTo(oldcxt);
-			if (done)
-				break;
+			if (step == RUN_BATCH_DONE)
+				batches++;
 			if (TimestampDifferenceExceeds(last_notice, GetCurrentTimestamp(), RUN_NOTICE_INTERVAL_MS))
 			{
 				double		secs = (GetCurrentTimestamp() - started) / 1000000.0;
@@ -833,17 +872,16 @@ migrate_run(PG_FUNCTION_ARGS)
 				last_notice = GetCurrentTimestamp();
 				ereport(NOTICE,
 						(errmsg("migration \"%s\": " INT64_FORMAT " rows processed, " INT64_FORMAT " changed, %.0f rows/s",
-								m->name, m->processed, m->changed,
-								secs > 0 ? (m->processed - start_processed) / secs : 0)));
+								name, progress.processed, progress.changed,
+								secs > 0 ? (progress.processed - start_processed) / secs : 0)));
 			}
-			if (m->pause_ms > 0)
+			if (step == RUN_BATCH_DONE && progress.pause_ms > 0)
 			{
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 m->pause_ms, PG_WAIT_EXTENSION);
+								 progress.pause_ms, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 			}
 		}
-		MemoryContextSwitchTo(runcxt);
 	}
 	PG_FINALLY();
 	{
@@ -904,8 +942,11 @@ migrate_wait(PG_FUNCTION_ARGS)
 	}
 	for (;;)
 	{
-		Migration  *m = migrate_catalog_load(name, false, false);
+		Migration  *m;
 
+		/* an SPI connection per poll, so that an hour of waiting costs nothing */
+		SPI_connect();
+		m = migrate_catalog_load(name, false, false);
 		state = MemoryContextStrdup(cxt, m->state);
 		/* a stopped migration counts once its runner is gone too */
 		if ((strcmp(state, MIGRATE_STATE_DONE) == 0 ||
@@ -913,7 +954,10 @@ migrate_wait(PG_FUNCTION_ARGS)
 			 strcmp(state, MIGRATE_STATE_CANCELLED) == 0 ||
 			 strcmp(state, MIGRATE_STATE_PAUSED) == 0) &&
 			!migrate_runner_active(m->id))
+		{
+			SPI_finish();
 			break;
+		}
 		if (strcmp(state, MIGRATE_STATE_RUNNING) == 0 && !migrate_runner_active(m->id))
 		{
 			if (orphan_since == 0)
@@ -937,6 +981,7 @@ migrate_wait(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("timed out waiting for migration \"%s\"", name),
 					 errdetail("It is still %s.", state)));
+		SPI_finish();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -81,11 +81,29 @@ typedef struct BatchSql
 } BatchSql;
 
 /*
+ * key_type_supported
+ *		Can a key column of this type be kept in the jsonb cursor and read
+ *		back exactly?  Scalars can; arrays, composites, ranges and JSON
+ *		values come back in a form their input function does not take.
+ */
+static bool
+key_type_supported(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	char		typtype = get_typtype(base);
+
+	return (typtype == TYPTYPE_BASE || typtype == TYPTYPE_ENUM) &&
+		!OidIsValid(get_element_type(base)) &&
+		base != JSONOID && base != JSONBOID;
+}
+
+/*
  * migrate_find_key_columns
  *		Return the names of the columns of relid's batching key.
  *
  * The key is the primary key, else the unique, valid, non-partial index
- * without expressions whose columns are all NOT NULL and use their type's
+ * without expressions whose columns are all NOT NULL, not generated, of a
+ * type the cursor can hold (key_type_supported) and use their type's
  * default btree operator class, preferring fewer columns.  Returns NIL if
  * there is none.  The caller holds a lock on the relation.
  */
@@ -124,6 +142,7 @@ migrate_find_key_columns(Oid relid)
 												  idx->indkey.values[i] - 1);
 
 			if (idx->indkey.values[i] <= 0 || !att->attnotnull ||
+				att->attgenerated || !key_type_supported(att->atttypid) ||
 				indclass->values[i] != GetDefaultOpClass(att->atttypid, BTREE_AM_OID))
 				usable = false;
 		}
@@ -495,29 +514,22 @@ migrate_resolve_relation(const Migration *m, bool missing_ok)
 }
 
 /*
- * migrate_validate_clause
- *		Check that a set_clause (is_set) or where_clause is one fragment of
- *		the expected kind and nothing else.
- *
- * Runs the raw parser only: names are resolved later, by EXPLAIN.
+ * parse_pinned
+ *		raw_parser() with standard_conforming_strings on, the setting every
+ *		statement built from the user's text runs with.  Returns NIL and sets
+ *		*message on a syntax error.
  */
-void
-migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
+static List *
+parse_pinned(const char *sql, char **message)
 {
-	const char *what = is_set ? "set_clause" : "where_clause";
-	char	   *sql;
-	List	   *stmts = NIL;
-	Node	   *stmt;
 	MemoryContext oldcxt = CurrentMemoryContext;
-	bool		ok;
+	int			nestlevel = NewGUCNestLevel();
+	List	   *stmts = NIL;
 
-	if (clause[strspn(clause, " \t\r\n")] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", what)));
-
-	sql = is_set ? psprintf("UPDATE __migrate_x SET\n%s\n", clause)
-		: psprintf("SELECT 1 WHERE\n%s\n", clause);
+	*message = NULL;
+	(void) set_config_option("standard_conforming_strings", "on",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	PG_TRY();
 	{
 		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
@@ -529,12 +541,43 @@ migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("%s is not valid SQL: %s", what, edata->message),
-				 errdetail("The %s was: %s", what, clause)));
+		*message = edata->message;
 	}
 	PG_END_TRY();
+	AtEOXact_GUC(true, nestlevel);
+	return stmts;
+}
+
+/*
+ * migrate_validate_clause
+ *		Check that a set_clause (is_set) or where_clause is one fragment of
+ *		the expected kind and nothing else.
+ *
+ * Runs the raw parser only: names are resolved later, by EXPLAIN.
+ */
+void
+migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
+{
+	const char *what = is_set ? "set_clause" : "where_clause";
+	char	   *sql;
+	List	   *stmts;
+	Node	   *stmt;
+	char	   *message;
+	bool		ok;
+
+	if (clause[strspn(clause, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+
+	sql = is_set ? psprintf("UPDATE __migrate_x SET\n%s\n", clause)
+		: psprintf("SELECT 1 WHERE\n%s\n", clause);
+	stmts = parse_pinned(sql, &message);
+	if (message)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("%s is not valid SQL: %s", what, message),
+				 errdetail("The %s was: %s", what, clause)));
 
 	ok = list_length(stmts) == 1;
 	stmt = ok ? ((RawStmt *) linitial(stmts))->stmt : NULL;
@@ -596,26 +639,14 @@ migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
 void
 migrate_validate_task_sql(const char *sql)
 {
-	List	   *stmts = NIL;
+	char	   *message;
+	List	   *stmts = parse_pinned(sql, &message);
 	ListCell   *lc;
-	MemoryContext oldcxt = CurrentMemoryContext;
 
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+	if (message)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("sql is not valid SQL: %s", edata->message)));
-	}
-	PG_END_TRY();
+				 errmsg("sql is not valid SQL: %s", message)));
 
 	if (stmts == NIL)
 		ereport(ERROR,
@@ -703,6 +734,14 @@ migrate_estimate_rows(Oid relid)
 	return (int64) total;
 }
 
+/* Set a GUC for the rest of the current GUC nest level. */
+static void
+set_guc(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
 /* Set lock_timeout for the rest of this GUC nest level. */
 static void
 set_lock_timeout(int64 ms)
@@ -710,9 +749,10 @@ set_lock_timeout(int64 ms)
 	char		buf[32];
 
 	snprintf(buf, sizeof(buf), INT64_FORMAT, ms);
-	(void) set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	set_guc("lock_timeout", buf);
 }
+
+
 
 /*
  * run_user_sql
@@ -734,6 +774,25 @@ run_user_sql(const Migration *m, const char *sql, int nargs, Oid *types,
 }
 
 /*
+ * fire_deferred_as_owner
+ *		Fire the batch's deferred triggers and constraint checks now, as the
+ *		owner, rather than at COMMIT as whoever commits (in a worker of a
+ *		NOLOGIN owner on PostgreSQL 15, or in the session of a superuser
+ *		calling migrate_step, that would be more than the owner).
+ */
+static void
+fire_deferred_as_owner(const Migration *m)
+{
+	RoleSwitch	rs;
+
+	/* PostgreSQL fires no deferred trigger in a restricted operation */
+	migrate_become_migration_owner_ext(&rs, m, false);
+	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) < 0)
+		elog(ERROR, "SET CONSTRAINTS ALL IMMEDIATE failed");
+	migrate_restore_role(&rs);
+}
+
+/*
  * find_batch_bound
  *		Find the last key of the next batch; false if no rows are left.
  */
@@ -745,11 +804,23 @@ find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	bool		isnull;
+	int			nestlevel;
 
 	values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
 	nulls[0] = m->cursor ? ' ' : 'n';
 	values[1] = Int32GetDatum(batch_size);
+
+	/*
+	 * The cursor is the key in jsonb, read back with its type's input
+	 * function: pin the output formats so that every value round-trips.
+	 */
+	nestlevel = NewGUCNestLevel();
+	set_guc("extra_float_digits", "3");
+	set_guc("DateStyle", "ISO, YMD");
+	set_guc("IntervalStyle", "postgres");
+	set_guc("bytea_output", "hex");
 	run_user_sql(m, b->bound, 2, types, values, nulls);
+	AtEOXact_GUC(true, nestlevel);
 	if (SPI_processed == 0)
 		return false;
 	*bound = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -764,7 +835,8 @@ find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
  *
  * Leaves the transaction open: the caller commits the change and the
  * catalog update together (or, in migrate_step, leaves that to the user).
- * lock_timeout applies to the batch's statements only.
+ * lock_timeout applies to the batch's statements and its catalog update,
+ * so that the batch never waits unbounded while it holds row locks.
  */
 void
 migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
@@ -792,9 +864,11 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 		values[1] = JsonbPGetDatum(res->new_cursor);
 		run_user_sql(m, b->change, 2, types, values, nulls);
 		res->changed = SPI_processed;
+		fire_deferred_as_owner(m);
 	}
-	AtEOXact_GUC(true, nestlevel);
+	/* still under lock_timeout: never wait unbounded with the rows locked */
 	migrate_catalog_record_batch(m, res, true);
+	AtEOXact_GUC(true, nestlevel);
 }
 
 /*
@@ -807,14 +881,18 @@ migrate_run_task(Migration *m, BatchResult *res)
 {
 	int			nestlevel = NewGUCNestLevel();
 
+	uint64		changed;
+
 	memset(res, 0, sizeof(*res));
 	set_lock_timeout(m->lock_timeout_ms);
 	run_user_sql(m, m->sql, 0, NULL, NULL, NULL);
-	AtEOXact_GUC(true, nestlevel);
+	changed = SPI_processed;
+	fire_deferred_as_owner(m);
 	res->done = true;
 	res->visited = 1;
-	res->changed = SPI_processed;
+	res->changed = changed;
 	migrate_catalog_record_batch(m, res, true);
+	AtEOXact_GUC(true, nestlevel);
 }
 
 /*
@@ -834,7 +912,8 @@ migrate_explain_check(Migration *m)
 
 	if (m->relation == NULL)
 	{
-		List	   *stmts = raw_parser(m->sql, RAW_PARSE_DEFAULT);
+		char	   *message;
+		List	   *stmts = parse_pinned(m->sql, &message);
 		Node	   *stmt = ((RawStmt *) linitial(stmts))->stmt;
 
 		if (list_length(stmts) == 1 &&

@@ -282,7 +282,9 @@ migrate_catalog_set_state(const Migration *m, const char *state,
  * migrate_catalog_record_batch
  *		Store what a batch did, in the batch's own transaction.
  *
- * Advances the cursor and counters; when the batch found nothing left the
+ * Advances the cursor and counters, but only from the cursor the batch
+ * started at (compare and set: a batch can never be recorded twice, even
+ * if two runners ever raced).  When the batch found nothing left the
  * migration becomes done (whatever pause or cancel raced it: the work is
  * finished).  m->state is refreshed from the row, so the caller sees a
  * pause or cancel that committed while the batch ran.
@@ -290,9 +292,9 @@ migrate_catalog_set_state(const Migration *m, const char *state,
 void
 migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
 {
-	Oid			types[5] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID, JSONBOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 
 	values[0] = Int64GetDatum(m->id);
@@ -303,6 +305,10 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
 	values[2] = Int64GetDatum(res->visited);
 	values[3] = Int64GetDatum(res->changed);
 	values[4] = BoolGetDatum(res->done && finish);
+	if (m->cursor)
+		values[5] = JsonbPGetDatum(m->cursor);
+	else
+		nulls[5] = 'n';
 
 	migrate_catalog_exec("UPDATE migrate.migrations SET"
 						 " cursor = COALESCE($2, cursor),"
@@ -316,12 +322,14 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
 						 " last_error = CASE WHEN $5 THEN NULL ELSE last_error END,"
 						 " series_rest = CASE WHEN $5 THEN NULL ELSE series_rest END"
 						 " WHERE id OPERATOR(pg_catalog.=) $1"
+						 " AND cursor IS NOT DISTINCT FROM $6"
 						 " RETURNING state",
-						 5, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+						 6, types, values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed != 1)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("migration \"%s\" was unregistered while it ran", m->name)));
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("migration \"%s\" was changed by someone else while a batch ran", m->name),
+				 errdetail("It was unregistered, or its cursor moved; the batch was rolled back.")));
 	m->state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1,
 												 &isnull));

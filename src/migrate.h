@@ -88,11 +88,15 @@ typedef struct RoleSwitch
 	Oid			saved_userid;
 	int			saved_sec_context;
 	int			guc_nestlevel;
+	bool		revert_gucs;	/* undo every setting on restore */
 } RoleSwitch;
 
 extern Oid	migrate_catalog_owner(void);
 extern void migrate_become_catalog_owner(RoleSwitch *rs);
 extern void migrate_become_migration_owner(RoleSwitch *rs, const Migration *m);
+extern void migrate_become_migration_owner_ext(RoleSwitch *rs,
+											   const Migration *m,
+											   bool restricted);
 extern void migrate_restore_role(RoleSwitch *rs);
 extern void migrate_check_may_manage(const Migration *m, const char *what);
 extern void migrate_check_table_privilege(Oid relid, const char *action);

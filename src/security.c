@@ -20,6 +20,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -62,18 +63,26 @@ migrate_catalog_owner(void)
  *		Become "role" with search_path set to "path" until migrate_restore_role.
  *
  * The switch is local (SECURITY_LOCAL_USERID_CHANGE), so the code run
- * under it cannot SET ROLE or SET SESSION AUTHORIZATION its way out.  The
- * GUC nest level makes the search_path (and anything the user's code sets
- * with SET LOCAL) revert when we switch back, also on error.
+ * under it cannot SET ROLE or SET SESSION AUTHORIZATION its way out.  With
+ * "restricted" it is also a SECURITY_RESTRICTED_OPERATION, as in index
+ * builds and REFRESH MATERIALIZED VIEW: the user's code cannot leave
+ * anything behind in the session (temporary objects, prepared statements,
+ * held cursors), and every setting it changes, SET or SET LOCAL, is undone
+ * when we switch back, also on error.  standard_conforming_strings is
+ * pinned so that the user's fragments parse the way they were checked.
  */
 static void
-switch_role(RoleSwitch *rs, Oid role, const char *path)
+switch_role(RoleSwitch *rs, Oid role, const char *path, bool restricted)
 {
 	GetUserIdAndSecContext(&rs->saved_userid, &rs->saved_sec_context);
 	SetUserIdAndSecContext(role,
-						   rs->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+						   rs->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   (restricted ? SECURITY_RESTRICTED_OPERATION : 0));
 	rs->guc_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", path,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("standard_conforming_strings", "on",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 }
@@ -85,7 +94,8 @@ switch_role(RoleSwitch *rs, Oid role, const char *path)
 void
 migrate_become_catalog_owner(RoleSwitch *rs)
 {
-	switch_role(rs, migrate_catalog_owner(), "pg_catalog, pg_temp");
+	switch_role(rs, migrate_catalog_owner(), "pg_catalog, pg_temp", false);
+	rs->revert_gucs = false;
 }
 
 /*
@@ -97,23 +107,47 @@ migrate_become_catalog_owner(RoleSwitch *rs)
 void
 migrate_become_migration_owner(RoleSwitch *rs, const Migration *m)
 {
+	/*
+	 * In another role's session (migrate_step or migrate_run called by a
+	 * superuser or a member of the owner's role) the owner's code must not
+	 * leave anything behind, so it runs as a restricted operation.  A
+	 * worker's session, or the owner's own, has nobody else to protect,
+	 * and there deferred triggers on the table remain possible.
+	 */
+	migrate_become_migration_owner_ext(rs, m,
+									   MyBgworkerEntry == NULL &&
+									   GetUserId() != m->owner);
+}
+
+/*
+ * migrate_become_migration_owner_ext
+ *		Like migrate_become_migration_owner; "restricted" false leaves out
+ *		SECURITY_RESTRICTED_OPERATION, which PostgreSQL requires for firing
+ *		deferred triggers.  Settings are undone either way.
+ */
+void
+migrate_become_migration_owner_ext(RoleSwitch *rs, const Migration *m,
+								   bool restricted)
+{
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(m->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("owner of migration \"%s\" no longer exists", m->name),
 				 errdetail("The role with OID %u was dropped.", m->owner),
 				 errhint("Register the migration again with replace => true.")));
-	switch_role(rs, m->owner, m->search_path);
+	switch_role(rs, m->owner, m->search_path, restricted);
+	rs->revert_gucs = true;
 }
 
 /*
  * migrate_restore_role
- *		Undo migrate_become_*: restore the user id and the GUCs.
+ *		Undo migrate_become_*: restore the user id and the settings.
  */
 void
 migrate_restore_role(RoleSwitch *rs)
 {
-	AtEOXact_GUC(true, rs->guc_nestlevel);
+	/* after the owner's code, drop whatever it SET; our own SETs are SAVEs */
+	AtEOXact_GUC(!rs->revert_gucs, rs->guc_nestlevel);
 	SetUserIdAndSecContext(rs->saved_userid, rs->saved_sec_context);
 }
 

@@ -64,6 +64,8 @@ typedef struct WorkerArgs
 
 StaticAssertDecl(sizeof(WorkerArgs) <= BGW_EXTRALEN, "WorkerArgs must fit bgw_extra");
 
+static pid_t launch_worker_locked(Migration *m);
+
 /* How long migrate_launch_worker waits for a new worker to claim its lock */
 #define WORKER_CLAIM_TIMEOUT_MS 60000
 
@@ -83,12 +85,14 @@ migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id)
 /*
  * migrate_runner_active
  *		Is some process (this one included) running migration id?
+ *
+ * Only looks at the lock table: taking the runner lock to test it could
+ * make a starting runner's own attempt fail.
  */
 bool
 migrate_runner_active(int64 id)
 {
 	LOCKTAG		tag;
-	LockAcquireResult res;
 
 	migrate_runner_locktag(&tag, MyDatabaseId, id);
 #if PG_VERSION_NUM >= 170000
@@ -97,11 +101,7 @@ migrate_runner_active(int64 id)
 	if (LockHeldByMe(&tag, ExclusiveLock))
 #endif
 		return true;
-	res = LockAcquire(&tag, ExclusiveLock, false, true);
-	if (res == LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	LockRelease(&tag, ExclusiveLock, false);
-	return false;
+	return migrate_runner_pid(id) != 0;
 }
 
 /*
@@ -118,21 +118,27 @@ migrate_runner_pid(int64 id)
 	Datum		values[3];
 	bool		isnull;
 
+	int			pid = 0;
+
 	values[0] = ObjectIdGetDatum(MyDatabaseId);
 	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
 	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
+	/* a connection of its own: callers poll this in loops */
+	SPI_connect();
 	migrate_catalog_exec(psprintf("SELECT pid FROM pg_catalog.pg_locks"
 								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
-								  " AND granted AND database OPERATOR(pg_catalog.=) $1"
+								  " AND granted AND mode OPERATOR(pg_catalog.=) 'ExclusiveLock'"
+								  " AND database OPERATOR(pg_catalog.=) $1"
 								  " AND classid OPERATOR(pg_catalog.=) $2"
 								  " AND objid OPERATOR(pg_catalog.=) $3"
 								  " AND objsubid OPERATOR(pg_catalog.=) %d",
 								  MIGRATE_RUNNER_LOCK_KIND),
 						 3, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return 0;
-	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	if (SPI_processed > 0)
+		pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return pid;
 }
 
 /*
@@ -232,19 +238,44 @@ count_other_workers(void)
 int
 migrate_launch_worker(Migration *m)
 {
+	LOCKTAG		start_tag;
+	volatile pid_t pid = 0;
+
+	/*
+	 * Serialize starts across the cluster, so the slot count is exact.  The
+	 * lock is held only until the new worker shows up, not until our
+	 * transaction ends.
+	 */
+	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_RUNNER_LOCK_KIND + 1);
+	(void) LockAcquire(&start_tag, ExclusiveLock, true, false);
+	PG_TRY();
+	{
+		pid = launch_worker_locked(m);
+	}
+	PG_FINALLY();
+	{
+		LockRelease(&start_tag, ExclusiveLock, true);
+	}
+	PG_END_TRY();
+	return (int) pid;
+}
+
+/*
+ * launch_worker_locked
+ *		The work of migrate_launch_worker, with the start lock held.
+ */
+static pid_t
+launch_worker_locked(Migration *m)
+{
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	WorkerArgs	args;
-	LOCKTAG		start_tag;
 	pid_t		pid;
 	BgwHandleStatus status;
 	TimestampTz deadline;
 	HeapTuple	roletup;
 	int64		others;
 
-	/* serialize starts across the cluster, so the slot count is exact */
-	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_RUNNER_LOCK_KIND + 1);
-	(void) LockAcquire(&start_tag, ExclusiveLock, false, false);
 	others = count_other_workers();
 	if (others >= migrate_max_workers)
 		ereport(ERROR,
@@ -319,7 +350,7 @@ migrate_launch_worker(Migration *m)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	return (int) pid;
+	return pid;
 }
 
 /* Start a transaction with a snapshot and SPI, as every unit of work needs. */
