@@ -34,7 +34,9 @@ LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'look-alike count() called'; END $$
 
 -- a schema called migrate that someone made first is not adopted
 CREATE SCHEMA migrate;
+\set VERBOSITY terse
 CREATE EXTENSION migrate;
+\set VERBOSITY default
 DROP SCHEMA migrate;
 
 SET search_path = public, pg_catalog;
