@@ -867,7 +867,7 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 		fire_deferred_as_owner(m);
 	}
 	/* still under lock_timeout: never wait unbounded with the rows locked */
-	migrate_catalog_record_batch(m, res, true);
+	migrate_catalog_record_batch(m, res);
 	AtEOXact_GUC(true, nestlevel);
 }
 
@@ -891,7 +891,7 @@ migrate_run_task(Migration *m, BatchResult *res)
 	res->done = true;
 	res->visited = 1;
 	res->changed = changed;
-	migrate_catalog_record_batch(m, res, true);
+	migrate_catalog_record_batch(m, res);
 	AtEOXact_GUC(true, nestlevel);
 }
 

@@ -290,7 +290,7 @@ migrate_catalog_set_state(const Migration *m, const char *state,
  * pause or cancel that committed while the batch ran.
  */
 void
-migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
+migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 {
 	Oid			types[6] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID, JSONBOID};
 	Datum		values[6];
@@ -304,7 +304,7 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
 		nulls[1] = 'n';
 	values[2] = Int64GetDatum(res->visited);
 	values[3] = Int64GetDatum(res->changed);
-	values[4] = BoolGetDatum(res->done && finish);
+	values[4] = BoolGetDatum(res->done);
 	if (m->cursor)
 		values[5] = JsonbPGetDatum(m->cursor);
 	else
@@ -337,7 +337,7 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res, bool finish)
 	m->changed += res->changed;
 	if (res->new_cursor)
 		m->cursor = res->new_cursor;
-	if (res->done && finish)
+	if (res->done)
 		migrate_catalog_log_event(m->name, m->owner, "done",
 								  psprintf("processed " INT64_FORMAT ", changed " INT64_FORMAT,
 										   m->processed, m->changed));

@@ -113,8 +113,7 @@ extern void migrate_catalog_set_state(const Migration *m, const char *state,
 extern void migrate_catalog_exec(const char *sql, int nargs, Oid *types,
 								 Datum *values, const char *nulls,
 								 int expected);
-extern void migrate_catalog_record_batch(Migration *m, const BatchResult *res,
-										 bool finish);
+extern void migrate_catalog_record_batch(Migration *m, const BatchResult *res);
 extern char *migrate_text_or_null(Datum d, bool isnull);
 
 /* batch.c: building and running batches */

@@ -711,6 +711,13 @@ migrate_worker_main(Datum main_arg)
 	SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname(appname);
 
+	/*
+	 * Each batch commits its cursor with its data, so batches lost to a
+	 * crash before their commit reached disk are simply done again: the
+	 * worker need not wait for WAL flushes.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+
 	migrate_runner_lock(args.id);
 	run_migration(&args);
 	proc_exit(0);
