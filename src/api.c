@@ -723,10 +723,7 @@ run_one_batch(int64 id, bool limit_reached, int *lock_failures,
 	}
 
 	edata = run_batch_in_subxact(m, &done, errcxt);
-	if (edata &&
-		(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-		 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-		 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+	if (edata && migrate_error_is_retryable(edata) &&
 		++(*lock_failures) < migrate_max_lock_retries)
 	{
 		ereport(NOTICE,

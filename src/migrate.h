@@ -132,6 +132,7 @@ extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 								  void *arg);
 
 /* worker.c: background workers and runner locks */
+extern bool migrate_error_is_retryable(const ErrorData *edata);
 extern void migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
 extern bool migrate_runner_active(int64 id);
 extern int	migrate_runner_pid(int64 id);

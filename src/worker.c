@@ -70,6 +70,19 @@ static pid_t launch_worker_locked(Migration *m);
 #define WORKER_CLAIM_TIMEOUT_MS 60000
 
 /*
+ * migrate_error_is_retryable
+ *		Is this the error of a batch that could not get its locks in time (or
+ *		lost a race), which is worth trying again after a pause?
+ */
+bool
+migrate_error_is_retryable(const ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
+/*
  * migrate_runner_locktag
  *		Fill in the advisory lock tag of migration id in database dbid.
  *
@@ -657,9 +670,7 @@ run_migration(const WorkerArgs *args)
 			AbortCurrentTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
 
-			if ((edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-				 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-				 edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE) &&
+			if (migrate_error_is_retryable(edata) &&
 				++lock_failures < migrate_max_lock_retries)
 			{
 				ereport(LOG,
