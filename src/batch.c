@@ -774,6 +774,26 @@ run_user_sql(const Migration *m, const char *sql, int nargs, Oid *types,
 }
 
 /*
+ * run_batch_sql
+ *		Like run_user_sql, for the statements every batch runs: prepared
+ *		once per process (as the owner, with the owner's search_path).
+ */
+static int
+run_batch_sql(const Migration *m, const char *sql, int nargs, Oid *types,
+			  Datum *values, const char *nulls)
+{
+	RoleSwitch	rs;
+	int			ret;
+
+	migrate_become_migration_owner(&rs, m);
+	ret = migrate_execute_cached(sql, nargs, types, values, nulls);
+	migrate_restore_role(&rs);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	return ret;
+}
+
+/*
  * fire_deferred_as_owner
  *		Fire the batch's deferred triggers and constraint checks now, as the
  *		owner, rather than at COMMIT as whoever commits (in a worker of a
@@ -819,7 +839,7 @@ find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 	set_guc("DateStyle", "ISO, YMD");
 	set_guc("IntervalStyle", "postgres");
 	set_guc("bytea_output", "hex");
-	run_user_sql(m, b->bound, 2, types, values, nulls);
+	run_batch_sql(m, b->bound, 2, types, values, nulls);
 	AtEOXact_GUC(true, nestlevel);
 	if (SPI_processed == 0)
 		return false;
@@ -862,7 +882,7 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 		values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
 		nulls[0] = m->cursor ? ' ' : 'n';
 		values[1] = JsonbPGetDatum(res->new_cursor);
-		run_user_sql(m, b->change, 2, types, values, nulls);
+		run_batch_sql(m, b->change, 2, types, values, nulls);
 		res->changed = SPI_processed;
 		fire_deferred_as_owner(m);
 	}

@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "migrate.h"
 
@@ -63,6 +64,73 @@ text_array_to_list(Datum d, bool isnull)
 }
 
 /*
+ * Prepared statements, kept for the life of the process.  A worker runs the
+ * same few statements for every batch; parsing and analysing them once
+ * instead of thousands of times is most of a small batch's overhead.  The
+ * plan cache still replans when a table changes, and checks privileges and
+ * row-level security against the user of each execution.
+ */
+typedef struct CachedStatement
+{
+	char	   *sql;
+	int			nargs;
+	Oid			types[MIGRATE_MAX_CACHED_ARGS];
+	SPIPlanPtr	plan;
+} CachedStatement;
+
+#define MIGRATE_CACHED_STATEMENTS 64
+
+static CachedStatement cached[MIGRATE_CACHED_STATEMENTS];
+static int	ncached = 0;
+static int	next_victim = 0;
+
+/*
+ * migrate_execute_cached
+ *		SPI_execute_with_args, with the statement prepared once per process.
+ *
+ * The caller has set the role and search_path the statement must be parsed
+ * with; they are part of what the plan cache checks on every execution.
+ */
+int
+migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
+					   const char *nulls)
+{
+	CachedStatement *c = NULL;
+
+	Assert(nargs <= MIGRATE_MAX_CACHED_ARGS);
+	for (int i = 0; i < ncached; i++)
+		if (cached[i].nargs == nargs && strcmp(cached[i].sql, sql) == 0 &&
+			memcmp(cached[i].types, types, sizeof(Oid) * nargs) == 0)
+		{
+			c = &cached[i];
+			break;
+		}
+	if (c == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		if (ncached < MIGRATE_CACHED_STATEMENTS)
+			c = &cached[ncached++];
+		else
+		{
+			c = &cached[next_victim];
+			next_victim = (next_victim + 1) % MIGRATE_CACHED_STATEMENTS;
+			SPI_freeplan(c->plan);
+			pfree(c->sql);
+		}
+		c->sql = MemoryContextStrdup(TopMemoryContext, sql);
+		c->nargs = nargs;
+		if (nargs > 0)
+			memcpy(c->types, types, sizeof(Oid) * nargs);
+		c->plan = plan;
+	}
+	return SPI_execute_plan(c->plan, values, nulls, false, 0);
+}
+
+/*
  * migrate_catalog_exec
  *		Run one statement on the catalog as the catalog owner.
  *
@@ -77,7 +145,7 @@ migrate_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
 	int			ret;
 
 	migrate_become_catalog_owner(&rs);
-	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	ret = migrate_execute_cached(sql, nargs, types, values, nulls);
 	migrate_restore_role(&rs);
 	if (ret < 0 || (expected != 0 && ret != expected))
 		elog(ERROR, "migrate catalog statement failed: %s: %s",

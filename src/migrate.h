@@ -102,6 +102,9 @@ extern void migrate_check_may_manage(const Migration *m, const char *what);
 extern void migrate_check_table_privilege(Oid relid, const char *action);
 
 /* catalog.c: access to migrate.migrations and migrate.events */
+#define MIGRATE_MAX_CACHED_ARGS 8
+extern int	migrate_execute_cached(const char *sql, int nargs, Oid *types,
+								   Datum *values, const char *nulls);
 extern Migration *migrate_catalog_load(const char *name, bool for_update,
 									   bool missing_ok);
 extern Migration *migrate_catalog_load_by_id(int64 id, bool for_update);
