@@ -6,6 +6,7 @@ OBJS = \
 	src/batch.o \
 	src/catalog.o \
 	src/migrate.o \
+	src/pacing.o \
 	src/security.o \
 	src/worker.o
 
@@ -13,7 +14,7 @@ EXTENSION = migrate
 DATA = sql/migrate--0.1.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = setup register run control errors security
+REGRESS = setup register run control errors security pacing
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = start-race step-pause-cancel concurrent-writes

@@ -7,7 +7,6 @@ SELECT name FROM migrate_register('e_ok', 'e', set_clause => 'v = v + 1', batch_
 -- NULLs
 SELECT migrate_register(NULL, 'e', set_clause => 'v = 1');
 SELECT migrate_register('e1', 'e', set_clause => 'v = 1', action => NULL);
-SELECT migrate_register('e1', 'e', set_clause => 'v = 1', batch_size => NULL);
 SELECT migrate_register('e1', 'e', set_clause => 'v = 1', pause => NULL);
 SELECT migrate_register('e1', 'e', set_clause => 'v = 1', lock_timeout => NULL);
 SELECT migrate_register('e1', 'e', set_clause => 'v = 1', replace => NULL);
@@ -57,6 +56,19 @@ SELECT migrate_register('e1', 'e', set_clause => 'v = 1', pause => '1000000 year
 SELECT migrate_register('e1', 'e', set_clause => 'v = 1', lock_timeout => '0');
 SELECT migrate_register('e1', 'e', set_clause => 'v = 1', lock_timeout => '-1 ms');
 SELECT migrate_register('e1', 'e', set_clause => 'v = 1', lock_timeout => '30 days');
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', target_batch_time => NULL);
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', target_batch_time => '-1s');
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', target_batch_time => '2 hours');
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', min_batch_size => 0);
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', max_batch_size => NULL);
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', min_batch_size => 500, max_batch_size => 100);
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', busy_share => 0);
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', busy_share => 1.5);
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', busy_share => 'NaN');
+SELECT migrate_register('e1', 'e', set_clause => 'v = 1', busy_share => NULL);
+SELECT * FROM migrate_explain(NULL);
+SELECT * FROM migrate_explain('nope');
+SELECT * FROM migrate_explain('e_ok', 0);
 SELECT migrate_start('e_ok', batch_size => 0);
 SELECT migrate_step('e_ok', batch_size => -1);
 SELECT migrate_wait('e_ok', '-1 second');

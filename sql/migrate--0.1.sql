@@ -46,12 +46,22 @@ CREATE TABLE migrate.migrations (
     last_error pg_catalog.text,
     worker_pid integer,
     series_rest pg_catalog.text[],
+    adaptive boolean NOT NULL DEFAULT true,
+    target_batch_time pg_catalog.interval NOT NULL DEFAULT '200ms',
+    min_batch_size integer NOT NULL DEFAULT 100,
+    max_batch_size integer NOT NULL DEFAULT 100000,
+    busy_share real NOT NULL DEFAULT 0.25,
+    wal_bytes bigint NOT NULL DEFAULT 0,
+    throttled pg_catalog.text,
     CONSTRAINT migrations_action_check CHECK
         (action OPERATOR(pg_catalog.=) ANY (ARRAY['update', 'delete', 'task']::pg_catalog.text[])),
     CONSTRAINT migrations_state_check CHECK
         (state OPERATOR(pg_catalog.=) ANY (ARRAY['registered', 'running', 'paused',
                                                  'cancelled', 'done', 'failed']::pg_catalog.text[])),
     CONSTRAINT migrations_batch_size_check CHECK (batch_size OPERATOR(pg_catalog.>) 0),
+    CONSTRAINT migrations_batch_bounds_check CHECK
+        (min_batch_size OPERATOR(pg_catalog.>) 0
+         AND max_batch_size OPERATOR(pg_catalog.>=) min_batch_size),
     CONSTRAINT migrations_task_check CHECK
         ((action OPERATOR(pg_catalog.=) 'task') OPERATOR(pg_catalog.=) (relation IS NULL))
 );
@@ -100,10 +110,14 @@ CREATE FUNCTION @extschema@.migrate_register(
     row_fn pg_catalog.regprocedure DEFAULT NULL,
     action pg_catalog.text DEFAULT 'update',
     sql pg_catalog.text DEFAULT NULL,
-    batch_size integer DEFAULT 1000,
+    batch_size integer DEFAULT NULL,
     pause pg_catalog.interval DEFAULT '0',
     lock_timeout pg_catalog.interval DEFAULT '1s',
-    replace boolean DEFAULT false)
+    replace boolean DEFAULT false,
+    target_batch_time pg_catalog.interval DEFAULT '200ms',
+    min_batch_size integer DEFAULT 100,
+    max_batch_size integer DEFAULT 100000,
+    busy_share real DEFAULT 0.25)
 RETURNS migrate.migrations
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'migrate_register';
@@ -168,6 +182,14 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'migrate_dry_run';
 COMMENT ON FUNCTION @extschema@.migrate_dry_run IS 'run the next batch and roll it back, showing the rows it would change';
 
+CREATE FUNCTION @extschema@.migrate_explain(
+    name pg_catalog.text,
+    batch_size integer DEFAULT NULL)
+RETURNS SETOF pg_catalog.text
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_explain';
+COMMENT ON FUNCTION @extschema@.migrate_explain IS 'show the plans of the next batch''s statements';
+
 CREATE FUNCTION @extschema@.migrate_start_series(names pg_catalog.text[])
 RETURNS migrate.migrations
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
@@ -207,7 +229,10 @@ RETURNS TABLE (
     last_batch_at pg_catalog.timestamptz,
     finished_at pg_catalog.timestamptz,
     owner pg_catalog.regrole,
-    started_by pg_catalog.name)
+    started_by pg_catalog.name,
+    adaptive boolean,
+    wal_bytes bigint,
+    throttled pg_catalog.text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -225,7 +250,9 @@ SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
        END,
        m.batch_size, m.batches, m.cursor, m.last_error,
        w.pid,
-       m.started_at, m.last_batch_at, m.finished_at, m.owner, m.started_by
+       m.started_at, m.last_batch_at, m.finished_at, m.owner, m.started_by,
+       m.adaptive, m.wal_bytes,
+       CASE WHEN w.pid IS NOT NULL THEN m.throttled END
   FROM migrate.migrations m
   CROSS JOIN LATERAL (
        SELECT CASE WHEN m.total_estimate IS NULL THEN NULL

@@ -47,6 +47,7 @@ PG_FUNCTION_INFO_V1(migrate_pause);
 PG_FUNCTION_INFO_V1(migrate_cancel);
 PG_FUNCTION_INFO_V1(migrate_wait);
 PG_FUNCTION_INFO_V1(migrate_dry_run);
+PG_FUNCTION_INFO_V1(migrate_explain);
 PG_FUNCTION_INFO_V1(migrate_start_series);
 PG_FUNCTION_INFO_V1(migrate_unregister);
 
@@ -111,17 +112,18 @@ batch_size_arg(FunctionCallInfo fcinfo, int n)
 	return size;
 }
 
-/* Set a migration's batch size for good. */
+/* Set a migration's batch size for good: no more adaptive sizing. */
 static void
 store_batch_size(Migration *m, int32 size)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(size)};
 
-	migrate_catalog_exec("UPDATE migrate.migrations SET batch_size = $2"
+	migrate_catalog_exec("UPDATE migrate.migrations SET batch_size = $2, adaptive = false"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
 						 2, types, values, NULL, SPI_OK_UPDATE);
 	m->batch_size = size;
+	m->adaptive = false;
 }
 
 /* Return the row of migration id as this function's result. */
@@ -239,15 +241,20 @@ migrate_register(PG_FUNCTION_ARGS)
 	Oid			row_fn = PG_ARGISNULL(4) ? InvalidOid : PG_GETARG_OID(4);
 	char	   *action = text_arg(fcinfo, 5, "action");
 	char	   *sql = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
-	int32		batch_size = batch_size_arg(fcinfo, 7);
+	bool		adaptive = PG_ARGISNULL(7);
+	int32		batch_size = adaptive ? 1000 : batch_size_arg(fcinfo, 7);
+	int64		target_ms;
+	int32		min_size;
+	int32		max_size;
+	float4		busy_share;
 	bool		replace;
 	List	   *key_columns = NIL;
 	char	   *relation = NULL;
 	char	   *row_fn_text = NULL;
 	Migration  *existing;
-	Oid			types[15];
-	Datum		values[15];
-	char		nulls[15];
+	Oid			types[18];
+	Datum		values[18];
+	char		nulls[18];
 	int64		id;
 	bool		isnull;
 	Datum		key_array = (Datum) 0;
@@ -260,6 +267,26 @@ migrate_register(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("replace must not be null")));
 	replace = PG_GETARG_BOOL(10);
+	target_ms = interval_arg_ms(fcinfo, 11, "target_batch_time", 0, 3600 * 1000,
+								"0 and 1 hour");
+	min_size = batch_size_arg(fcinfo, 12);
+	max_size = batch_size_arg(fcinfo, 13);
+	if (min_size > max_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("min_batch_size must not be greater than max_batch_size"),
+				 errdetail("min_batch_size is %d, max_batch_size is %d.", min_size, max_size)));
+	if (PG_ARGISNULL(14))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("busy_share must not be null")));
+	busy_share = PG_GETARG_FLOAT4(14);
+	if (!(busy_share > 0 && busy_share <= 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("busy_share must be greater than 0 and at most 1"),
+				 errdetail("It is the share of time a migration's batches may take while the server is busy.")));
+	adaptive = adaptive && target_ms > 0;
 
 	if (name[0] == '\0')
 		ereport(ERROR,
@@ -391,6 +418,11 @@ migrate_register(PG_FUNCTION_ARGS)
 	ARG(10, INTERVALOID, PG_GETARG_DATUM(9), false);
 	ARG(11, TEXTOID, CStringGetTextDatum(GetConfigOptionByName("search_path", NULL, false)), false);
 	ARG(12, OIDOID, ObjectIdGetDatum(GetUserId()), false);
+	ARG(13, BOOLOID, BoolGetDatum(adaptive), false);
+	ARG(14, INTERVALOID, PG_GETARG_DATUM(11), false);
+	ARG(15, INT4OID, Int32GetDatum(min_size), false);
+	ARG(16, INT4OID, Int32GetDatum(max_size), false);
+	ARG(17, FLOAT4OID, Float4GetDatum(busy_share), false);
 #undef ARG
 
 	if (existing)
@@ -405,18 +437,21 @@ migrate_register(PG_FUNCTION_ARGS)
 							 " run_processed = 0, registered_at = pg_catalog.clock_timestamp(),"
 							 " started_at = NULL, started_by = NULL, last_batch_at = NULL,"
 							 " finished_at = NULL, last_error = NULL, worker_pid = NULL,"
-							 " series_rest = NULL"
+							 " series_rest = NULL, adaptive = $14, target_batch_time = $15,"
+							 " min_batch_size = $16, max_batch_size = $17, busy_share = $18,"
+							 " wal_bytes = 0, throttled = NULL"
 							 " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING id",
-							 13, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+							 18, types, values, nulls, SPI_OK_UPDATE_RETURNING);
 	}
 	else
 		migrate_catalog_exec("INSERT INTO migrate.migrations"
 							 " (name, action, relation, key_columns, set_clause,"
 							 "  where_clause, row_fn, sql, batch_size, pause,"
-							 "  lock_timeout, search_path, owner)"
+							 "  lock_timeout, search_path, owner, adaptive, target_batch_time,"
+							 "  min_batch_size, max_batch_size, busy_share)"
 							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-							 "  $13::pg_catalog.regrole) RETURNING id",
-							 13, types, values, nulls, SPI_OK_INSERT_RETURNING);
+							 "  $13::pg_catalog.regrole, $14, $15, $16, $17, $18) RETURNING id",
+							 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	{
@@ -634,7 +669,8 @@ migrate_step(PG_FUNCTION_ARGS)
  *		errcxt) after rolling the subtransaction back.
  */
 static ErrorData *
-run_batch_in_subxact(Migration *m, bool *done, MemoryContext errcxt)
+run_batch_in_subxact(Migration *m, int32 size, BatchResult *res,
+					 MemoryContext errcxt)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -644,13 +680,10 @@ run_batch_in_subxact(Migration *m, bool *done, MemoryContext errcxt)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		BatchResult res;
-
 		if (m->relation == NULL)
-			migrate_run_task(m, &res);
+			migrate_run_task(m, res);
 		else
-			migrate_run_batch(m, m->batch_size, &res);
-		*done = res.done;
+			migrate_run_batch(m, size, res);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -694,13 +727,17 @@ typedef struct RunProgress
  * (allocated in errcxt); the caller commits either way.
  */
 static RunStep
-run_one_batch(int64 id, bool limit_reached, int *lock_failures,
+run_one_batch(int64 id, bool limit_reached, int *lock_failures, Pacer *pacer,
 			  RunProgress *progress, MemoryContext errcxt, ErrorData **failure)
 {
 	Migration  *m;
 	ErrorData  *edata;
+	BatchResult res;
 	bool		done = false;
 	RunStep		step;
+	TimestampTz start;
+	int64		elapsed_us;
+	char	   *hold;
 
 	memset(progress, 0, sizeof(*progress));
 	SPI_connect();
@@ -722,7 +759,25 @@ run_one_batch(int64 id, bool limit_reached, int *lock_failures,
 		return RUN_STOP;
 	}
 
-	edata = run_batch_in_subxact(m, &done, errcxt);
+	if (!pacer->initialized)
+		migrate_pacer_init(pacer, m);
+	migrate_pacer_sample(pacer, 0);
+	hold = m->relation ? migrate_pacer_hold(pacer) : NULL;
+	if (hold)
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" waits: %s", m->name, hold)));
+		SPI_finish();
+		progress->pause_ms = 1000;
+		return RUN_RESUMED;
+	}
+	m->throttled = pacer->reason;
+	memset(&res, 0, sizeof(res));
+	m->adapted_size = pacer->adaptive ? migrate_pacer_batch_size(pacer, m) : 0;
+	start = GetCurrentTimestamp();
+	edata = run_batch_in_subxact(m, migrate_pacer_batch_size(pacer, m), &res, errcxt);
+	elapsed_us = GetCurrentTimestamp() - start;
+	done = res.done;
 	if (edata && migrate_error_is_retryable(edata) &&
 		++(*lock_failures) < migrate_max_lock_retries)
 	{
@@ -731,6 +786,7 @@ run_one_batch(int64 id, bool limit_reached, int *lock_failures,
 						m->name, edata->message, *lock_failures + 1,
 						migrate_max_lock_retries)));
 		FreeErrorData(edata);
+		migrate_pacer_lock_failed(pacer);
 		step = RUN_RETRY;
 	}
 	else if (edata)
@@ -750,7 +806,8 @@ run_one_batch(int64 id, bool limit_reached, int *lock_failures,
 			migrate_runner_release(m);
 		progress->processed = m->processed;
 		progress->changed = m->changed;
-		progress->pause_ms = m->pause_ms;
+		progress->pause_ms = m->pause_ms +
+			(done ? 0 : migrate_pacer_after_batch(pacer, m, res.visited, elapsed_us));
 		step = done ? RUN_STOP : RUN_BATCH_DONE;
 	}
 	SPI_finish();
@@ -782,6 +839,7 @@ migrate_run(PG_FUNCTION_ARGS)
 	volatile bool limit_reached = false;
 	int			lock_failures = 0;
 	volatile int64 start_processed = 0;
+	Pacer		pacer;
 
 	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
@@ -798,6 +856,7 @@ migrate_run(PG_FUNCTION_ARGS)
 		max_ms = interval_arg_ms(fcinfo, 2, "max_duration", 1, INT64CONST(100) * 365 * MSECS_PER_DAY,
 								 "1 millisecond and 100 years");
 
+	memset(&pacer, 0, sizeof(pacer));
 	/* the error of a failed batch must outlive SPI_finish: keep it here */
 	callercxt = CurrentMemoryContext;
 	SPI_connect_ext(SPI_OPT_NONATOMIC);
@@ -847,8 +906,8 @@ migrate_run(PG_FUNCTION_ARGS)
 			if ((max_batches > 0 && batches >= max_batches) ||
 				(max_ms > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), max_ms)))
 				limit_reached = true;
-			step = run_one_batch(id, limit_reached, &lock_failures, &progress,
-								 callercxt, (ErrorData **) &failure);
+			step = run_one_batch(id, limit_reached, &lock_failures, &pacer,
+								 &progress, callercxt, (ErrorData **) &failure);
 			SPI_commit();
 			if (step == RUN_STOP)
 				break;
@@ -872,7 +931,7 @@ migrate_run(PG_FUNCTION_ARGS)
 								name, progress.processed, progress.changed,
 								secs > 0 ? (progress.processed - start_processed) / secs : 0)));
 			}
-			if (step == RUN_BATCH_DONE && progress.pause_ms > 0)
+			if ((step == RUN_BATCH_DONE || step == RUN_RESUMED) && progress.pause_ms > 0)
 			{
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 progress.pause_ms, PG_WAIT_EXTENSION);
@@ -1041,6 +1100,46 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 				(errmsg("migration \"%s\" is done; there is no next batch", m->name)));
 	else
 		migrate_dry_run_batch(m, m->batch_size, max_rows, dry_run_row, &st);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* Put one plan line into the result. */
+static void
+explain_line(void *arg, const char *line)
+{
+	DryRunState *st = arg;
+	Datum		values[1];
+	bool		nulls[1] = {false};
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+	values[0] = CStringGetTextDatum(line);
+	tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc, values, nulls);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * migrate_explain(name, batch_size)
+ *
+ * Show the plans of the next batch's two statements: the one that finds the
+ * batch's last key, and the change.  Both should be index range scans.
+ */
+Datum
+migrate_explain(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Migration  *m;
+	DryRunState st;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
+
+	SPI_connect();
+	m = migrate_catalog_load(name, false, false);
+	migrate_check_may_manage(m, "explain");
+	migrate_explain_batch(m, PG_ARGISNULL(1) ? m->batch_size : batch_size_arg(fcinfo, 1),
+						  explain_line, &st);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -35,6 +35,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "executor/instrument.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -786,7 +787,7 @@ run_batch_sql(const Migration *m, const char *sql, int nargs, Oid *types,
 	int			ret;
 
 	migrate_become_migration_owner(&rs, m);
-	ret = migrate_execute_cached(sql, nargs, types, values, nulls);
+	ret = migrate_execute_cached(sql, nargs, types, values, nulls, true);
 	migrate_restore_role(&rs);
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
@@ -867,6 +868,8 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 	Datum		bound;
 	int64		rows;
 
+	int64		wal_before = pgWalUsage.wal_bytes;
+
 	memset(res, 0, sizeof(*res));
 	set_lock_timeout(m->lock_timeout_ms);
 	if (!find_batch_bound(m, b, batch_size, &bound, &rows))
@@ -886,6 +889,7 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 		res->changed = SPI_processed;
 		fire_deferred_as_owner(m);
 	}
+	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
 	/* still under lock_timeout: never wait unbounded with the rows locked */
 	migrate_catalog_record_batch(m, res);
 	AtEOXact_GUC(true, nestlevel);
@@ -902,12 +906,14 @@ migrate_run_task(Migration *m, BatchResult *res)
 	int			nestlevel = NewGUCNestLevel();
 
 	uint64		changed;
+	int64		wal_before = pgWalUsage.wal_bytes;
 
 	memset(res, 0, sizeof(*res));
 	set_lock_timeout(m->lock_timeout_ms);
 	run_user_sql(m, m->sql, 0, NULL, NULL, NULL);
 	changed = SPI_processed;
 	fire_deferred_as_owner(m);
+	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
 	res->done = true;
 	res->visited = 1;
 	res->changed = changed;
@@ -948,6 +954,63 @@ migrate_explain_check(Migration *m)
 
 		run_user_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
 					 2, types, values, nulls);
+	}
+}
+
+/*
+ * migrate_explain_batch
+ *		EXPLAIN the statements of m's next batch of batch_size rows, as the
+ *		owner, handing each plan line to cb.
+ *
+ * Finds the batch's last key with the (read-only) bound statement, then
+ * plans both statements with the real cursor and bound, as a batch would.
+ */
+void
+migrate_explain_batch(Migration *m, int32 batch_size,
+					  void (*cb) (void *arg, const char *line), void *arg)
+{
+	Oid			relid;
+	BatchSql   *b;
+	Datum		bound = (Datum) 0;
+	int64		rows;
+	bool		found;
+	Oid			types[2];
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	const char *stmts[2];
+
+	if (m->relation == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("migration \"%s\" is a one-off task and has no batches", m->name)));
+	relid = migrate_resolve_relation(m, false);
+	b = build_batch_sql(m, relid, m->cursor != NULL);
+	found = find_batch_bound(m, b, batch_size, &bound, &rows);
+	if (found)
+		bound = PointerGetDatum(DatumGetJsonbPCopy(bound));
+
+	stmts[0] = b->bound;
+	stmts[1] = b->change;
+	for (int i = 0; i < 2; i++)
+	{
+		types[0] = JSONBOID;
+		values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
+		nulls[0] = m->cursor ? ' ' : 'n';
+		if (i == 0)
+		{
+			types[1] = INT4OID;
+			values[1] = Int32GetDatum(batch_size);
+			nulls[1] = ' ';
+		}
+		else
+		{
+			types[1] = JSONBOID;
+			values[1] = bound;
+			nulls[1] = found ? ' ' : 'n';
+		}
+		run_user_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", stmts[i]), 2, types, values, nulls);
+		for (uint64 r = 0; r < SPI_processed; r++)
+			cb(arg, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
 	}
 }
 

@@ -31,7 +31,9 @@
 	"(pg_catalog.date_part('epoch', pause) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8, " \
 	"(pg_catalog.date_part('epoch', lock_timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8, " \
 	"search_path, owner::pg_catalog.oid, state, cursor, processed, changed, " \
-	"batches, worker_pid, series_rest"
+	"batches, worker_pid, series_rest, adaptive, " \
+	"(pg_catalog.date_part('epoch', target_batch_time) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8, " \
+	"min_batch_size, max_batch_size, busy_share"
 
 /*
  * migrate_text_or_null
@@ -90,10 +92,13 @@ static int	next_victim = 0;
  *
  * The caller has set the role and search_path the statement must be parsed
  * with; they are part of what the plan cache checks on every execution.
+ * With custom_plan, every execution is planned for its actual parameters
+ * (parse analysis is still done once): a batch's key range is then always
+ * planned with the real bounds and batch size.
  */
 int
 migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
-					   const char *nulls)
+					   const char *nulls, bool custom_plan)
 {
 	CachedStatement *c = NULL;
 
@@ -107,7 +112,8 @@ migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
 		}
 	if (c == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+											  custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -145,7 +151,7 @@ migrate_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
 	int			ret;
 
 	migrate_become_catalog_owner(&rs);
-	ret = migrate_execute_cached(sql, nargs, types, values, nulls);
+	ret = migrate_execute_cached(sql, nargs, types, values, nulls, false);
 	migrate_restore_role(&rs);
 	if (ret < 0 || (expected != 0 && ret != expected))
 		elog(ERROR, "migrate catalog statement failed: %s: %s",
@@ -186,6 +192,11 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	COL(20);
 	m->worker_pid = isnull ? 0 : DatumGetInt32(d);
 	m->series_rest = ARRAYCOL(21);
+	m->adaptive = DatumGetBool(COL(22));
+	m->target_batch_ms = DatumGetInt64(COL(23));
+	m->min_batch_size = DatumGetInt32(COL(24));
+	m->max_batch_size = DatumGetInt32(COL(25));
+	m->busy_share = DatumGetFloat4(COL(26));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL
@@ -360,9 +371,10 @@ migrate_catalog_set_state(const Migration *m, const char *state,
 void
 migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 {
-	Oid			types[6] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID, JSONBOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[9] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID, JSONBOID,
+	INT4OID, INT8OID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 
 	values[0] = Int64GetDatum(m->id);
@@ -377,6 +389,12 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 		values[5] = JsonbPGetDatum(m->cursor);
 	else
 		nulls[5] = 'n';
+	values[6] = Int32GetDatum(m->adapted_size > 0 ? m->adapted_size : m->batch_size);
+	values[7] = Int64GetDatum(res->wal_bytes);
+	if (m->throttled)
+		values[8] = CStringGetTextDatum(m->throttled);
+	else
+		nulls[8] = 'n';
 
 	migrate_catalog_exec("UPDATE migrate.migrations SET"
 						 " cursor = COALESCE($2, cursor),"
@@ -388,11 +406,14 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 						 " finished_at = CASE WHEN $5 THEN pg_catalog.clock_timestamp() ELSE finished_at END,"
 						 " worker_pid = CASE WHEN $5 THEN NULL ELSE worker_pid END,"
 						 " last_error = CASE WHEN $5 THEN NULL ELSE last_error END,"
-						 " series_rest = CASE WHEN $5 THEN NULL ELSE series_rest END"
+						 " series_rest = CASE WHEN $5 THEN NULL ELSE series_rest END,"
+						 " batch_size = $7,"
+						 " wal_bytes = wal_bytes OPERATOR(pg_catalog.+) $8,"
+						 " throttled = $9"
 						 " WHERE id OPERATOR(pg_catalog.=) $1"
 						 " AND cursor IS NOT DISTINCT FROM $6"
 						 " RETURNING state",
-						 6, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+						 9, types, values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),

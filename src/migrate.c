@@ -26,6 +26,12 @@ int			migrate_max_workers = 4;
 /* migrate.max_lock_retries: attempts a batch gets when it cannot lock rows */
 int			migrate_max_lock_retries = 10;
 
+/* migrate.pause_all: every runner holds back between batches */
+bool		migrate_pause_all = false;
+
+/* migrate.max_replication_lag: runners wait while a standby lags more */
+int			migrate_max_replication_lag_ms = 10000;
+
 void		_PG_init(void);
 
 /*
@@ -52,6 +58,22 @@ _PG_init(void)
 							&migrate_max_lock_retries,
 							10, 1, 1000,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("migrate.pause_all",
+							 "Holds every migration back between batches.",
+							 "Runners stay running but start no batch while this is on; migrate_status shows why.",
+							 &migrate_pause_all,
+							 false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migrate.max_replication_lag",
+							"Replay lag of a standby above which runners wait before their next batch.",
+							"0 turns the check off.",
+							&migrate_max_replication_lag_ms,
+							10000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("migrate");

@@ -17,6 +17,7 @@
 #include "fmgr.h"
 #include "storage/lock.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 /* States of a migration, exactly as stored in migrate.migrations.state */
 #define MIGRATE_STATE_REGISTERED	"registered"
@@ -62,6 +63,13 @@ typedef struct Migration
 	int64		batches;
 	int32		worker_pid;		/* 0 when NULL */
 	List	   *series_rest;	/* names still to run after this one */
+	bool		adaptive;		/* batch size follows target_batch_time */
+	int64		target_batch_ms;
+	int32		min_batch_size;
+	int32		max_batch_size;
+	float4		busy_share;		/* share of time for batches on a busy server */
+	char	   *throttled;		/* why the runner holds back, or NULL */
+	int32		adapted_size;	/* size an adaptive runner chose, to record */
 } Migration;
 
 /* What one batch did */
@@ -71,7 +79,25 @@ typedef struct BatchResult
 	int64		visited;		/* rows in the batch's key range */
 	int64		changed;		/* rows written or deleted */
 	Jsonb	   *new_cursor;		/* last key of the batch, or NULL */
+	int64		wal_bytes;		/* WAL the batch wrote */
 } BatchResult;
+
+/* What a runner remembers between batches to size and pace them */
+typedef struct Pacer
+{
+	bool		initialized;
+	bool		adaptive;		/* the batch size follows the batch time */
+	int32		size;			/* size of the next batch, when adaptive */
+	int32		min_size;
+	double		best_per_row_us;	/* recent best time per row */
+	TimestampTz last_sample;	/* when the server was last looked at */
+	int64		last_xacts;		/* transactions in the cluster then */
+	int64		last_own_xacts; /* of them, ours */
+	bool		others_busy;	/* other sessions were at work */
+	double		others_rate;	/* their transactions per second */
+	double		replication_lag_s;	/* largest standby replay lag */
+	char	   *reason;			/* why we rest, for migrate_status */
+} Pacer;
 
 /* Callback a dry run uses to hand back one (key, before, after) row */
 typedef void (*DryRunRowCallback) (void *arg, Datum key, bool key_null,
@@ -81,6 +107,17 @@ typedef void (*DryRunRowCallback) (void *arg, Datum key, bool key_null,
 /* migrate.c: GUCs */
 extern int	migrate_max_workers;
 extern int	migrate_max_lock_retries;
+extern bool migrate_pause_all;
+extern int	migrate_max_replication_lag_ms;
+
+/* pacing.c: batch sizes and rests */
+extern void migrate_pacer_init(Pacer *p, const Migration *m);
+extern int32 migrate_pacer_batch_size(Pacer *p, const Migration *m);
+extern void migrate_pacer_sample(Pacer *p, int64 own_xacts);
+extern char *migrate_pacer_hold(Pacer *p);
+extern int64 migrate_pacer_after_batch(Pacer *p, const Migration *m,
+									   int64 rows, int64 elapsed_us);
+extern void migrate_pacer_lock_failed(Pacer *p);
 
 /* security.c: roles, privileges and search_path */
 typedef struct RoleSwitch
@@ -104,7 +141,8 @@ extern void migrate_check_table_privilege(Oid relid, const char *action);
 /* catalog.c: access to migrate.migrations and migrate.events */
 #define MIGRATE_MAX_CACHED_ARGS 8
 extern int	migrate_execute_cached(const char *sql, int nargs, Oid *types,
-								   Datum *values, const char *nulls);
+								   Datum *values, const char *nulls,
+								   bool custom_plan);
 extern Migration *migrate_catalog_load(const char *name, bool for_update,
 									   bool missing_ok);
 extern Migration *migrate_catalog_load_by_id(int64 id, bool for_update);
@@ -130,6 +168,9 @@ extern Oid	migrate_resolve_relation(const Migration *m, bool missing_ok);
 extern int64 migrate_estimate_rows(Oid relid);
 extern void migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res);
 extern void migrate_run_task(Migration *m, BatchResult *res);
+extern void migrate_explain_batch(Migration *m, int32 batch_size,
+								  void (*cb) (void *arg, const char *line),
+								  void *arg);
 extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 								  int32 max_rows, DryRunRowCallback cb,
 								  void *arg);

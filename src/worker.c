@@ -378,6 +378,9 @@ begin_unit(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/* Transactions this process committed, for telling its load from others' */
+static int64 own_xacts = 0;
+
 /* Commit what begin_unit started. */
 static void
 end_unit(void)
@@ -385,6 +388,7 @@ end_unit(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	own_xacts++;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -546,13 +550,14 @@ start_next_in_series(List *rest)
  * failing the migration.
  */
 static bool
-worker_iteration(const WorkerArgs *args, MemoryContext loopcxt)
+worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 {
 	Migration  *m;
 	BatchResult res;
 	bool		stop;
 	bool		done = false;
 	int64		pause_ms = 0;
+	int64		elapsed_us = 0;
 	List	   *series = NIL;
 
 	begin_unit("migrate: reading migration");
@@ -562,16 +567,42 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt)
 		m->worker_pid != MyProcPid;
 	if (!stop)
 	{
+		char	   *hold;
+		TimestampTz start;
+
+		if (!pacer->initialized)
+			migrate_pacer_init(pacer, m);
+		migrate_pacer_sample(pacer, own_xacts);
+		hold = m->relation ? migrate_pacer_hold(pacer) : NULL;
+		if (hold)
+		{
+			/* say why, then look again in a second */
+			Oid			types[2] = {INT8OID, TEXTOID};
+			Datum		values[2] = {Int64GetDatum(m->id), CStringGetTextDatum(hold)};
+
+			migrate_catalog_exec("UPDATE migrate.migrations SET throttled = $2"
+								 " WHERE id OPERATOR(pg_catalog.=) $1"
+								 " AND throttled IS DISTINCT FROM $2",
+								 2, types, values, NULL, SPI_OK_UPDATE);
+			end_unit();
+			worker_sleep(1000);
+			return false;
+		}
+		m->throttled = pacer->reason;
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
 										m->batches + 1, m->name));
+		m->adapted_size = pacer->adaptive ? migrate_pacer_batch_size(pacer, m) : 0;
+		start = GetCurrentTimestamp();
 		if (m->relation == NULL)
 			migrate_run_task(m, &res);
 		else
-			migrate_run_batch(m, m->batch_size, &res);
+			migrate_run_batch(m, migrate_pacer_batch_size(pacer, m), &res);
+		elapsed_us = GetCurrentTimestamp() - start;
 		done = res.done;
 		stop = strcmp(m->state, MIGRATE_STATE_RUNNING) != 0;
-		pause_ms = m->pause_ms;
+		pause_ms = m->pause_ms +
+			(done ? 0 : migrate_pacer_after_batch(pacer, m, res.visited, elapsed_us));
 		if (done)
 		{
 			MemoryContext old = MemoryContextSwitchTo(loopcxt);
@@ -623,7 +654,9 @@ run_migration(const WorkerArgs *args)
 												  ALLOCSET_DEFAULT_SIZES);
 	int			lock_failures = 0;
 	long		backoff_ms = 0;
+	Pacer		pacer;
 
+	memset(&pacer, 0, sizeof(pacer));
 	if (!worker_still_claimed(args->id, true))
 	{
 		elog(DEBUG1, "migrate: migration \"%s\" was not claimed for this worker", args->name);
@@ -656,7 +689,7 @@ run_migration(const WorkerArgs *args)
 					exit_loop = true;
 			}
 			if (!exit_loop)
-				exit_loop = worker_iteration(args, loopcxt);
+				exit_loop = worker_iteration(args, loopcxt, &pacer);
 			lock_failures = 0;
 		}
 		PG_CATCH();
@@ -676,8 +709,9 @@ run_migration(const WorkerArgs *args)
 				ereport(LOG,
 						(errmsg("migrate: batch of migration \"%s\" will be retried (attempt %d of %d)",
 								args->name, lock_failures + 1, migrate_max_lock_retries)));
-				/* back off: 100 ms, 200 ms, ... up to 5 s */
+				/* back off: 100 ms, 200 ms, ... up to 5 s, with a smaller batch */
 				backoff_ms = Min(5000L, 100L << Min(lock_failures - 1, 6));
+				migrate_pacer_lock_failed(&pacer);
 			}
 			else
 				failure = edata;
