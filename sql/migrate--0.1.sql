@@ -50,7 +50,7 @@ CREATE TABLE migrate.migrations (
     target_batch_time pg_catalog.interval NOT NULL DEFAULT '200ms',
     min_batch_size integer NOT NULL DEFAULT 100,
     max_batch_size integer NOT NULL DEFAULT 100000,
-    busy_share real NOT NULL DEFAULT 0.25,
+    busy_share real NOT NULL DEFAULT 0.1,
     wal_bytes bigint NOT NULL DEFAULT 0,
     throttled pg_catalog.text,
     CONSTRAINT migrations_action_check CHECK
@@ -117,7 +117,7 @@ CREATE FUNCTION @extschema@.migrate_register(
     target_batch_time pg_catalog.interval DEFAULT '200ms',
     min_batch_size integer DEFAULT 100,
     max_batch_size integer DEFAULT 100000,
-    busy_share real DEFAULT 0.25)
+    busy_share real DEFAULT 0.1)
 RETURNS migrate.migrations
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'migrate_register';

@@ -76,7 +76,9 @@ typedef struct KeySql
 /* The statements of one batch */
 typedef struct BatchSql
 {
-	char	   *bound;			/* finds the batch's last key and row count */
+	char	   *bound_nth;		/* finds the batch_size-th key after the cursor */
+	char	   *bound;			/* finds the last key and row count of a
+								 * shorter, final batch */
 	char	   *change;			/* applies the change to the key range */
 	char	   *dry_run;		/* change plus before/after images */
 } BatchSql;
@@ -397,6 +399,33 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 						 (char *) lfirst(lc));
 	appendStringInfoString(&buf, " LIMIT 1");
 	b->bound = buf.data;
+
+	/*
+	 * The common case, a full batch, needs only the batch_size-th key after
+	 * the cursor: an index (only) scan that stops there, with nothing
+	 * collected on the way.
+	 */
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	append_key_json(&buf, k, ALIAS_SUB ".");
+	appendStringInfoString(&buf, " FROM (SELECT ");
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfo(&buf, " FROM %s%s " ALIAS_INNER, only, m->relation);
+	if (has_lower)
+	{
+		appendStringInfoString(&buf, " WHERE ");
+		append_key(&buf, k, ALIAS_INNER ".");
+		appendStringInfo(&buf, " %s ", k->gt);
+		append_bound(&buf, k, 1);
+	}
+	appendStringInfoString(&buf, " ORDER BY ");
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfoString(&buf, " OFFSET $2 OPERATOR(pg_catalog.-) 1 LIMIT 1) " ALIAS_SUB);
+	b->bound_nth = buf.data;
 
 	/* the change itself */
 	initStringInfo(&change);
@@ -840,13 +869,24 @@ find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 	set_guc("DateStyle", "ISO, YMD");
 	set_guc("IntervalStyle", "postgres");
 	set_guc("bytea_output", "hex");
-	run_batch_sql(m, b->bound, 2, types, values, nulls);
+	run_batch_sql(m, b->bound_nth, 2, types, values, nulls);
+	if (SPI_processed == 1)
+	{
+		/* a full batch */
+		*rows = batch_size;
+	}
+	else
+	{
+		/* fewer rows than batch_size are left: the last key and their count */
+		run_batch_sql(m, b->bound, 2, types, values, nulls);
+		if (SPI_processed == 1)
+			*rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	AtEOXact_GUC(true, nestlevel);
 	if (SPI_processed == 0)
 		return false;
 	*bound = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	*rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 2, &isnull));
 	return true;
 }
 
@@ -989,7 +1029,7 @@ migrate_explain_batch(Migration *m, int32 batch_size,
 	if (found)
 		bound = PointerGetDatum(DatumGetJsonbPCopy(bound));
 
-	stmts[0] = b->bound;
+	stmts[0] = b->bound_nth;
 	stmts[1] = b->change;
 	for (int i = 0; i < 2; i++)
 	{

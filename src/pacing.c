@@ -28,11 +28,17 @@
 /* Sample the server at most this often */
 #define SAMPLE_INTERVAL_MS 200
 
-/* Other transactions per second above which the server counts as busy */
-#define BUSY_XACTS_PER_SECOND 20.0
+/*
+ * Other transactions per second above which the server counts as busy: a
+ * monitoring loop or a trickle of application writes is not load.
+ */
+#define BUSY_XACTS_PER_SECOND 100.0
 
 /* A batch this much slower per row than the recent best means contention */
-#define SLOWDOWN_FACTOR 2.5
+#define SLOWDOWN_FACTOR 3.0
+
+/* The recent best per-row time is forgotten by this factor per batch */
+#define BEST_DECAY 1.05
 
 /*
  * migrate_pacer_init
@@ -156,7 +162,7 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 	else
 	{
 		slow = rows >= 100 && per_row > SLOWDOWN_FACTOR * p->best_per_row_us;
-		p->best_per_row_us *= 1.01;
+		p->best_per_row_us *= BEST_DECAY;
 	}
 	busy = p->others_busy || slow;
 
