@@ -300,6 +300,34 @@ append_key_json(StringInfo buf, KeySql *k, const char *prefix)
 	appendStringInfoChar(buf, ')');
 }
 
+/*
+ * Append "SELECT <key> FROM [ONLY] relation [WHERE key > $1] ORDER BY <key>":
+ * the keys after the cursor, in key order, through the key's index.
+ */
+static void
+append_keys_after_cursor(StringInfo buf, KeySql *k, const char *only,
+						 const char *relation, bool has_lower)
+{
+	ListCell   *lc;
+
+	appendStringInfoString(buf, "SELECT ");
+	foreach(lc, k->names)
+		appendStringInfo(buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfo(buf, " FROM %s%s " ALIAS_INNER, only, relation);
+	if (has_lower)
+	{
+		appendStringInfoString(buf, " WHERE ");
+		append_key(buf, k, ALIAS_INNER ".");
+		appendStringInfo(buf, " %s ", k->gt);
+		append_bound(buf, k, 1);
+	}
+	appendStringInfoString(buf, " ORDER BY ");
+	foreach(lc, k->names)
+		appendStringInfo(buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+}
+
 /* Columns a row function's result is written to: all but key and generated ones. */
 static List *
 row_fn_target_columns(const Migration *m, Oid relid)
@@ -376,22 +404,8 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT ");
 	append_key_json(&buf, k, ALIAS_SUB ".");
-	appendStringInfo(&buf, ", pg_catalog.count(*) OVER () FROM (SELECT ");
-	foreach(lc, k->names)
-		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 (char *) lfirst(lc));
-	appendStringInfo(&buf, " FROM %s%s " ALIAS_INNER, only, m->relation);
-	if (has_lower)
-	{
-		appendStringInfoString(&buf, " WHERE ");
-		append_key(&buf, k, ALIAS_INNER ".");
-		appendStringInfo(&buf, " %s ", k->gt);
-		append_bound(&buf, k, 1);
-	}
-	appendStringInfoString(&buf, " ORDER BY ");
-	foreach(lc, k->names)
-		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 (char *) lfirst(lc));
+	appendStringInfoString(&buf, ", pg_catalog.count(*) OVER () FROM (");
+	append_keys_after_cursor(&buf, k, only, m->relation, has_lower);
 	appendStringInfoString(&buf, " LIMIT $2) " ALIAS_SUB " ORDER BY ");
 	foreach(lc, k->names)
 		appendStringInfo(&buf, "%s" ALIAS_SUB ".%s DESC",
@@ -408,22 +422,8 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT ");
 	append_key_json(&buf, k, ALIAS_SUB ".");
-	appendStringInfoString(&buf, " FROM (SELECT ");
-	foreach(lc, k->names)
-		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 (char *) lfirst(lc));
-	appendStringInfo(&buf, " FROM %s%s " ALIAS_INNER, only, m->relation);
-	if (has_lower)
-	{
-		appendStringInfoString(&buf, " WHERE ");
-		append_key(&buf, k, ALIAS_INNER ".");
-		appendStringInfo(&buf, " %s ", k->gt);
-		append_bound(&buf, k, 1);
-	}
-	appendStringInfoString(&buf, " ORDER BY ");
-	foreach(lc, k->names)
-		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 (char *) lfirst(lc));
+	appendStringInfoString(&buf, " FROM (");
+	append_keys_after_cursor(&buf, k, only, m->relation, has_lower);
 	appendStringInfoString(&buf, " OFFSET $2 OPERATOR(pg_catalog.-) 1 LIMIT 1) " ALIAS_SUB);
 	b->bound_nth = buf.data;
 
