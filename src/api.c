@@ -999,22 +999,23 @@ migrate_wait(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		Migration  *m;
+		bool		active;
 
 		/* an SPI connection per poll, so that an hour of waiting costs nothing */
 		SPI_connect();
 		m = migrate_catalog_load(name, false, false);
 		state = MemoryContextStrdup(cxt, m->state);
+		active = migrate_runner_active(m->id);
 		/* a stopped migration counts once its runner is gone too */
 		if ((strcmp(state, MIGRATE_STATE_DONE) == 0 ||
 			 strcmp(state, MIGRATE_STATE_FAILED) == 0 ||
 			 strcmp(state, MIGRATE_STATE_CANCELLED) == 0 ||
-			 strcmp(state, MIGRATE_STATE_PAUSED) == 0) &&
-			!migrate_runner_active(m->id))
+			 strcmp(state, MIGRATE_STATE_PAUSED) == 0) && !active)
 		{
 			SPI_finish();
 			break;
 		}
-		if (strcmp(state, MIGRATE_STATE_RUNNING) == 0 && !migrate_runner_active(m->id))
+		if (strcmp(state, MIGRATE_STATE_RUNNING) == 0 && !active)
 		{
 			if (orphan_since == 0)
 				orphan_since = GetCurrentTimestamp();

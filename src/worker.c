@@ -458,6 +458,17 @@ worker_still_claimed(int64 id, bool stopping)
 }
 
 /*
+ * worker_goes_on
+ *		Between batches: is the migration still ours to run?  A cheap look
+ *		first; only if it says no, the final answer with the row locked.
+ */
+static bool
+worker_goes_on(int64 id)
+{
+	return worker_still_claimed(id, false) || worker_still_claimed(id, true);
+}
+
+/*
  * worker_record_failure
  *		Mark migration id failed with the error's message, in a transaction
  *		of its own, unless someone else changed its state meanwhile, and
@@ -634,8 +645,7 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 
 		worker_sleep(chunk);
 		pause_ms -= chunk;
-		if (!worker_still_claimed(args->id, false) &&
-			!worker_still_claimed(args->id, true))
+		if (!worker_goes_on(args->id))
 			return true;
 	}
 	return false;
@@ -684,8 +694,7 @@ run_migration(const WorkerArgs *args)
 			{
 				worker_sleep(backoff_ms);
 				backoff_ms = 0;
-				if (!worker_still_claimed(args->id, false) &&
-					!worker_still_claimed(args->id, true))
+				if (!worker_goes_on(args->id))
 					exit_loop = true;
 			}
 			if (!exit_loop)
