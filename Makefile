@@ -7,11 +7,12 @@ OBJS = \
 	src/catalog.o \
 	src/migrate.o \
 	src/pacing.o \
+	src/schedule.o \
 	src/security.o \
 	src/worker.o
 
 EXTENSION = migrate
-DATA = sql/migrate--0.1.sql
+DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
 REGRESS = setup register run control errors security pacing

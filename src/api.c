@@ -50,6 +50,9 @@ PG_FUNCTION_INFO_V1(migrate_dry_run);
 PG_FUNCTION_INFO_V1(migrate_explain);
 PG_FUNCTION_INFO_V1(migrate_start_series);
 PG_FUNCTION_INFO_V1(migrate_unregister);
+PG_FUNCTION_INFO_V1(migrate_retry_errors);
+PG_FUNCTION_INFO_V1(migrate_revert);
+PG_FUNCTION_INFO_V1(migrate_forget);
 
 /* How often migrate_run reports progress */
 #define RUN_NOTICE_INTERVAL_MS 5000
@@ -147,6 +150,41 @@ wrong_state(const Migration *m, const char *what, const char *hint)
 }
 
 /*
+ * progress_total
+ *		What migrate_status counts progress against: the table's estimated
+ *		rows, the rows a revert has to restore, or 1 for a task.
+ */
+static int64
+progress_total(const Migration *m)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+
+	if (m->relation == NULL)
+		return 1;
+	if (!m->reverting)
+		return migrate_estimate_rows(migrate_resolve_relation(m, false));
+	values[0] = CStringGetTextDatum(m->name);
+	values[1] = Int64GetDatum(m->revert_cursor);
+	nulls[1] = m->has_revert_cursor ? ' ' : 'n';
+	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.undo"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)",
+						 2, types, values, nulls, SPI_OK_SELECT);
+	return m->reverted + DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The progress counter of m's current direction: rows processed or restored. */
+static int64
+progress_done(const Migration *m)
+{
+	return m->reverting ? m->reverted : m->processed;
+}
+
+/*
  * migrate_start_locked
  *		Mark m running and hand it to a new background worker.
  *
@@ -160,15 +198,32 @@ void
 migrate_start_locked(Migration *m, bool restart, List *series_rest,
 					 const char *event, const char *detail)
 {
-	Oid			types[5] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int64		estimate = 0;
 	int			pid;
 	char	   *user = GetUserNameFromId(GetUserId(), false);
 
-	if (m->relation)
-		estimate = migrate_estimate_rows(migrate_resolve_relation(m, false));
+	if (restart && m->catalog_v2)
+	{
+		/* a new run: the old run's skipped rows are found again */
+		Oid			t1[2] = {INT8OID, TEXTOID};
+		Datum		v1[2] = {Int64GetDatum(m->id), CStringGetTextDatum(m->name)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false,"
+							 " revert_cursor = NULL, reverted = 0"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, t1, v1, NULL, SPI_OK_UPDATE);
+		migrate_catalog_exec("DELETE FROM migrate.errors"
+							 " WHERE migration OPERATOR(pg_catalog.=) $1"
+							 " AND phase OPERATOR(pg_catalog.=) 'change'",
+							 1, t1 + 1, v1 + 1, NULL, SPI_OK_DELETE);
+		m->reverting = false;
+		m->has_revert_cursor = false;
+		m->reverted = 0;
+	}
+	estimate = progress_total(m);
 
 	values[0] = Int64GetDatum(m->id);
 	values[1] = BoolGetDatum(restart);
@@ -186,6 +241,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 													TEXTOID, -1, false, TYPALIGN_INT));
 	}
 	values[4] = DirectFunctionCall1(namein, CStringGetDatum(user));
+	values[5] = Int64GetDatum(restart ? 0 : progress_done(m));
 
 	migrate_catalog_exec("UPDATE migrate.migrations SET"
 						 " state = 'running',"
@@ -193,8 +249,8 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 						 " processed = CASE WHEN $2 THEN 0 ELSE processed END,"
 						 " changed = CASE WHEN $2 THEN 0 ELSE changed END,"
 						 " batches = CASE WHEN $2 THEN 0 ELSE batches END,"
-						 " run_processed = CASE WHEN $2 THEN 0 ELSE processed END,"
-						 " total_estimate = CASE WHEN relation IS NULL THEN 1 ELSE $3 END,"
+						 " run_processed = $6,"
+						 " total_estimate = $3,"
 						 " started_at = pg_catalog.clock_timestamp(),"
 						 " started_by = $5,"
 						 " last_batch_at = NULL,"
@@ -202,7 +258,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 						 " last_error = NULL,"
 						 " series_rest = $4"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 5, types, values, nulls, SPI_OK_UPDATE);
+						 6, types, values, nulls, SPI_OK_UPDATE);
 	if (restart)
 	{
 		m->cursor = NULL;
@@ -222,6 +278,32 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	m->state = MIGRATE_STATE_RUNNING;
 	m->worker_pid = pid;
 	migrate_catalog_log_event(m->name, m->owner, event, detail);
+}
+
+/*
+ * forget_errors_check_undo
+ *		Before m is replaced or unregistered: refuse if before-images of it
+ *		are kept (they would be lost, or attach to a new definition), and
+ *		drop the rows it skipped.  The caller holds m's row lock.
+ */
+static void
+forget_errors_check_undo(const Migration *m, const char *what)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->name)};
+
+	if (!m->catalog_v2)
+		return;
+	migrate_catalog_exec("SELECT FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1 LIMIT 1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s migration \"%s\" because it has before-images", what, m->name),
+				 errdetail("Its rows in migrate.undo are what migrate_revert() would restore."),
+				 errhint("Revert it with migrate_revert(), or drop them with migrate_forget() once you are sure.")));
+	migrate_catalog_exec("DELETE FROM migrate.errors WHERE migration OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_DELETE);
 }
 
 /*
@@ -248,6 +330,8 @@ migrate_register(PG_FUNCTION_ARGS)
 	int32		max_size;
 	float4		busy_share;
 	bool		replace;
+	bool		skip_errors = false;
+	bool		keep_before = false;
 	List	   *key_columns = NIL;
 	char	   *relation = NULL;
 	char	   *row_fn_text = NULL;
@@ -287,6 +371,22 @@ migrate_register(PG_FUNCTION_ARGS)
 				 errmsg("busy_share must be greater than 0 and at most 1"),
 				 errdetail("It is the share of time a migration's batches may take while the server is busy.")));
 	adaptive = adaptive && target_ms > 0;
+	/* on_error and keep_before came with 0.2 */
+	if (PG_NARGS() > 15)
+	{
+		char	   *on_error = text_arg(fcinfo, 15, "on_error");
+
+		if (strcmp(on_error, "stop") != 0 && strcmp(on_error, "skip") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("on_error must be \"stop\" or \"skip\", not \"%s\"", on_error)));
+		skip_errors = strcmp(on_error, "skip") == 0;
+		if (PG_ARGISNULL(16))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("keep_before must not be null")));
+		keep_before = PG_GETARG_BOOL(16);
+	}
 
 	if (name[0] == '\0')
 		ereport(ERROR,
@@ -312,6 +412,12 @@ migrate_register(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("a one-off task takes only sql"),
 					 errdetail("set_clause, where_clause, row_fn and action are for migrations of a table.")));
+		if (skip_errors || keep_before)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a one-off task cannot skip rows or keep before-images"),
+					 errdetail("A task runs once, in one transaction: it succeeds or fails whole, and migrate does not know which rows it changes."),
+					 errhint("Leave on_error and keep_before at their defaults.")));
 		migrate_validate_task_sql(sql);
 		action = MIGRATE_ACTION_TASK;
 	}
@@ -400,6 +506,7 @@ migrate_register(PG_FUNCTION_ARGS)
 		migrate_check_may_manage(existing, "replace");
 		if (migrate_runner_active(existing->id))
 			wrong_state(existing, "replace", "Pause or cancel it first.");
+		forget_errors_check_undo(existing, "replace");
 	}
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -454,6 +561,18 @@ migrate_register(PG_FUNCTION_ARGS)
 							 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
+	if (PG_NARGS() > 15)
+	{
+		Oid			t2[3] = {INT8OID, TEXTOID, BOOLOID};
+		Datum		v2[3] = {Int64GetDatum(id),
+			CStringGetTextDatum(skip_errors ? "skip" : "stop"),
+		BoolGetDatum(keep_before)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET on_error = $2, keep_before = $3,"
+							 " reverting = false, keep_undo = false, revert_cursor = NULL,"
+							 " reverted = 0 WHERE id OPERATOR(pg_catalog.=) $1",
+							 3, t2, v2, NULL, SPI_OK_UPDATE);
+	}
 	{
 		Migration  *m = migrate_catalog_load_by_id(id, false);
 
@@ -485,6 +604,13 @@ start_common(Migration *m, bool restart, const char *event)
 	{
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already done", m->name),
+				 errhint("Pass restart => true to run it again from the start.")));
+		return;
+	}
+	if (strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" was reverted", m->name),
 				 errhint("Pass restart => true to run it again from the start.")));
 		return;
 	}
@@ -625,10 +751,7 @@ step_locked(Migration *m, int32 batch_size)
 {
 	BatchResult res;
 
-	if (m->relation == NULL)
-		migrate_run_task(m, &res);
-	else
-		migrate_run_batch(m, batch_size, &res);
+	migrate_run_next(m, batch_size, &res);
 	if (!res.done &&
 		(strcmp(m->state, MIGRATE_STATE_REGISTERED) == 0 ||
 		 strcmp(m->state, MIGRATE_STATE_FAILED) == 0))
@@ -654,9 +777,9 @@ migrate_step(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("migration \"%s\" is being run by another process", m->name),
 				 errhint("Pause it first, or let its worker do the work.")));
-	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+	if (migrate_is_finished(m))
 		ereport(NOTICE,
-				(errmsg("migration \"%s\" is already done", m->name)));
+				(errmsg("migration \"%s\" is already %s", m->name, m->state)));
 	else
 		step_locked(m, PG_ARGISNULL(1) ? m->batch_size : batch_size_arg(fcinfo, 1));
 	PG_RETURN_DATUM(return_row(m->id));
@@ -680,10 +803,7 @@ run_batch_in_subxact(Migration *m, int32 size, BatchResult *res,
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		if (m->relation == NULL)
-			migrate_run_task(m, res);
-		else
-			migrate_run_batch(m, size, res);
+		migrate_run_next(m, size, res);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -864,9 +984,9 @@ migrate_run(PG_FUNCTION_ARGS)
 	m = migrate_catalog_load(name, true, false);
 	migrate_check_may_manage(m, "run");
 	id = m->id;
-	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+	if (migrate_is_finished(m))
 	{
-		ereport(NOTICE, (errmsg("migration \"%s\" is already done", m->name)));
+		ereport(NOTICE, (errmsg("migration \"%s\" is already %s", m->name, m->state)));
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
@@ -879,21 +999,21 @@ migrate_run(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		Oid			types[3] = {INT8OID, INT4OID, INT8OID};
-		Datum		values[3];
+		Oid			types[4] = {INT8OID, INT4OID, INT8OID, INT8OID};
+		Datum		values[4];
 
 		values[0] = Int64GetDatum(id);
 		values[1] = Int32GetDatum(MyProcPid);
-		values[2] = Int64GetDatum(m->relation ?
-								  migrate_estimate_rows(migrate_resolve_relation(m, false)) : 1);
-		start_processed = m->processed;
+		values[2] = Int64GetDatum(progress_total(m));
+		values[3] = Int64GetDatum(progress_done(m));
+		start_processed = progress_done(m);
 		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
 							 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
-							 " started_by = CURRENT_USER, run_processed = processed,"
+							 " started_by = CURRENT_USER, run_processed = $4,"
 							 " total_estimate = $3,"
 							 " last_batch_at = NULL, finished_at = NULL, last_error = NULL"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 3, types, values, NULL, SPI_OK_UPDATE);
+							 4, types, values, NULL, SPI_OK_UPDATE);
 		migrate_catalog_log_event(m->name, m->owner, "run", "in the foreground");
 		SPI_commit();
 
@@ -1007,7 +1127,7 @@ migrate_wait(PG_FUNCTION_ARGS)
 		state = MemoryContextStrdup(cxt, m->state);
 		active = migrate_runner_active(m->id);
 		/* a stopped migration counts once its runner is gone too */
-		if ((strcmp(state, MIGRATE_STATE_DONE) == 0 ||
+		if ((migrate_is_finished(m) ||
 			 strcmp(state, MIGRATE_STATE_FAILED) == 0 ||
 			 strcmp(state, MIGRATE_STATE_CANCELLED) == 0 ||
 			 strcmp(state, MIGRATE_STATE_PAUSED) == 0) && !active)
@@ -1096,9 +1216,9 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 	SPI_connect();
 	m = migrate_catalog_load(name, false, false);
 	migrate_check_may_manage(m, "dry-run");
-	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+	if (migrate_is_finished(m))
 		ereport(NOTICE,
-				(errmsg("migration \"%s\" is done; there is no next batch", m->name)));
+				(errmsg("migration \"%s\" is %s; there is no next batch", m->name, m->state)));
 	else
 		migrate_dry_run_batch(m, m->batch_size, max_rows, dry_run_row, &st);
 	SPI_finish();
@@ -1201,7 +1321,7 @@ migrate_start_series(PG_FUNCTION_ARGS)
 		Migration  *m = migrate_catalog_load(lfirst(lc), true, false);
 
 		migrate_check_may_manage(m, "start");
-		if (first == NULL && strcmp(m->state, MIGRATE_STATE_DONE) != 0)
+		if (first == NULL && !migrate_is_finished(m))
 		{
 			first = m;
 			names = list_copy_tail(names, foreach_current_index(lc) + 1);
@@ -1261,10 +1381,157 @@ migrate_unregister(PG_FUNCTION_ARGS)
 	migrate_check_may_manage(m, "unregister");
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "unregister", "Pause or cancel it first.");
+	forget_errors_check_undo(m, "unregister");
 	values[0] = Int64GetDatum(m->id);
 	migrate_catalog_exec("DELETE FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_DELETE);
 	migrate_catalog_log_event(m->name, m->owner, "unregister", NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * migrate_retry_errors(name)
+ *
+ * Apply the change again to the rows the migration skipped (after the
+ * cause was fixed), one row at a time, in the caller's transaction.  Rows
+ * that now succeed leave migrate.errors; the others keep their row with
+ * the new error.  Returns the counts.
+ */
+Datum
+migrate_retry_errors(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Migration  *m;
+	int64		retried,
+				fixed,
+				failing;
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, "retry");
+	if (m->relation == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("migration \"%s\" is a one-off task and has no rows to retry", m->name)));
+	if (m->reverting)
+		wrong_state(m, "retry the rows of", "Its revert is not finished.");
+	migrate_retry_rows(m, &retried, &fixed, &failing);
+	if (retried > 0)
+		migrate_catalog_log_event(m->name, m->owner, "retry",
+								  psprintf(INT64_FORMAT " rows retried, " INT64_FORMAT " fixed, " INT64_FORMAT " still failing",
+										   retried, fixed, failing));
+	SPI_finish();
+	values[0] = Int64GetDatum(retried);
+	values[1] = Int64GetDatum(fixed);
+	values[2] = Int64GetDatum(failing);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * migrate_revert(name, keep_undo)
+ *
+ * Restore the before-images of a keep_before migration in a background
+ * worker, newest first, with the same exactly-once cursor discipline as
+ * the forward batches; the migration ends up "reverted".  A stopped
+ * revert goes on from where it was.  Rows changed by someone else since
+ * are reported in migrate.errors and left alone.
+ */
+Datum
+migrate_revert(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	bool		keep_undo;
+	Migration  *m;
+	Oid			types[2] = {INT8OID, BOOLOID};
+	Datum		values[2];
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("keep_undo must not be null")));
+	keep_undo = PG_GETARG_BOOL(1);
+
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, "revert");
+	if (!m->keep_before)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" kept no before-images", m->name),
+				 errhint("Only a migration registered with keep_before => true can be reverted.")));
+	if (strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" is already reverted", m->name)));
+		PG_RETURN_DATUM(return_row(m->id));
+	}
+	if (migrate_runner_active(m->id))
+	{
+		if (m->reverting && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+		{
+			ereport(NOTICE,
+					(errmsg("migration \"%s\" is already being reverted", m->name)));
+			PG_RETURN_DATUM(return_row(m->id));
+		}
+		wrong_state(m, "revert", "Pause or cancel it first, and wait for its worker to stop.");
+	}
+	values[0] = Int64GetDatum(m->id);
+	values[1] = BoolGetDatum(keep_undo);
+	if (!m->reverting)
+	{
+		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = true,"
+							 " revert_cursor = NULL, reverted = 0, keep_undo = $2"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, types, values, NULL, SPI_OK_UPDATE);
+		m->reverting = true;
+		m->has_revert_cursor = false;
+		m->reverted = 0;
+	}
+	else
+		migrate_catalog_exec("UPDATE migrate.migrations SET keep_undo = $2"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, types, values, NULL, SPI_OK_UPDATE);
+	m->keep_undo = keep_undo;
+	migrate_start_locked(m, false, NIL, "revert",
+						 m->has_revert_cursor ? "resumed" : NULL);
+	PG_RETURN_DATUM(return_row(m->id));
+}
+
+/*
+ * migrate_forget(name)
+ *
+ * Drop the before-images of a migration, once the team is sure it will not
+ * be reverted.  Returns the number of undo rows dropped.
+ */
+Datum
+migrate_forget(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Migration  *m;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int64		n;
+
+	SPI_connect();
+	m = migrate_catalog_load(name, true, false);
+	migrate_check_may_manage(m, "forget");
+	if (migrate_runner_active(m->id))
+		wrong_state(m, "forget the before-images of", "Pause or cancel it first.");
+	if (m->reverting)
+		wrong_state(m, "forget the before-images of",
+					"Its revert is not finished; migrate_revert() goes on with it.");
+	values[0] = CStringGetTextDatum(m->name);
+	migrate_catalog_exec("DELETE FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_DELETE);
+	n = SPI_processed;
+	migrate_catalog_log_event(m->name, m->owner, "forget",
+							  psprintf(INT64_FORMAT " before-images dropped", n));
+	SPI_finish();
+	PG_RETURN_INT64(n);
 }

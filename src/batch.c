@@ -45,7 +45,10 @@
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -62,6 +65,11 @@
 #define ALIAS_INNER		"__migrate_i"
 #define ALIAS_SUB		"__migrate_s"
 
+/* How often a failing range may turn out empty before the error stands */
+#define MAX_EMPTY_SPLITS	3
+
+static List *parse_pinned(const char *sql, char **message);
+
 /* The SQL pieces that describe a migration's key */
 typedef struct KeySql
 {
@@ -73,13 +81,24 @@ typedef struct KeySql
 	char	   *eq;				/* OPERATOR(ns.=) */
 } KeySql;
 
+/* Which rows a statement's $1 and $2 select */
+typedef enum KeyRange
+{
+	RANGE_FIRST,				/* key <= $2: the first batch */
+	RANGE_AFTER,				/* key > $1 AND key <= $2 */
+	RANGE_EXACT					/* key = $2: one row */
+} KeyRange;
+
 /* The statements of one batch */
 typedef struct BatchSql
 {
 	char	   *bound_nth;		/* finds the batch_size-th key after the cursor */
 	char	   *bound;			/* finds the last key and row count of a
 								 * shorter, final batch */
-	char	   *change;			/* applies the change to the key range */
+	char	   *change;			/* applies the change to the key range; with
+								 * keep_before, returns the count and the
+								 * arrays of keys, before- and after-images */
+	char	   *keys;			/* the keys in the range, as a jsonb[] */
 	char	   *dry_run;		/* change plus before/after images */
 } BatchSql;
 
@@ -257,26 +276,36 @@ append_key(StringInfo buf, KeySql *k, const char *prefix)
 		appendStringInfoChar(buf, ')');
 }
 
-/* Append the key stored in jsonb parameter $param, typed like the key. */
+/* Append the key stored in the jsonb expression src, typed like the key. */
 static void
-append_bound(StringInfo buf, KeySql *k, int param)
+append_key_from(StringInfo buf, KeySql *k, const char *src)
 {
 	if (list_length(k->names) > 1)
 		appendStringInfoString(buf, "ROW(");
 	for (int i = 0; i < list_length(k->names); i++)
-		appendStringInfo(buf, "%s(($%d OPERATOR(pg_catalog.->>) %s))::%s",
-						 i > 0 ? ", " : "", param,
+		appendStringInfo(buf, "%s((%s OPERATOR(pg_catalog.->>) %s))::%s",
+						 i > 0 ? ", " : "", src,
 						 (char *) list_nth(k->json_keys, i),
 						 (char *) list_nth(k->types, i));
 	if (list_length(k->names) > 1)
 		appendStringInfoChar(buf, ')');
 }
 
-/* Append "key > $1 AND key <= $2" (without the lower bound if has_lower is false). */
+/* Append the key stored in jsonb parameter $param, typed like the key. */
 static void
-append_range(StringInfo buf, KeySql *k, const char *prefix, bool has_lower)
+append_bound(StringInfo buf, KeySql *k, int param)
 {
-	if (has_lower)
+	char		src[16];
+
+	snprintf(src, sizeof(src), "$%d", param);
+	append_key_from(buf, k, src);
+}
+
+/* Append the condition that selects the rows of "range" (see KeyRange). */
+static void
+append_range(StringInfo buf, KeySql *k, const char *prefix, KeyRange range)
+{
+	if (range == RANGE_AFTER)
 	{
 		append_key(buf, k, prefix);
 		appendStringInfo(buf, " %s ", k->gt);
@@ -284,7 +313,7 @@ append_range(StringInfo buf, KeySql *k, const char *prefix, bool has_lower)
 		appendStringInfoString(buf, " AND ");
 	}
 	append_key(buf, k, prefix);
-	appendStringInfo(buf, " %s ", k->le);
+	appendStringInfo(buf, " %s ", range == RANGE_EXACT ? k->eq : k->le);
 	append_bound(buf, k, 2);
 }
 
@@ -379,26 +408,228 @@ row_fn_name(const Migration *m)
 }
 
 /*
+ * append_images
+ *		Append "(SELECT pg_catalog.to_jsonb(x) FROM (SELECT p.c1, p.c2) x)":
+ *		the columns cols of the row "prefix" as a jsonb object whose keys are
+ *		the column names (jsonb_populate_record reads it back).
+ */
+static void
+append_image(StringInfo buf, List *cols, const char *prefix)
+{
+	ListCell   *lc;
+
+	appendStringInfoString(buf, "(SELECT pg_catalog.to_jsonb(__migrate_x) FROM (SELECT ");
+	foreach(lc, cols)
+		appendStringInfo(buf, "%s%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 prefix, (char *) lfirst(lc));
+	appendStringInfoString(buf, ") __migrate_x)");
+}
+
+/*
+ * set_clause_columns
+ *		The columns a set_clause assigns, quoted, each once.
+ */
+static List *
+set_clause_columns(const char *set_clause)
+{
+	char	   *message;
+	List	   *stmts = parse_pinned(psprintf("UPDATE __migrate_x SET\n%s\n", set_clause),
+									 &message);
+	UpdateStmt *u;
+	ListCell   *lc;
+	List	   *cols = NIL;
+
+	if (message || list_length(stmts) != 1)
+		elog(ERROR, "set_clause of a registered migration does not parse");
+	u = (UpdateStmt *) ((RawStmt *) linitial(stmts))->stmt;
+	foreach(lc, u->targetList)
+	{
+		ResTarget  *rt = lfirst_node(ResTarget, lc);
+
+		cols = list_append_unique(cols, makeString((char *) quote_identifier(rt->name)));
+	}
+	foreach(lc, cols)
+		lfirst(lc) = strVal(lfirst(lc));
+	return cols;
+}
+
+/* The columns m's change writes: what a revert restores. */
+static List *
+written_columns(const Migration *m, Oid relid)
+{
+	if (m->row_fn)
+		return row_fn_target_columns(m, relid);
+	return set_clause_columns(m->set_clause);
+}
+
+/*
+ * build_change_sql
+ *		The statement that applies m's change to the rows of "range".
+ *
+ * With keep_before it also captures, in the same statement, the key,
+ * the before-image and the after-image of every row it changes, and
+ * returns them aggregated into one row (count, keys, befores, afters).
+ * The before-image comes from a FOR UPDATE subquery: the row is locked
+ * before it is read, so a concurrent update is either seen or waited for,
+ * never lost from the image.
+ */
+static char *
+build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
+{
+	const char *only = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
+	const char *relname = quote_identifier(get_rel_name(relid));
+	bool		is_delete = strcmp(m->action, MIGRATE_ACTION_DELETE) == 0;
+	bool		keep = m->keep_before;
+	char	   *where = m->where_clause;
+	List	   *cols = NIL;
+	StringInfoData change;
+	ListCell   *lc;
+
+	initStringInfo(&change);
+	if (keep)
+		appendStringInfoString(&change, "WITH __migrate_c (k, b, a) AS (");
+	if (m->row_fn)
+	{
+		char	   *fn = row_fn_name(m);
+
+		cols = row_fn_target_columns(m, relid);
+		if (cols == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("table %s has no column a row function could change", m->relation),
+					 errdetail("A row function's result is written to the columns outside the key that are not generated.")));
+
+		appendStringInfo(&change, "UPDATE %s%s AS " ALIAS_TARGET " SET (", only, m->relation);
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, ") = ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, ") FROM (SELECT ");
+		foreach(lc, k->names)
+			appendStringInfo(&change, ALIAS_INNER ".%s, ", (char *) lfirst(lc));
+		if (keep)
+		{
+			append_image(&change, cols, ALIAS_INNER ".");
+			appendStringInfoString(&change, " AS __migrate_b, ");
+		}
+		appendStringInfo(&change, "%s(" ALIAS_INNER ") AS __migrate_r FROM %s%s AS " ALIAS_INNER " WHERE ",
+						 fn, only, m->relation);
+		append_range(&change, k, ALIAS_INNER ".", range);
+		if (where)
+			appendStringInfo(&change, " AND (\n%s\n)", where);
+		/* lock the rows so that the function sees their latest version */
+		appendStringInfoString(&change, " FOR UPDATE OF " ALIAS_INNER ") " ALIAS_SUB " WHERE ");
+		foreach(lc, k->names)
+			appendStringInfo(&change, ALIAS_TARGET ".%s %s " ALIAS_SUB ".%s AND ",
+							 (char *) lfirst(lc), k->eq, (char *) lfirst(lc));
+		/* skip NULL results and rows whose written columns would not change */
+		appendStringInfoString(&change,
+							   "pg_catalog.num_nulls(" ALIAS_SUB ".__migrate_r) OPERATOR(pg_catalog.=) 0"
+							   " AND NOT pg_catalog.record_image_eq(ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, "), ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&change, "%s" ALIAS_TARGET ".%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&change, "))");
+		if (keep)
+		{
+			appendStringInfoString(&change, " RETURNING ");
+			append_key_json(&change, k, ALIAS_TARGET ".");
+			appendStringInfoString(&change, ", " ALIAS_SUB ".__migrate_b, ");
+			append_image(&change, cols, ALIAS_TARGET ".");
+		}
+	}
+	else if (is_delete)
+	{
+		appendStringInfo(&change, "DELETE FROM %s%s WHERE ", only, m->relation);
+		append_range(&change, k, "", range);
+		if (where)
+			appendStringInfo(&change, " AND (\n%s\n)", where);
+		if (keep)
+		{
+			appendStringInfoString(&change, " RETURNING ");
+			append_key_json(&change, k, "");
+			appendStringInfo(&change, ", pg_catalog.to_jsonb(%s), NULL::pg_catalog.jsonb", relname);
+		}
+	}
+	else if (!keep)
+	{
+		appendStringInfo(&change, "UPDATE %s%s SET\n%s\nWHERE ", only,
+						 m->relation, m->set_clause);
+		append_range(&change, k, "", range);
+		if (where)
+			appendStringInfo(&change, " AND (\n%s\n)", where);
+	}
+	else
+	{
+		/*
+		 * The target keeps no alias, so that the user's fragments can name
+		 * it as they would in a plain UPDATE; the subquery's columns have
+		 * names no user column has.
+		 */
+		char	   *prefix = psprintf("%s.", relname);
+
+		cols = set_clause_columns(m->set_clause);
+		appendStringInfo(&change, "UPDATE %s%s SET\n%s\nFROM (SELECT ", only,
+						 m->relation, m->set_clause);
+		foreach(lc, k->names)
+			appendStringInfo(&change, ALIAS_INNER ".%s AS __migrate_k%d, ",
+							 (char *) lfirst(lc), foreach_current_index(lc));
+		append_image(&change, cols, ALIAS_INNER ".");
+		appendStringInfo(&change, " AS __migrate_b FROM %s%s AS " ALIAS_INNER " WHERE ",
+						 only, m->relation);
+		append_range(&change, k, ALIAS_INNER ".", range);
+		appendStringInfoString(&change, " FOR UPDATE OF " ALIAS_INNER ") " ALIAS_SUB " WHERE ");
+		foreach(lc, k->names)
+			appendStringInfo(&change, "%s%s%s %s " ALIAS_SUB ".__migrate_k%d",
+							 foreach_current_index(lc) > 0 ? " AND " : "",
+							 prefix, (char *) lfirst(lc), k->eq,
+							 foreach_current_index(lc));
+		if (where)
+			appendStringInfo(&change, " AND (\n%s\n)", where);
+		appendStringInfoString(&change, " RETURNING ");
+		append_key_json(&change, k, prefix);
+		appendStringInfoString(&change, ", " ALIAS_SUB ".__migrate_b, ");
+		append_image(&change, cols, prefix);
+	}
+	if (keep)
+		appendStringInfoString(&change,
+							   ") SELECT pg_catalog.count(*), pg_catalog.array_agg(k),"
+							   " pg_catalog.array_agg(b), pg_catalog.array_agg(a)"
+							   " FROM __migrate_c");
+	return change.data;
+}
+
+/*
  * build_batch_sql
  *		Build the statements of a batch of m on relid.
  *
- * has_lower says whether the batch starts after a cursor ($1) or at the
- * first key.  The change statement takes the cursor as $1 and the batch's
- * last key as $2; the bound statement takes the cursor as $1 and the batch
- * size as $2.
+ * "range" says whether the batch starts after a cursor ($1), at the first
+ * key, or is the one row with key $2.  The change and keys statements take
+ * the cursor as $1 and the batch's last key as $2; the bound statements
+ * take the cursor as $1 and the batch size as $2.
  */
 static BatchSql *
-build_batch_sql(const Migration *m, Oid relid, bool has_lower)
+build_batch_sql(const Migration *m, Oid relid, KeyRange range)
 {
 	BatchSql   *b = palloc0(sizeof(BatchSql));
 	KeySql	   *k = key_sql(m, relid);
 	const char *only = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
+	bool		has_lower = range == RANGE_AFTER;
 	StringInfoData buf;
-	StringInfoData change;
 	StringInfoData before;
 	ListCell   *lc;
 	bool		is_delete = strcmp(m->action, MIGRATE_ACTION_DELETE) == 0;
-	char	   *where = m->where_clause;
+	char	   *change_plain;
 
 	/* last key of the next batch_size rows, and how many rows there are */
 	initStringInfo(&buf);
@@ -428,76 +659,32 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 	b->bound_nth = buf.data;
 
 	/* the change itself */
-	initStringInfo(&change);
-	if (m->row_fn)
+	b->change = build_change_sql(m, relid, k, range);
+
+	/* the keys of the range, for splitting a batch that failed */
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT pg_catalog.array_agg(");
+	append_key_json(&buf, k, ALIAS_INNER ".");
+	appendStringInfoString(&buf, " ORDER BY ");
+	append_key(&buf, k, ALIAS_INNER ".");
+	appendStringInfo(&buf, ") FROM %s%s AS " ALIAS_INNER " WHERE ", only, m->relation);
+	append_range(&buf, k, ALIAS_INNER ".", range);
+	b->keys = buf.data;
+
+	/* dry run: the change (without images) with its before and after images */
 	{
-		List	   *cols = row_fn_target_columns(m, relid);
-		char	   *fn = row_fn_name(m);
+		Migration	plain = *m;
 
-		if (cols == NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("table %s has no column a row function could change", m->relation),
-					 errdetail("A row function's result is written to the columns outside the key that are not generated.")));
-
-		appendStringInfo(&change, "UPDATE %s%s AS " ALIAS_TARGET " SET (", only, m->relation);
-		foreach(lc, cols)
-			appendStringInfo(&change, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
-		appendStringInfoString(&change, ") = ROW(");
-		foreach(lc, cols)
-			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
-							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
-		appendStringInfoString(&change, ") FROM (SELECT ");
-		foreach(lc, k->names)
-			appendStringInfo(&change, ALIAS_INNER ".%s, ", (char *) lfirst(lc));
-		appendStringInfo(&change, "%s(" ALIAS_INNER ") AS __migrate_r FROM %s%s AS " ALIAS_INNER " WHERE ",
-						 fn, only, m->relation);
-		append_range(&change, k, ALIAS_INNER ".", has_lower);
-		if (where)
-			appendStringInfo(&change, " AND (\n%s\n)", where);
-		/* lock the rows so that the function sees their latest version */
-		appendStringInfoString(&change, " FOR UPDATE OF " ALIAS_INNER ") " ALIAS_SUB " WHERE ");
-		foreach(lc, k->names)
-			appendStringInfo(&change, ALIAS_TARGET ".%s %s " ALIAS_SUB ".%s AND ",
-							 (char *) lfirst(lc), k->eq, (char *) lfirst(lc));
-		/* skip NULL results and rows whose written columns would not change */
-		appendStringInfoString(&change,
-							   "pg_catalog.num_nulls(" ALIAS_SUB ".__migrate_r) OPERATOR(pg_catalog.=) 0"
-							   " AND NOT pg_catalog.record_image_eq(ROW(");
-		foreach(lc, cols)
-			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
-							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
-		appendStringInfoString(&change, "), ROW(");
-		foreach(lc, cols)
-			appendStringInfo(&change, "%s" ALIAS_TARGET ".%s",
-							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
-		appendStringInfoString(&change, "))");
+		plain.keep_before = false;
+		change_plain = build_change_sql(&plain, relid, k, range);
 	}
-	else
-	{
-		if (is_delete)
-			appendStringInfo(&change, "DELETE FROM %s%s WHERE ", only, m->relation);
-		else
-			appendStringInfo(&change, "UPDATE %s%s SET\n%s\nWHERE ", only,
-							 m->relation, m->set_clause);
-		append_range(&change, k, "", has_lower);
-		if (where)
-			appendStringInfo(&change, " AND (\n%s\n)", where);
-	}
-	b->change = change.data;
-
-	/* dry run: the change with its before and after images */
 	initStringInfo(&before);
 	appendStringInfoString(&before, "WITH __migrate_before AS MATERIALIZED (SELECT ");
 	append_key_json(&before, k, ALIAS_INNER ".");
 	appendStringInfo(&before, " AS key, pg_catalog.to_jsonb(" ALIAS_INNER ") AS img FROM %s%s AS " ALIAS_INNER " WHERE ",
 					 only, m->relation);
-	append_range(&before, k, ALIAS_INNER ".", has_lower);
-	appendStringInfo(&before, "), __migrate_after AS (%s RETURNING ", change.data);
+	append_range(&before, k, ALIAS_INNER ".", range);
+	appendStringInfo(&before, "), __migrate_after AS (%s RETURNING ", change_plain);
 	if (m->row_fn)
 	{
 		append_key_json(&before, k, ALIAS_TARGET ".");
@@ -519,6 +706,99 @@ build_batch_sql(const Migration *m, Oid relid, bool has_lower)
 						   " ORDER BY a.key LIMIT $3");
 	b->dry_run = before.data;
 	return b;
+}
+
+/*
+ * build_revert_sql
+ *		The statement that restores the before-images handed to it as $1, a
+ *		jsonb array of {"i": undo id, "k": key, "b": before, "a": after},
+ *		and returns the undo ids it restored as a bigint[].
+ *
+ * An update is undone only where the row still holds what the migration
+ * wrote (its after-image, compared as stored bytes); a delete is undone by
+ * inserting the row again unless its key is taken.  Everything else is
+ * left alone for the caller to report.
+ */
+static char *
+build_revert_sql(const Migration *m, Oid relid)
+{
+	KeySql	   *k = key_sql(m, relid);
+	const char *only = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	if (strcmp(m->action, MIGRATE_ACTION_DELETE) == 0)
+	{
+		Relation	rel = table_open(relid, AccessShareLock);
+		TupleDesc	desc = RelationGetDescr(rel);
+		List	   *cols = NIL;
+
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && !att->attgenerated)
+				cols = lappend(cols, (char *) quote_identifier(NameStr(att->attname)));
+		}
+		table_close(rel, AccessShareLock);
+
+		appendStringInfo(&buf,
+						 "WITH __migrate_u AS MATERIALIZED (SELECT"
+						 " (__migrate_e OPERATOR(pg_catalog.->>) 'i')::pg_catalog.int8 AS __migrate_id,"
+						 " pg_catalog.jsonb_populate_record(NULL::%s, __migrate_e OPERATOR(pg_catalog.->) 'b') AS __migrate_row"
+						 " FROM pg_catalog.jsonb_array_elements($1) AS __migrate_e),"
+						 " __migrate_d AS (INSERT INTO %s AS " ALIAS_TARGET " (",
+						 m->relation, m->relation);
+		foreach(lc, cols)
+			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&buf, ") OVERRIDING SYSTEM VALUE SELECT ");
+		foreach(lc, cols)
+			appendStringInfo(&buf, "%s(__migrate_u.__migrate_row).%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&buf, " FROM __migrate_u ON CONFLICT DO NOTHING RETURNING ");
+		append_key_json(&buf, k, ALIAS_TARGET ".");
+		appendStringInfoString(&buf, " AS k) SELECT pg_catalog.array_agg(__migrate_u.__migrate_id)"
+							   " FROM __migrate_u JOIN __migrate_d ON __migrate_d.k OPERATOR(pg_catalog.=) ");
+		append_key_json(&buf, k, "(__migrate_u.__migrate_row).");
+	}
+	else
+	{
+		List	   *cols = written_columns(m, relid);
+
+		appendStringInfo(&buf, "WITH __migrate_d AS (UPDATE %s%s AS " ALIAS_TARGET " SET ",
+						 only, m->relation);
+		foreach(lc, cols)
+			appendStringInfo(&buf, "%s%s = (__migrate_u.__migrate_b).%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc), (char *) lfirst(lc));
+		appendStringInfo(&buf,
+						 " FROM (SELECT"
+						 " (__migrate_e OPERATOR(pg_catalog.->>) 'i')::pg_catalog.int8 AS __migrate_id,"
+						 " __migrate_e OPERATOR(pg_catalog.->) 'k' AS __migrate_k,"
+						 " pg_catalog.jsonb_populate_record(NULL::%s, __migrate_e OPERATOR(pg_catalog.->) 'b') AS __migrate_b,"
+						 " pg_catalog.jsonb_populate_record(NULL::%s, __migrate_e OPERATOR(pg_catalog.->) 'a') AS __migrate_a"
+						 " FROM pg_catalog.jsonb_array_elements($1) AS __migrate_e) __migrate_u WHERE ",
+						 m->relation, m->relation);
+		append_key(&buf, k, ALIAS_TARGET ".");
+		appendStringInfo(&buf, " %s ", k->eq);
+		append_key_from(&buf, k, "__migrate_u.__migrate_k");
+		appendStringInfoString(&buf, " AND pg_catalog.record_image_eq(ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&buf, "%s" ALIAS_TARGET ".%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&buf, "), ROW(");
+		foreach(lc, cols)
+			appendStringInfo(&buf, "%s(__migrate_u.__migrate_a).%s",
+							 foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+		appendStringInfoString(&buf, ")) RETURNING __migrate_u.__migrate_id)"
+							   " SELECT pg_catalog.array_agg(__migrate_id) FROM __migrate_d");
+	}
+	return buf.data;
 }
 
 /*
@@ -891,6 +1171,219 @@ find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 }
 
 /*
+ * pin_image_formats
+ *		Before-images are values in jsonb, read back by their types' input
+ *		functions: make sure floats and intervals are printed in a form that
+ *		reads back exactly (the server defaults), for the rest of the
+ *		current GUC nest level.
+ */
+static void
+pin_image_formats(void)
+{
+	if (extra_float_digits < 1)
+		set_guc("extra_float_digits", "1");
+	if (IntervalStyle == INTSTYLE_SQL_STANDARD)
+		set_guc("IntervalStyle", "postgres");
+}
+
+/*
+ * apply_change
+ *		Apply m's change statement "sql" to the rows between lower
+ *		(exclusive; NULL for none) and upper, keep their before-images if m
+ *		wants them, and fire the deferred triggers the change queued.
+ *		Returns the number of rows changed.
+ */
+static int64
+apply_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper)
+{
+	Oid			types[2] = {JSONBOID, JSONBOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int64		changed;
+
+	values[0] = lower ? JsonbPGetDatum(lower) : (Datum) 0;
+	nulls[0] = lower ? ' ' : 'n';
+	values[1] = JsonbPGetDatum(upper);
+	run_batch_sql(m, sql, 2, types, values, nulls);
+	if (!m->keep_before)
+		changed = SPI_processed;
+	else
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		changed = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		if (changed > 0)
+		{
+			Oid			t2[4] = {TEXTOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
+			Datum		v2[4];
+			char		n2[4] = {' ', ' ', ' ', ' '};
+
+			v2[0] = CStringGetTextDatum(m->name);
+			for (int i = 1; i < 4; i++)
+				v2[i] = SPI_getbinval(tup, desc, i + 1, &isnull);
+			migrate_catalog_exec("INSERT INTO migrate.undo (migration, key, before, after)"
+								 " SELECT $1, u.k, u.b, u.a"
+								 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								 " pg_catalog.unnest($4)) AS u (k, b, a)",
+								 4, t2, v2, n2, SPI_OK_INSERT);
+		}
+	}
+	fire_deferred_as_owner(m);
+	return changed;
+}
+
+/*
+ * migrate_error_is_row_error
+ *		Is this the kind of error a single row's data causes (a data
+ *		exception, a constraint violation, an error raised by a trigger or
+ *		function), rather than one that every row would hit (permissions,
+ *		missing objects, lock timeouts, cancels)?  Only such errors are
+ *		quarantined with on_error => 'skip'.
+ */
+bool
+migrate_error_is_row_error(const ErrorData *edata)
+{
+	switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+	{
+		case ERRCODE_DATA_EXCEPTION:
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:
+		case ERRCODE_TRIGGERED_ACTION_EXCEPTION:
+		case ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION:
+		case ERRCODE_EXTERNAL_ROUTINE_EXCEPTION:
+		case ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION:
+		case ERRCODE_WITH_CHECK_OPTION_VIOLATION:
+		case ERRCODE_PLPGSQL_ERROR:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * try_change
+ *		apply_change in a subtransaction.  Returns NULL and sets *changed on
+ *		success; on a row error, rolls the subtransaction back and returns
+ *		the error; any other error is re-thrown.
+ */
+static ErrorData *
+try_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper,
+		   int64 *changed)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		*changed = apply_change(m, sql, lower, upper);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (!migrate_error_is_row_error(edata))
+		{
+			FreeErrorData(edata);
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+/* The keys in (lower, upper], in key order, as Jsonb pointers. */
+static Jsonb **
+keys_in_range(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper, int *nkeys)
+{
+	Oid			types[2] = {JSONBOID, JSONBOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	Datum		arr;
+	Datum	   *elems;
+	bool	   *enulls;
+	Jsonb	  **keys;
+
+	values[0] = lower ? JsonbPGetDatum(lower) : (Datum) 0;
+	nulls[0] = lower ? ' ' : 'n';
+	values[1] = JsonbPGetDatum(upper);
+	run_batch_sql(m, sql, 2, types, values, nulls);
+	arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		*nkeys = 0;
+		return NULL;
+	}
+	deconstruct_array(DatumGetArrayTypeP(arr), JSONBOID, -1, false, TYPALIGN_INT,
+					  &elems, &enulls, nkeys);
+	keys = palloc(sizeof(Jsonb *) * *nkeys);
+	for (int i = 0; i < *nkeys; i++)
+		keys[i] = DatumGetJsonbP(elems[i]);
+	return keys;
+}
+
+/*
+ * change_or_split
+ *		Change the rows in (lower, upper]; if that fails on some rows, split
+ *		the range in two halves at a key and try each, down to single rows,
+ *		which are recorded in migrate.errors and left unchanged.
+ *
+ * "first" and "after" are the batch statements for a range without and
+ * with a lower bound.  Every row of the range is either changed or
+ * recorded, in the caller's transaction.  Returns the rows changed and
+ * adds the rows recorded to *quarantined.
+ */
+static int64
+change_or_split(Migration *m, BatchSql *first, BatchSql *after,
+				Jsonb *lower, Jsonb *upper, int64 *quarantined)
+{
+	BatchSql   *b = lower ? after : first;
+	int64		changed = 0;
+
+	for (int empty = 0;; empty++)
+	{
+		ErrorData  *edata = try_change(m, b->change, lower, upper, &changed);
+		Jsonb	  **keys;
+		int			nkeys;
+		int			half;
+
+		if (edata == NULL)
+			return changed;
+		CHECK_FOR_INTERRUPTS();
+		keys = keys_in_range(m, b->keys, lower, upper, &nkeys);
+		if (nkeys == 1)
+		{
+			migrate_catalog_add_error(m, JsonbPGetDatum(keys[0]), "change", edata);
+			(*quarantined)++;
+			return 0;
+		}
+		if (nkeys == 0)
+		{
+			/* the failing rows went away meanwhile: try again */
+			if (empty < MAX_EMPTY_SPLITS)
+				continue;
+			ReThrowError(edata);
+		}
+		FreeErrorData(edata);
+		half = nkeys / 2;
+		return change_or_split(m, first, after, lower, keys[half - 1], quarantined) +
+			change_or_split(m, first, after, keys[half - 1], upper, quarantined);
+	}
+}
+
+/*
  * migrate_run_batch
  *		Run the next batch of m in the current transaction and record it.
  *
@@ -903,7 +1396,7 @@ void
 migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 {
 	Oid			relid = migrate_resolve_relation(m, false);
-	BatchSql   *b = build_batch_sql(m, relid, m->cursor != NULL);
+	BatchSql   *b = build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
 	int			nestlevel = NewGUCNestLevel();
 	Datum		bound;
 	int64		rows;
@@ -912,26 +1405,218 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 
 	memset(res, 0, sizeof(*res));
 	set_lock_timeout(m->lock_timeout_ms);
+	if (m->keep_before)
+		pin_image_formats();
 	if (!find_batch_bound(m, b, batch_size, &bound, &rows))
 		res->done = true;
 	else
 	{
-		Oid			types[2] = {JSONBOID, JSONBOID};
-		Datum		values[2];
-		char		nulls[2] = {' ', ' '};
-
 		res->new_cursor = DatumGetJsonbPCopy(bound);
 		res->visited = rows;
-		values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
-		nulls[0] = m->cursor ? ' ' : 'n';
-		values[1] = JsonbPGetDatum(res->new_cursor);
-		run_batch_sql(m, b->change, 2, types, values, nulls);
-		res->changed = SPI_processed;
-		fire_deferred_as_owner(m);
+		if (!m->skip_errors)
+			res->changed = apply_change(m, b->change, m->cursor, res->new_cursor);
+		else
+		{
+			BatchSql   *first = m->cursor ? build_batch_sql(m, relid, RANGE_FIRST) : b;
+			BatchSql   *after = m->cursor ? b : build_batch_sql(m, relid, RANGE_AFTER);
+
+			res->changed = change_or_split(m, first, after, m->cursor,
+										   res->new_cursor, &res->quarantined);
+		}
 	}
 	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
 	/* still under lock_timeout: never wait unbounded with the rows locked */
 	migrate_catalog_record_batch(m, res);
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * migrate_revert_batch
+ *		Restore the next batch_size before-images of m, newest first, in the
+ *		current transaction, and record the batch.
+ *
+ * Undo rows are handed out in descending id order below the revert cursor
+ * (a row changed twice is restored to its oldest image).  A row that no
+ * longer holds what the migration wrote is reported in migrate.errors and
+ * left as it is; its undo row stays.  The restored undo rows are deleted
+ * unless m->keep_undo.
+ */
+void
+migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res)
+{
+	Oid			relid = migrate_resolve_relation(m, false);
+	int			nestlevel = NewGUCNestLevel();
+	int64		wal_before = pgWalUsage.wal_bytes;
+	Oid			types[3] = {TEXTOID, INT8OID, INT4OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+	Datum		images;
+	int64		lowest = 0;
+
+	memset(res, 0, sizeof(*res));
+	set_lock_timeout(m->lock_timeout_ms);
+	pin_image_formats();
+	values[0] = CStringGetTextDatum(m->name);
+	values[1] = Int64GetDatum(m->revert_cursor);
+	nulls[1] = m->has_revert_cursor ? ' ' : 'n';
+	values[2] = Int32GetDatum(batch_size);
+	migrate_catalog_exec("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+						 "'i', u.id, 'k', u.key, 'b', u.before, 'a', u.after) ORDER BY u.id DESC),"
+						 " pg_catalog.min(u.id), pg_catalog.count(*)"
+						 " FROM (SELECT id, key, before, after FROM migrate.undo"
+						 "  WHERE migration OPERATOR(pg_catalog.=) $1"
+						 "  AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)"
+						 "  ORDER BY id DESC LIMIT $3) u",
+						 3, types, values, nulls, SPI_OK_SELECT);
+	images = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		res->done = true;
+	else
+	{
+		Oid			t1[1] = {JSONBOID};
+		Datum		v1[1];
+		Datum		restored;
+		bool		none_restored;
+
+		lowest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		res->visited = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		v1[0] = images;
+		run_batch_sql(m, build_revert_sql(m, relid), 1, t1, v1, NULL);
+		restored = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &none_restored);
+		fire_deferred_as_owner(m);
+
+		{
+			Oid			t2[5] = {TEXTOID, INT8OID, INT8ARRAYOID, BOOLOID, INT8OID};
+			Datum		v2[5];
+			char		n2[5] = {' ', ' ', ' ', ' ', ' '};
+
+			v2[0] = CStringGetTextDatum(m->name);
+			v2[1] = Int64GetDatum(m->revert_cursor);
+			n2[1] = m->has_revert_cursor ? ' ' : 'n';
+			v2[2] = none_restored ? (Datum) 0 : restored;
+			n2[2] = none_restored ? 'n' : ' ';
+			v2[3] = BoolGetDatum(m->keep_undo);
+			v2[4] = Int64GetDatum(lowest);
+
+			/* report what could not be restored; forget what was, unless kept */
+			migrate_catalog_exec("WITH batch AS (SELECT id, key FROM migrate.undo"
+								 "  WHERE migration OPERATOR(pg_catalog.=) $1"
+								 "  AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)"
+								 "  AND id OPERATOR(pg_catalog.>=) $5),"
+								 " gone AS (DELETE FROM migrate.undo u USING batch"
+								 "  WHERE NOT $4 AND u.migration OPERATOR(pg_catalog.=) $1"
+								 "  AND u.id OPERATOR(pg_catalog.=) batch.id"
+								 "  AND u.id OPERATOR(pg_catalog.=) ANY (COALESCE($3, '{}')))"
+								 " INSERT INTO migrate.errors (migration, key, sqlstate, message, phase)"
+								 " SELECT $1, key, '55000',"
+								 "  'row was changed or removed after the migration wrote it; left as it is',"
+								 "  'revert' FROM batch"
+								 "  WHERE id OPERATOR(pg_catalog.<>) ALL (COALESCE($3, '{}'))",
+								 5, t2, v2, n2, SPI_OK_INSERT);
+			res->quarantined = SPI_processed;
+			res->changed = res->visited - res->quarantined;
+		}
+	}
+	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
+	migrate_catalog_record_revert(m, res, lowest);
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * migrate_run_next
+ *		Run m's next unit of work in the current transaction: its task, the
+ *		next batch of its revert, or its next batch.
+ */
+void
+migrate_run_next(Migration *m, int32 batch_size, BatchResult *res)
+{
+	if (m->relation == NULL)
+		migrate_run_task(m, res);
+	else if (m->reverting)
+		migrate_revert_batch(m, batch_size, res);
+	else
+		migrate_run_batch(m, batch_size, res);
+}
+
+/*
+ * migrate_retry_rows
+ *		Apply m's change again to each row it quarantined, one row per
+ *		subtransaction, in the current transaction: rows that now succeed
+ *		leave migrate.errors, the others get their new error.
+ *
+ * The caller holds m's row lock.  Only rows the forward change skipped
+ * are retried; rows a revert left alone are not.
+ */
+void
+migrate_retry_rows(Migration *m, int64 *retried, int64 *fixed, int64 *failing)
+{
+	Oid			relid = migrate_resolve_relation(m, false);
+	BatchSql   *b = build_batch_sql(m, relid, RANGE_EXACT);
+	int			nestlevel = NewGUCNestLevel();
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->name)};
+	int64	   *ids;
+	Jsonb	  **keys;
+	uint64		n;
+	int64		changed = 0;
+
+	*retried = *fixed = *failing = 0;
+	set_lock_timeout(m->lock_timeout_ms);
+	if (m->keep_before)
+		pin_image_formats();
+	migrate_catalog_exec("SELECT id, key FROM migrate.errors"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND phase OPERATOR(pg_catalog.=) 'change' ORDER BY id",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	n = SPI_processed;
+	ids = palloc(sizeof(int64) * (n + 1));
+	keys = palloc(sizeof(Jsonb *) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		keys[i] = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	for (uint64 i = 0; i < n; i++)
+	{
+		int64		rows = 0;
+		ErrorData  *edata;
+		Oid			t2[4] = {INT8OID, TEXTOID, TEXTOID, BOOLOID};
+		Datum		v2[4];
+		char		n2[4] = {' ', ' ', ' ', ' '};
+
+		CHECK_FOR_INTERRUPTS();
+		edata = try_change(m, b->change, NULL, keys[i], &rows);
+		(*retried)++;
+		changed += rows;
+		v2[0] = Int64GetDatum(ids[i]);
+		v2[1] = edata ? CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode)) : (Datum) 0;
+		n2[1] = edata ? ' ' : 'n';
+		v2[2] = edata ? CStringGetTextDatum(edata->message) : (Datum) 0;
+		n2[2] = edata ? ' ' : 'n';
+		v2[3] = BoolGetDatum(edata == NULL);
+		if (edata)
+			(*failing)++;
+		else
+			(*fixed)++;
+		migrate_catalog_exec("WITH gone AS (DELETE FROM migrate.errors"
+							 "  WHERE $4 AND id OPERATOR(pg_catalog.=) $1)"
+							 " UPDATE migrate.errors SET sqlstate = $2, message = $3,"
+							 "  at = pg_catalog.clock_timestamp()"
+							 " WHERE NOT $4 AND id OPERATOR(pg_catalog.=) $1",
+							 4, t2, v2, n2, 0);
+	}
+	if (changed > 0)
+	{
+		Oid			t3[2] = {INT8OID, INT8OID};
+		Datum		v3[2] = {Int64GetDatum(m->id), Int64GetDatum(changed)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET changed = changed OPERATOR(pg_catalog.+) $2"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, t3, v3, NULL, SPI_OK_UPDATE);
+	}
 	AtEOXact_GUC(true, nestlevel);
 }
 
@@ -990,7 +1675,7 @@ migrate_explain_check(Migration *m)
 	}
 	else
 	{
-		BatchSql   *b = build_batch_sql(m, migrate_resolve_relation(m, false), true);
+		BatchSql   *b = build_batch_sql(m, migrate_resolve_relation(m, false), RANGE_AFTER);
 
 		run_user_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
 					 2, types, values, nulls);
@@ -1024,7 +1709,7 @@ migrate_explain_batch(Migration *m, int32 batch_size,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("migration \"%s\" is a one-off task and has no batches", m->name)));
 	relid = migrate_resolve_relation(m, false);
-	b = build_batch_sql(m, relid, m->cursor != NULL);
+	b = build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
 	found = find_batch_bound(m, b, batch_size, &bound, &rows);
 	if (found)
 		bound = PointerGetDatum(DatumGetJsonbPCopy(bound));
@@ -1090,7 +1775,7 @@ migrate_dry_run_batch(Migration *m, int32 batch_size, int32 max_rows,
 		else
 		{
 			Oid			relid = migrate_resolve_relation(m, false);
-			BatchSql   *b = build_batch_sql(m, relid, m->cursor != NULL);
+			BatchSql   *b = build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
 			Datum		bound;
 			int64		rows;
 

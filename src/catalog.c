@@ -13,7 +13,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -22,6 +25,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/json.h"
 
 #include "migrate.h"
 
@@ -33,7 +37,16 @@
 	"search_path, owner::pg_catalog.oid, state, cursor, processed, changed, " \
 	"batches, worker_pid, series_rest, adaptive, " \
 	"(pg_catalog.date_part('epoch', target_batch_time) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8, " \
-	"min_batch_size, max_batch_size, busy_share"
+	"min_batch_size, max_batch_size, busy_share, " \
+	"COALESCE(total_estimate, -1)"
+
+/* The columns 0.2 added, and what a 0.1 catalog stands for instead */
+#define MIGRATION_COLUMNS_V2 \
+	MIGRATION_COLUMNS ", on_error OPERATOR(pg_catalog.=) 'skip', keep_before, " \
+	"reverting, keep_undo, revert_cursor, reverted, true"
+#define MIGRATION_COLUMNS_V1 \
+	MIGRATION_COLUMNS ", false, false, false, false, NULL::pg_catalog.int8, " \
+	"0::pg_catalog.int8, false"
 
 /*
  * migrate_text_or_null
@@ -197,10 +210,36 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->min_batch_size = DatumGetInt32(COL(24));
 	m->max_batch_size = DatumGetInt32(COL(25));
 	m->busy_share = DatumGetFloat4(COL(26));
+	m->total_estimate = DatumGetInt64(COL(27));
+	m->skip_errors = DatumGetBool(COL(28));
+	m->keep_before = DatumGetBool(COL(29));
+	m->reverting = DatumGetBool(COL(30));
+	m->keep_undo = DatumGetBool(COL(31));
+	COL(32);
+	m->has_revert_cursor = !isnull;
+	m->revert_cursor = isnull ? 0 : DatumGetInt64(d);
+	m->reverted = DatumGetInt64(COL(33));
+	m->catalog_v2 = DatumGetBool(COL(34));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL
 	return m;
+}
+
+/*
+ * migrate_catalog_is_v2
+ *		Does the catalog have what version 0.2 added?  Between installing a
+ *		new library and ALTER EXTENSION migrate UPDATE, the library runs on
+ *		the 0.1 catalog: it reads the new columns as their defaults and
+ *		writes none of them.
+ */
+bool
+migrate_catalog_is_v2(void)
+{
+	Oid			nsp = get_namespace_oid("migrate", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("migrations", nsp) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, "on_error") != InvalidAttrNumber;
 }
 
 /*
@@ -228,12 +267,20 @@ migrate_catalog_load(const char *name, bool for_update, bool missing_ok)
 				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
 
 	values[0] = CStringGetTextDatum(name);
-	migrate_catalog_exec(for_update ?
-						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
-						 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
-						 " WHERE name OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_SELECT);
+	if (migrate_catalog_is_v2())
+		migrate_catalog_exec(for_update ?
+							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
+							 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
+							 " WHERE name OPERATOR(pg_catalog.=) $1",
+							 1, types, values, NULL, SPI_OK_SELECT);
+	else
+		migrate_catalog_exec(for_update ?
+							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
+							 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
+							 " WHERE name OPERATOR(pg_catalog.=) $1",
+							 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		if (missing_ok)
@@ -256,12 +303,20 @@ migrate_catalog_load_by_id(int64 id, bool for_update)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 
-	migrate_catalog_exec(for_update ?
-						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
-						 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-						 "SELECT " MIGRATION_COLUMNS " FROM migrate.migrations"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_SELECT);
+	if (migrate_catalog_is_v2())
+		migrate_catalog_exec(for_update ?
+							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
+							 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 1, types, values, NULL, SPI_OK_SELECT);
+	else
+		migrate_catalog_exec(for_update ?
+							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
+							 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return NULL;
 	return migration_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
@@ -430,4 +485,141 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 		migrate_catalog_log_event(m->name, m->owner, "done",
 								  psprintf("processed " INT64_FORMAT ", changed " INT64_FORMAT,
 										   m->processed, m->changed));
+}
+
+/*
+ * migrate_catalog_add_error
+ *		Record in migrate.errors that the row with this key could not be
+ *		changed ("change") or restored ("revert"), with the error's SQLSTATE
+ *		and message, in the current transaction.
+ */
+void
+migrate_catalog_add_error(const Migration *m, Datum key, const char *phase,
+						  const ErrorData *edata)
+{
+	Oid			types[5] = {TEXTOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(m->name);
+	values[1] = key;
+	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[3] = CStringGetTextDatum(edata->message ? edata->message : "?");
+	values[4] = CStringGetTextDatum(phase);
+	migrate_catalog_exec("INSERT INTO migrate.errors (migration, key, sqlstate, message, phase)"
+						 " VALUES ($1, $2, $3, $4, $5)",
+						 5, types, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * migrate_catalog_record_revert
+ *		Store what a revert batch did, in the batch's own transaction:
+ *		move the revert cursor down to new_cursor (compare and set, as for
+ *		forward batches), count the restored rows, and when nothing was
+ *		left mark the migration reverted.  m->state is refreshed.
+ */
+void
+migrate_catalog_record_revert(Migration *m, const BatchResult *res, int64 new_cursor)
+{
+	Oid			types[7] = {INT8OID, INT8OID, INT8OID, BOOLOID, INT8OID, INT4OID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = Int64GetDatum(m->id);
+	values[1] = Int64GetDatum(new_cursor);
+	nulls[1] = res->done ? 'n' : ' ';
+	values[2] = Int64GetDatum(res->changed);
+	values[3] = BoolGetDatum(res->done);
+	values[4] = Int64GetDatum(m->revert_cursor);
+	nulls[4] = m->has_revert_cursor ? ' ' : 'n';
+	values[5] = Int32GetDatum(m->adapted_size > 0 ? m->adapted_size : m->batch_size);
+	values[6] = Int64GetDatum(res->wal_bytes);
+	migrate_catalog_exec("UPDATE migrate.migrations SET"
+						 " revert_cursor = COALESCE($2, revert_cursor),"
+						 " reverted = reverted OPERATOR(pg_catalog.+) $3,"
+						 " last_batch_at = pg_catalog.clock_timestamp(),"
+						 " state = CASE WHEN $4 THEN 'reverted' ELSE state END,"
+						 " reverting = NOT $4,"
+						 " finished_at = CASE WHEN $4 THEN pg_catalog.clock_timestamp() ELSE finished_at END,"
+						 " worker_pid = CASE WHEN $4 THEN NULL ELSE worker_pid END,"
+						 " last_error = CASE WHEN $4 THEN NULL ELSE last_error END,"
+						 " series_rest = CASE WHEN $4 THEN NULL ELSE series_rest END,"
+						 " batch_size = $6,"
+						 " wal_bytes = wal_bytes OPERATOR(pg_catalog.+) $7"
+						 " WHERE id OPERATOR(pg_catalog.=) $1"
+						 " AND reverting"
+						 " AND revert_cursor IS NOT DISTINCT FROM $5"
+						 " RETURNING state",
+						 7, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("migration \"%s\" was changed by someone else while a revert batch ran", m->name),
+				 errdetail("It was unregistered, restarted, or its revert cursor moved; the batch was rolled back.")));
+	m->state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	m->reverted += res->changed;
+	if (!res->done)
+	{
+		m->revert_cursor = new_cursor;
+		m->has_revert_cursor = true;
+	}
+	else
+	{
+		m->reverting = false;
+		migrate_catalog_log_event(m->name, m->owner, "reverted",
+								  psprintf("restored " INT64_FORMAT " rows", m->reverted));
+	}
+}
+
+PG_FUNCTION_INFO_V1(migrate_notify_state);
+
+/*
+ * migrate_notify_state
+ *		AFTER INSERT OR UPDATE OF state trigger on migrate.migrations:
+ *		NOTIFY migrate, '{"name": ..., "state": ...}' when a migration is
+ *		registered or its state changes.  Like every NOTIFY, it is sent
+ *		when (and only if) the transaction commits.
+ */
+Datum
+migrate_notify_state(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	int			name_att;
+	int			state_att;
+	char	   *state;
+	StringInfoData payload;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("migrate.notify_state() must be an AFTER ... FOR EACH ROW trigger")));
+	desc = trigdata->tg_relation->rd_att;
+	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	name_att = SPI_fnumber(desc, "name");
+	state_att = SPI_fnumber(desc, "state");
+	if (name_att <= 0 || state_att <= 0)
+		elog(ERROR, "migrate.notify_state() is on the wrong table");
+	state = SPI_getvalue(tup, desc, state_att);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		char	   *old = SPI_getvalue(trigdata->tg_trigtuple, desc, state_att);
+
+		if (old && state && strcmp(old, state) == 0)
+			return PointerGetDatum(NULL);
+	}
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"name\": ");
+	escape_json(&payload, SPI_getvalue(tup, desc, name_att));
+	appendStringInfoString(&payload, ", \"state\": ");
+	escape_json(&payload, state ? state : "");
+	appendStringInfoChar(&payload, '}');
+	Async_Notify("migrate", payload.data);
+	return PointerGetDatum(NULL);
 }

@@ -32,6 +32,9 @@ bool		migrate_pause_all = false;
 /* migrate.max_replication_lag: runners wait while a standby lags more */
 int			migrate_max_replication_lag_ms = 10000;
 
+/* migrate.log_interval: how often a worker logs its progress */
+int			migrate_log_interval_ms = 30000;
+
 void		_PG_init(void);
 
 /*
@@ -73,6 +76,14 @@ _PG_init(void)
 							"0 turns the check off.",
 							&migrate_max_replication_lag_ms,
 							10000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migrate.log_interval",
+							"Time between two progress messages of a migrate worker in the server log.",
+							"Each message gives the rows done, the rate and the estimated time left. 0 turns them off; start and end are always logged.",
+							&migrate_log_interval_ms,
+							30000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -26,6 +26,7 @@
 #define MIGRATE_STATE_CANCELLED		"cancelled"
 #define MIGRATE_STATE_DONE			"done"
 #define MIGRATE_STATE_FAILED		"failed"
+#define MIGRATE_STATE_REVERTED		"reverted"
 
 /* Kinds of change, as stored in migrate.migrations.action */
 #define MIGRATE_ACTION_UPDATE		"update"
@@ -70,7 +71,25 @@ typedef struct Migration
 	float4		busy_share;		/* share of time for batches on a busy server */
 	char	   *throttled;		/* why the runner holds back, or NULL */
 	int32		adapted_size;	/* size an adaptive runner chose, to record */
+	int64		total_estimate; /* rows expected, or -1 if unknown */
+	/* added in 0.2; a 0.1 catalog reads as the defaults */
+	bool		catalog_v2;		/* the catalog has the 0.2 columns and tables */
+	bool		skip_errors;	/* on_error = 'skip': quarantine failing rows */
+	bool		keep_before;	/* keep before-images in migrate.undo */
+	bool		reverting;		/* batches restore before-images */
+	bool		keep_undo;		/* a revert keeps the undo rows it applied */
+	bool		has_revert_cursor;
+	int64		revert_cursor;	/* lowest undo id a revert has handled */
+	int64		reverted;		/* rows a revert restored */
 } Migration;
+
+/* Is m done, or reverted: nothing left to run? */
+static inline bool
+migrate_is_finished(const Migration *m)
+{
+	return strcmp(m->state, MIGRATE_STATE_DONE) == 0 ||
+		strcmp(m->state, MIGRATE_STATE_REVERTED) == 0;
+}
 
 /* What one batch did */
 typedef struct BatchResult
@@ -78,6 +97,7 @@ typedef struct BatchResult
 	bool		done;			/* no rows were left after the cursor */
 	int64		visited;		/* rows in the batch's key range */
 	int64		changed;		/* rows written or deleted */
+	int64		quarantined;	/* rows recorded in migrate.errors */
 	Jsonb	   *new_cursor;		/* last key of the batch, or NULL */
 	int64		wal_bytes;		/* WAL the batch wrote */
 } BatchResult;
@@ -109,6 +129,7 @@ extern int	migrate_max_workers;
 extern int	migrate_max_lock_retries;
 extern bool migrate_pause_all;
 extern int	migrate_max_replication_lag_ms;
+extern int	migrate_log_interval_ms;
 
 /* pacing.c: batch sizes and rests */
 extern void migrate_pacer_init(Pacer *p, const Migration *m);
@@ -155,6 +176,11 @@ extern void migrate_catalog_exec(const char *sql, int nargs, Oid *types,
 								 Datum *values, const char *nulls,
 								 int expected);
 extern void migrate_catalog_record_batch(Migration *m, const BatchResult *res);
+extern void migrate_catalog_record_revert(Migration *m, const BatchResult *res,
+										  int64 new_cursor);
+extern void migrate_catalog_add_error(const Migration *m, Datum key,
+									  const char *phase, const ErrorData *edata);
+extern bool migrate_catalog_is_v2(void);
 extern char *migrate_text_or_null(Datum d, bool isnull);
 
 /* batch.c: building and running batches */
@@ -168,6 +194,12 @@ extern Oid	migrate_resolve_relation(const Migration *m, bool missing_ok);
 extern int64 migrate_estimate_rows(Oid relid);
 extern void migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res);
 extern void migrate_run_task(Migration *m, BatchResult *res);
+extern void migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res);
+extern void migrate_run_next(Migration *m, int32 batch_size, BatchResult *res);
+extern bool migrate_error_is_row_error(const ErrorData *edata);
+extern void migrate_retry_rows(Migration *m, int64 *retried, int64 *fixed,
+							   int64 *failing);
+extern char *migrate_written_columns_text(const Migration *m);
 extern void migrate_explain_batch(Migration *m, int32 batch_size,
 								  void (*cb) (void *arg, const char *line),
 								  void *arg);

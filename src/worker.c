@@ -518,7 +518,7 @@ start_next_in_series(List *rest)
 			if (m == NULL)
 				ereport(WARNING,
 						(errmsg("migration \"%s\" of a series no longer exists; the series stops", next)));
-			else if (strcmp(m->state, MIGRATE_STATE_DONE) != 0)
+			else if (!migrate_is_finished(m))
 			{
 				if (!migrate_runner_active(m->id))
 					migrate_start_locked(m, false, rest, "start", "next in series");
@@ -551,6 +551,66 @@ start_next_in_series(List *rest)
 	}
 }
 
+/* When this worker began its migration, and the rows done by then */
+static TimestampTz worker_started = 0;
+static int64 worker_rows_at_start = -1;
+static TimestampTz last_progress_log = 0;
+
+/* "1h 02m 03s", "2m 05s" or "7s" for a duration in microseconds */
+static char *
+format_duration(int64 us)
+{
+	int64		secs = us / USECS_PER_SEC;
+
+	if (secs >= 3600)
+		return psprintf(INT64_FORMAT "h %02dm %02ds", secs / 3600,
+						(int) (secs % 3600 / 60), (int) (secs % 60));
+	if (secs >= 60)
+		return psprintf("%dm %02ds", (int) (secs / 60), (int) (secs % 60));
+	return psprintf("%ds", (int) secs);
+}
+
+/*
+ * log_progress
+ *		After a batch: every migrate.log_interval, LOG the rows done, the
+ *		rate since this worker started and the estimated time left.
+ */
+static void
+log_progress(const Migration *m, bool force)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		rows = m->reverting ? m->reverted : m->processed;
+	double		secs;
+	double		rate;
+	StringInfoData msg;
+
+	if (worker_rows_at_start < 0)
+	{
+		worker_rows_at_start = rows;
+		last_progress_log = worker_started;
+	}
+	if (!force && (migrate_log_interval_ms <= 0 ||
+				   !TimestampDifferenceExceeds(last_progress_log, now,
+											   migrate_log_interval_ms)))
+		return;
+	last_progress_log = now;
+	secs = (now - worker_started) / 1000000.0;
+	rate = secs > 0 ? (rows - worker_rows_at_start) / secs : 0;
+	initStringInfo(&msg);
+	appendStringInfo(&msg, "%s \"%s\": " INT64_FORMAT " rows %s",
+					 m->reverting ? "revert of migration" : "migration",
+					 m->name, rows, m->reverting ? "restored" : "processed");
+	if (m->total_estimate > 0)
+		appendStringInfo(&msg, " of about " INT64_FORMAT " (%.1f%%)",
+						 Max(m->total_estimate, rows),
+						 100.0 * rows / Max(m->total_estimate, rows));
+	appendStringInfo(&msg, ", %.0f rows/s", rate);
+	if (m->total_estimate > rows && rate > 0)
+		appendStringInfo(&msg, ", about %s left",
+						 format_duration((int64) ((m->total_estimate - rows) / rate * USECS_PER_SEC)));
+	ereport(LOG, (errmsg("migrate: %s", msg.data)));
+}
+
 /*
  * worker_iteration
  *		One batch in its own transaction, then the pause after it.
@@ -570,6 +630,7 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 	int64		pause_ms = 0;
 	int64		elapsed_us = 0;
 	List	   *series = NIL;
+	char	   *summary = NULL;
 
 	begin_unit("migrate: reading migration");
 	exit_if_extension_dropped();
@@ -600,16 +661,19 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 			return false;
 		}
 		m->throttled = pacer->reason;
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
-										m->batches + 1, m->name));
+		if (m->reverting)
+			pgstat_report_activity(STATE_RUNNING,
+								   psprintf("migrate: revert of \"%s\", " INT64_FORMAT " rows restored",
+											m->name, m->reverted));
+		else
+			pgstat_report_activity(STATE_RUNNING,
+								   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
+											m->batches + 1, m->name));
 		m->adapted_size = pacer->adaptive ? migrate_pacer_batch_size(pacer, m) : 0;
 		start = GetCurrentTimestamp();
-		if (m->relation == NULL)
-			migrate_run_task(m, &res);
-		else
-			migrate_run_batch(m, migrate_pacer_batch_size(pacer, m), &res);
+		migrate_run_next(m, migrate_pacer_batch_size(pacer, m), &res);
 		elapsed_us = GetCurrentTimestamp() - start;
+		log_progress(m, false);
 		done = res.done;
 		stop = strcmp(m->state, MIGRATE_STATE_RUNNING) != 0;
 		pause_ms = m->pause_ms +
@@ -619,6 +683,12 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 			MemoryContext old = MemoryContextSwitchTo(loopcxt);
 			ListCell   *lc;
 
+			if (strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
+				summary = psprintf("is reverted: " INT64_FORMAT " rows restored",
+								   m->reverted);
+			else
+				summary = psprintf("is done: " INT64_FORMAT " rows processed, " INT64_FORMAT " changed",
+								   m->processed, m->changed);
 			foreach(lc, m->series_rest)
 				series = lappend(series, pstrdup(lfirst(lc)));
 			MemoryContextSwitchTo(old);
@@ -630,7 +700,8 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 
 	if (done)
 	{
-		ereport(LOG, (errmsg("migrate: migration \"%s\" is done", args->name)));
+		ereport(LOG, (errmsg("migrate: migration \"%s\" %s in %s", args->name, summary,
+							 format_duration(GetCurrentTimestamp() - worker_started))));
 		if (series != NIL)
 			start_next_in_series(series);
 		return true;
@@ -672,6 +743,7 @@ run_migration(const WorkerArgs *args)
 		elog(DEBUG1, "migrate: migration \"%s\" was not claimed for this worker", args->name);
 		return;
 	}
+	worker_started = GetCurrentTimestamp();
 	ereport(LOG, (errmsg("migrate: running migration \"%s\"", args->name)));
 
 	for (;;)
