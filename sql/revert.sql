@@ -1,0 +1,243 @@
+-- revert: keep_before => true keeps the old values of what a migration
+-- writes in migrate.undo; migrate_revert puts them back in the background,
+-- leaves alone (and reports) rows someone changed since, and the migration
+-- ends up "reverted"
+CREATE TABLE rv (
+    id int PRIMARY KEY,
+    amount numeric,
+    at timestamptz,
+    ratio float8,
+    doc jsonb,
+    tags text[],
+    label text,
+    n int NOT NULL DEFAULT 0
+);
+INSERT INTO rv (id, amount, at, ratio, doc, tags, label)
+SELECT g,
+       CASE g % 5 WHEN 0 THEN NULL WHEN 1 THEN 1.500 WHEN 2 THEN 'NaN'
+                  WHEN 3 THEN 123456789012345678901234567890.000000000001 ELSE -0.1 END,
+       CASE WHEN g % 7 = 0 THEN NULL
+            ELSE '2024-02-29 23:59:59.123456+00'::timestamptz + g * interval '1 hour 1.000001 second' END,
+       CASE g % 6 WHEN 0 THEN NULL WHEN 1 THEN 0.1 WHEN 2 THEN 1e-300 WHEN 3 THEN 'Infinity'
+                  WHEN 4 THEN 'NaN' ELSE 1.0 / g END,
+       CASE WHEN g % 4 = 0 THEN NULL
+            ELSE jsonb_build_object('g', g, 'nested', jsonb_build_array(1.10, 'x', NULL, true)) END,
+       CASE WHEN g % 3 = 0 THEN NULL WHEN g % 3 = 1 THEN '{}'::text[]
+            ELSE ARRAY['a "quoted" one', NULL, 'back\slash', 'comma, here'] END,
+       CASE WHEN g % 2 = 0 THEN NULL ELSE E'line\nbreak ''' || g END
+  FROM generate_series(1, 200) g;
+-- the exact contents to compare with after a revert
+CREATE TABLE rv_snap AS SELECT * FROM rv;
+
+-- an update by SET list; its before-images are the values of the columns it writes
+SELECT name, keep_before, on_error
+  FROM migrate_register('rv_set', 'rv',
+                        set_clause => $$amount = amount * 2, at = at + interval '1 day',
+                                        ratio = ratio / 3, doc = doc || '{"migrated": true}',
+                                        tags = tags || '{new}', n = n + 1$$,
+                        where_clause => 'id <= 150', batch_size => 40, keep_before => true);
+CALL migrate_run('rv_set');
+SELECT state, processed, changed, error_rows, keep_before, reverting, reverted, progress
+  FROM migrate_status('rv_set');
+SELECT count(*), count(DISTINCT key), min((key->>'id')::int), max((key->>'id')::int)
+  FROM migrate.undo WHERE migration = 'rv_set';
+SELECT key, before, after FROM migrate.undo WHERE migration = 'rv_set' AND key->>'id' = '1';
+SELECT count(*) FILTER (WHERE n = 1) AS changed, count(*) FILTER (WHERE n = 0) AS untouched FROM rv;
+
+-- someone else changes two of the rows after the migration did
+UPDATE rv SET label = 'edited by hand' WHERE id = 21;   -- a column the migration did not write
+UPDATE rv SET amount = 42 WHERE id = 22;                -- a column it wrote
+-- the revert runs in the background and ends "reverted"
+SELECT state, reverting, reverted FROM migrate_revert('rv_set');
+SELECT migrate_wait('rv_set');
+SELECT state, processed, changed, error_rows, keep_before, reverting, reverted, percent, progress,
+       worker_pid, last_error
+  FROM migrate_status('rv_set');
+-- every row is exactly as before, except the one whose written columns
+-- someone changed: it is left as it is, and reported
+SELECT count(*) AS differ
+  FROM rv r JOIN rv_snap s USING (id)
+ WHERE NOT (r.* *= s.*) AND id NOT IN (21, 22);
+SELECT count(*) AS same_text
+  FROM rv r JOIN rv_snap s USING (id)
+ WHERE r::text = s::text;
+SELECT id, amount, n, label FROM rv WHERE id IN (21, 22) ORDER BY id;
+SELECT key, sqlstate, message, phase FROM migrate.errors WHERE migration = 'rv_set' ORDER BY id;
+-- the restored rows' before-images are gone, the one left alone keeps its own
+SELECT key FROM migrate.undo WHERE migration = 'rv_set';
+SELECT event, detail FROM migrate.events WHERE migration = 'rv_set' ORDER BY id;
+
+-- a reverted migration: reverting again, starting or stepping it does nothing
+SELECT state FROM migrate_revert('rv_set');
+SELECT state FROM migrate_start('rv_set');
+SELECT state FROM migrate_step('rv_set');
+CALL migrate_run('rv_set');
+SELECT * FROM migrate_dry_run('rv_set');
+-- ... it cannot be unregistered or replaced while before-images are kept
+SELECT migrate_unregister('rv_set');
+SELECT migrate_register('rv_set', 'rv', set_clause => 'n = 0', replace => true);
+-- forgetting drops them
+SELECT migrate_forget('rv_set');
+SELECT migrate_forget('rv_set');
+SELECT count(*) FROM migrate.undo WHERE migration = 'rv_set';
+-- restart => true runs it again from the start, with new before-images
+UPDATE rv SET (amount, at, ratio, doc, tags, label, n) =
+       (SELECT s.amount, s.at, s.ratio, s.doc, s.tags, s.label, s.n FROM rv_snap s WHERE s.id = rv.id)
+ WHERE id IN (21, 22);
+SELECT count(*) AS differ FROM rv r JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*);
+SELECT state, cursor, processed, reverting, reverted FROM migrate_start('rv_set', restart => true);
+SELECT migrate_wait('rv_set');
+SELECT state, processed, changed, reverting, reverted FROM migrate_status('rv_set');
+SELECT count(*) FROM migrate.undo WHERE migration = 'rv_set';
+SELECT n, count(*) FROM rv GROUP BY n ORDER BY n;
+SELECT state FROM migrate_revert('rv_set');
+SELECT migrate_wait('rv_set');
+SELECT state, reverted FROM migrate_status('rv_set');
+SELECT count(*) AS differ FROM rv r JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*);
+SELECT count(*) FROM migrate.undo WHERE migration = 'rv_set';
+SELECT migrate_unregister('rv_set');
+
+-- a row function; keep_undo => true keeps the before-images after the revert
+CREATE FUNCTION rv_fn(r rv) RETURNS rv LANGUAGE plpgsql AS $$
+BEGIN
+    IF r.id % 2 = 0 THEN
+        RETURN NULL;                 -- not changed: no before-image
+    END IF;
+    r.label := 'fn ' || r.id;
+    r.n := r.n + 10;
+    RETURN r;
+END
+$$;
+SELECT name FROM migrate_register('rv_fn', 'rv', row_fn => 'rv_fn(rv)', batch_size => 33,
+                                  keep_before => true);
+SELECT (migrate_start('rv_fn')).state;
+SELECT migrate_wait('rv_fn');
+SELECT state, processed, changed FROM migrate_status('rv_fn');
+SELECT count(*) FROM migrate.undo WHERE migration = 'rv_fn';
+-- a row function's before-image holds the row's columns other than the key
+SELECT key, before, after FROM migrate.undo WHERE migration = 'rv_fn' AND key->>'id' = '7';
+SELECT n, count(*) FROM rv GROUP BY n ORDER BY n;
+SELECT state, reverting FROM migrate_revert('rv_fn', keep_undo => true);
+SELECT migrate_wait('rv_fn');
+SELECT state, reverted, error_rows, progress FROM migrate_status('rv_fn');
+SELECT count(*) AS differ FROM rv r JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*);
+SELECT count(*) FROM migrate.undo WHERE migration = 'rv_fn';
+SELECT migrate_unregister('rv_fn');
+SELECT migrate_forget('rv_fn');
+SELECT migrate_unregister('rv_fn');
+
+-- a delete: the revert inserts the rows again, unless their key was taken
+SELECT name FROM migrate_register('rv_del', 'rv', action => 'delete', where_clause => 'id % 10 = 0',
+                                  batch_size => 70, keep_before => true);
+CALL migrate_run('rv_del');
+SELECT state, processed, changed FROM migrate_status('rv_del');
+SELECT count(*) FROM rv;
+-- a delete's before-image is the whole row, with no after-image
+SELECT key, before, after FROM migrate.undo WHERE migration = 'rv_del' AND key->>'id' = '30';
+INSERT INTO rv (id, label) VALUES (50, 'new row with a deleted key');
+SELECT state FROM migrate_revert('rv_del');
+SELECT migrate_wait('rv_del');
+SELECT state, reverted, error_rows FROM migrate_status('rv_del');
+SELECT count(*) FROM rv;
+SELECT count(*) AS differ FROM rv r JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*);
+SELECT id, label, amount FROM rv WHERE id = 50;
+SELECT key, sqlstate, message, phase FROM migrate.errors WHERE migration = 'rv_del';
+SELECT key FROM migrate.undo WHERE migration = 'rv_del';
+SELECT migrate_forget('rv_del');
+DELETE FROM rv WHERE id = 50;
+INSERT INTO rv SELECT * FROM rv_snap WHERE id = 50;
+SELECT count(*) AS differ FROM rv r FULL JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*) OR r IS NULL OR s IS NULL;
+
+-- a revert stopped part way: it goes on from its cursor, in the foreground
+-- with migrate_step or in the background again; status counts restored rows
+SELECT name FROM migrate_register('rv_part', 'rv', set_clause => 'n = n + 1',
+                                  batch_size => 50, keep_before => true);
+CALL migrate_run('rv_part');
+BEGIN;
+SELECT state, reverting FROM migrate_revert('rv_part');
+SELECT state, reverting FROM migrate_pause('rv_part');
+COMMIT;
+SELECT migrate_wait('rv_part');
+SELECT state, reverting, reverted, total_estimate, percent, progress FROM migrate_status('rv_part');
+-- before-images of a revert in progress cannot be forgotten
+SELECT migrate_forget('rv_part');
+SELECT state, reverting, reverted, revert_cursor IS NOT NULL AS has_cursor FROM migrate_step('rv_part', batch_size => 30);
+SELECT state, reverting, reverted, total_estimate, percent, progress FROM migrate_status('rv_part');
+SELECT n, count(*) FROM rv GROUP BY n ORDER BY n;
+SELECT state, reverting, reverted FROM migrate_step('rv_part', batch_size => 60);
+SELECT state, reverting, reverted, percent, progress FROM migrate_status('rv_part');
+SELECT count(*) FROM migrate.undo WHERE migration = 'rv_part';
+SELECT state, reverting FROM migrate_revert('rv_part');
+SELECT migrate_wait('rv_part');
+SELECT state, reverting, reverted, percent, progress FROM migrate_status('rv_part');
+SELECT count(*) AS differ FROM rv r JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*);
+SELECT count(*) FROM migrate.undo WHERE migration = 'rv_part';
+SELECT event, detail FROM migrate.events WHERE migration = 'rv_part' ORDER BY id;
+
+-- with on_error => 'skip' the skipped rows have no before-image until a
+-- retry changes them; the revert restores the retried rows too
+CREATE TABLE rs (id int PRIMARY KEY, v int NOT NULL CHECK (v < 10));
+INSERT INTO rs SELECT g, CASE WHEN g = 5 THEN 9 ELSE 0 END FROM generate_series(1, 20) g;
+SELECT name FROM migrate_register('rs_m', 'rs', set_clause => 'v = v + 1', batch_size => 8,
+                                  on_error => 'skip', keep_before => true);
+CALL migrate_run('rs_m');
+SELECT state, processed, changed, error_rows FROM migrate_status('rs_m');
+SELECT count(*), count(*) FILTER (WHERE key = '{"id": 5}') AS of_5 FROM migrate.undo WHERE migration = 'rs_m';
+UPDATE rs SET v = 3 WHERE id = 5;
+SELECT * FROM migrate_retry_errors('rs_m');
+SELECT key, before, after FROM migrate.undo WHERE migration = 'rs_m' AND key = '{"id": 5}';
+SELECT state FROM migrate_revert('rs_m');
+SELECT migrate_wait('rs_m');
+SELECT state, changed, reverted, error_rows FROM migrate_status('rs_m');
+SELECT v, count(*) FROM rs GROUP BY v ORDER BY v;
+
+-- a running migration cannot be reverted, nor its before-images dropped:
+-- hold its first batch on an advisory lock until it has been asked
+CREATE FUNCTION rv_gate() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(4242);
+    RETURN 1;
+END
+$$;
+SELECT name FROM migrate_register('rv_busy', 'rv', set_clause => 'n = n + rv_gate()',
+                                  batch_size => 50, lock_timeout => '5min', keep_before => true);
+SELECT pg_advisory_lock(4242);
+SELECT (migrate_start('rv_busy')).state;
+DO $$
+BEGIN   -- wait for the worker to block on the advisory lock inside its batch
+    FOR i IN 1..600 LOOP
+        EXIT WHEN EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242
+                                                 AND NOT granted);
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+SELECT migrate_revert('rv_busy');
+SELECT migrate_forget('rv_busy');
+SELECT migrate_unregister('rv_busy');
+SELECT state FROM migrate_pause('rv_busy');
+SELECT pg_advisory_unlock(4242);
+SELECT migrate_wait('rv_busy');
+SELECT state, processed, changed FROM migrate_status('rv_busy');
+SELECT n, count(*) FROM rv GROUP BY n ORDER BY n;
+-- a partly done migration can be reverted too
+SELECT state FROM migrate_revert('rv_busy');
+SELECT migrate_wait('rv_busy');
+SELECT state, processed, reverted, error_rows FROM migrate_status('rv_busy');
+SELECT count(*) AS differ FROM rv r JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*);
+
+-- refusals and bad arguments
+SELECT name FROM migrate_register('rv_plain', 'rv', set_clause => 'n = n + 1', batch_size => 50);
+SELECT migrate_revert('rv_plain');
+SELECT migrate_forget('rv_plain');
+SELECT migrate_revert('rv_part', keep_undo => NULL);
+SELECT migrate_revert(NULL);
+SELECT migrate_revert('nope');
+SELECT migrate_forget(NULL);
+SELECT migrate_forget('nope');
+
+-- clean up
+SELECT count(migrate_unregister(name)) FROM migrate.migrations;
+SELECT count(*) FROM migrate.undo;
+DROP FUNCTION rv_fn, rv_gate;
+DROP TABLE rv, rv_snap, rs;
