@@ -148,6 +148,24 @@ DELETE FROM migrate.errors;
 RESET ROLE;
 SELECT count(*) FROM migrate.errors;
 
+-- the progress bar: NULL until the size of the table is known, then one
+-- '#' per 5% and the percent; full when done
+CREATE TABLE bar (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) WITH (fillfactor = 50, autovacuum_enabled = off);
+INSERT INTO bar SELECT g FROM generate_series(1, 1000) g;
+VACUUM ANALYZE bar;
+SELECT name FROM migrate_register('bar_5', 'bar', set_clause => 'n = n + 1', batch_size => 50);
+SELECT name FROM migrate_register('bar_33', 'bar', set_clause => 'n = n + 1', batch_size => 333);
+SELECT name FROM migrate_register('bar_99', 'bar', set_clause => 'n = n + 1', batch_size => 999);
+SELECT name, state, total_estimate, percent, progress FROM migrate_status() WHERE name LIKE 'bar%';
+CALL migrate_run('bar_5', max_batches => 1);
+CALL migrate_run('bar_33', max_batches => 1);
+CALL migrate_run('bar_99', max_batches => 1);
+SELECT name, state, processed, total_estimate, percent, progress
+  FROM migrate_status() WHERE name LIKE 'bar%' ORDER BY name;
+CALL migrate_run('bar_5');
+SELECT name, state, processed, percent, progress FROM migrate_status('bar_5');
+SELECT n, count(*) FROM bar GROUP BY n ORDER BY n;
+
 -- bad arguments
 SELECT migrate_register('x', 'q', set_clause => 'v = 1', on_error => 'bogus');
 SELECT migrate_register('x', 'q', set_clause => 'v = 1', on_error => NULL);
@@ -164,4 +182,4 @@ SELECT count(*) FROM migrate.migrations WHERE name = 'x';
 SELECT count(migrate_unregister(name)) FROM migrate.migrations;
 SELECT count(*) FROM migrate.errors;
 DROP FUNCTION r_fix;
-DROP TABLE q, r_ref, r, d, alice_q;
+DROP TABLE q, r_ref, r, d, alice_q, bar;

@@ -163,11 +163,12 @@ SELECT state, reverting, reverted, total_estimate, percent, progress FROM migrat
 SELECT migrate_forget('rv_part');
 SELECT state, reverting, reverted, revert_cursor IS NOT NULL AS has_cursor FROM migrate_step('rv_part', batch_size => 30);
 SELECT state, reverting, reverted, total_estimate, percent, progress FROM migrate_status('rv_part');
-SELECT n, count(*) FROM rv GROUP BY n ORDER BY n;
+SELECT n, count(*), min(id), max(id) FROM rv GROUP BY n ORDER BY n;
 SELECT state, reverting, reverted FROM migrate_step('rv_part', batch_size => 60);
 SELECT state, reverting, reverted, percent, progress FROM migrate_status('rv_part');
 SELECT count(*) FROM migrate.undo WHERE migration = 'rv_part';
-SELECT state, reverting FROM migrate_revert('rv_part');
+-- migrate_start goes on with the revert, not with the migration
+SELECT state, reverting FROM migrate_start('rv_part');
 SELECT migrate_wait('rv_part');
 SELECT state, reverting, reverted, percent, progress FROM migrate_status('rv_part');
 SELECT count(*) AS differ FROM rv r JOIN rv_snap s USING (id) WHERE NOT (r.* *= s.*);

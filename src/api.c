@@ -280,6 +280,20 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	migrate_catalog_log_event(m->name, m->owner, event, detail);
 }
 
+/* Are before-images of m kept in migrate.undo? */
+static bool
+has_undo(const Migration *m)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->name)};
+
+	if (!m->catalog_v2)
+		return false;
+	migrate_catalog_exec("SELECT FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1 LIMIT 1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
 /*
  * forget_errors_check_undo
  *		Before m is replaced or unregistered: refuse if before-images of it
@@ -294,9 +308,7 @@ forget_errors_check_undo(const Migration *m, const char *what)
 
 	if (!m->catalog_v2)
 		return;
-	migrate_catalog_exec("SELECT FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1 LIMIT 1",
-						 1, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	if (has_undo(m))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot %s migration \"%s\" because it has before-images", what, m->name),
@@ -597,6 +609,12 @@ start_common(Migration *m, bool restart, const char *event)
 	{
 		if (runner)
 			wrong_state(m, "restart", "Pause or cancel it, and wait for it to stop first.");
+		if (has_undo(m))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot restart migration \"%s\" because it has before-images", m->name),
+					 errdetail("A second run would change rows again, and a revert could no longer tell which image is the original."),
+					 errhint("Revert it with migrate_revert(), or drop them with migrate_forget() once you are sure.")));
 		migrate_start_locked(m, true, m->series_rest, "restart", NULL);
 		return;
 	}

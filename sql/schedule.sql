@@ -1,0 +1,95 @@
+-- schedule: migrate_schedule creates two pg_cron jobs, one that starts (or
+-- resumes) a migration and one that pauses it; migrate_unschedule drops
+-- them.  That the jobs fire is tested by the TAP tests.
+CREATE TABLE sch (id int PRIMARY KEY, v int NOT NULL DEFAULT 0);
+INSERT INTO sch SELECT g FROM generate_series(1, 100) g;
+SELECT name FROM migrate_register('nightly', 'sch', set_clause => 'v = v + 1', batch_size => 10);
+
+-- without pg_cron in this database
+SELECT * FROM migrate_schedule('nightly', '0 1 * * *', '0 5 * * *');
+SELECT migrate_unschedule('nightly');
+
+SET client_min_messages = warning;
+CREATE EXTENSION pg_cron;
+RESET client_min_messages;
+
+-- the two jobs, as the caller, naming migrate's functions with their schema
+SELECT jobname, jobid > 0 AS has_id, schedule, command
+  FROM migrate_schedule('nightly', '0 1 * * *', '0 5 * * *') ORDER BY jobname;
+SELECT jobname, schedule, command, username, database = current_database() AS here, active
+  FROM cron.job ORDER BY jobname;
+-- the jobs act only on the migration, and only in a state they make sense
+-- for: run now, neither starts anything, as the migration is registered
+-- and not running ...
+SELECT command AS start_command FROM cron.job WHERE jobname = 'migrate: start nightly' \gset
+SELECT command AS pause_command FROM cron.job WHERE jobname = 'migrate: pause nightly' \gset
+SELECT (j.migrate_pause).state FROM (:pause_command) j;
+SELECT state FROM migrate_status('nightly');
+-- ... and the start job starts it
+SELECT (j.migrate_start).state FROM (:start_command) j;
+SELECT migrate_wait('nightly');
+SELECT state, processed FROM migrate_status('nightly');
+-- once done, the start job does nothing
+SELECT (j.migrate_start).state FROM (:start_command) j;
+SELECT state FROM migrate_status('nightly');
+
+-- calling it again redefines the jobs: still two of them
+SELECT jobname, schedule FROM migrate_schedule('nightly', '30 2 * * 1-5', '@daily') ORDER BY jobname;
+SELECT jobname, schedule FROM cron.job ORDER BY jobname;
+SELECT event, detail FROM migrate.events
+ WHERE migration = 'nightly' AND event IN ('schedule', 'unschedule') ORDER BY id;
+
+-- a schedule pg_cron does not understand is its error, and nothing changes
+SELECT * FROM migrate_schedule('nightly', 'every full moon', '0 5 * * *');
+SELECT * FROM migrate_schedule('nightly', '0 1 * * *', '61 * * * *');
+SELECT jobname, schedule FROM cron.job ORDER BY jobname;
+
+-- names with quotes are quoted in the commands
+SELECT name FROM migrate_register($$it's "odd"$$, 'sch', set_clause => 'v = v + 1');
+SELECT jobname, command FROM migrate_schedule($$it's "odd"$$, '0 1 * * *', '0 2 * * *') ORDER BY jobname;
+SELECT migrate_unschedule($$it's "odd"$$);
+
+-- a one-off task cannot be paused, so it is not scheduled here
+SELECT name FROM migrate_register('sch_task', NULL, sql => 'SELECT 1');
+SELECT * FROM migrate_schedule('sch_task', '0 1 * * *', '0 5 * * *');
+
+-- bad arguments
+SELECT * FROM migrate_schedule(NULL, '0 1 * * *', '0 5 * * *');
+SELECT * FROM migrate_schedule('nightly', NULL, '0 5 * * *');
+SELECT * FROM migrate_schedule('nightly', '0 1 * * *', NULL);
+SELECT * FROM migrate_schedule('nope', '0 1 * * *', '0 5 * * *');
+SELECT migrate_unschedule(NULL);
+SELECT migrate_unschedule('nope');
+
+-- the jobs belong to whoever scheduled them; others cannot schedule a
+-- migration they may not manage
+GRANT USAGE ON SCHEMA cron TO migrate_alice;
+SET ROLE migrate_alice;
+CREATE TABLE alice_sch (id int PRIMARY KEY, v int);
+SELECT name FROM migrate_register('alice_nightly', 'alice_sch', set_clause => 'v = 1');
+SELECT jobname, schedule FROM migrate_schedule('alice_nightly', '0 3 * * *', '0 4 * * *') ORDER BY jobname;
+SELECT jobname, username FROM cron.job ORDER BY jobname;
+RESET ROLE;
+SET ROLE migrate_bob;
+SELECT * FROM migrate_schedule('alice_nightly', '* * * * *', '* * * * *');
+SELECT migrate_unschedule('alice_nightly');
+RESET ROLE;
+-- migrate_unschedule drops only the caller's own jobs
+SELECT migrate_unschedule('alice_nightly');
+SELECT jobname, username FROM cron.job ORDER BY jobname;
+SET ROLE migrate_alice;
+SELECT migrate_unschedule('alice_nightly');
+RESET ROLE;
+
+-- unschedule: two jobs, then none
+SELECT migrate_unschedule('nightly');
+SELECT migrate_unschedule('nightly');
+SELECT count(*) FROM cron.job;
+SELECT event FROM migrate.events
+ WHERE migration = 'nightly' AND event IN ('schedule', 'unschedule') ORDER BY id;
+
+-- clean up
+REVOKE USAGE ON SCHEMA cron FROM migrate_alice;
+SELECT count(migrate_unregister(name)) FROM migrate.migrations;
+DROP TABLE sch, alice_sch;
+DROP EXTENSION pg_cron;
