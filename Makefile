@@ -15,7 +15,7 @@ EXTENSION = migrate
 DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = setup register run control errors security pacing
+REGRESS = upgrade setup register run control errors security pacing quarantine revert schedule
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = start-race step-pause-cancel concurrent-writes

@@ -15,7 +15,7 @@ RESET client_min_messages;
 
 -- the two jobs, as the caller, naming migrate's functions with their schema
 SELECT jobname, jobid > 0 AS has_id, schedule, command
-  FROM migrate_schedule('nightly', '0 1 * * *', '0 5 * * *') ORDER BY jobname;
+  FROM migrate_schedule('nightly', '0 1 30 2 *', '0 5 30 2 *') ORDER BY jobname;
 SELECT jobname, schedule, command, username, database = current_database() AS here, active
   FROM cron.job ORDER BY jobname;
 -- the jobs act only on the migration, and only in a state they make sense

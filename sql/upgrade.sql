@@ -17,8 +17,9 @@ SELECT name, state, batch_size
 SELECT state, cursor, processed, changed, batches FROM migrate_step('up_n');
 SELECT state, cursor, processed, changed, batches FROM migrate_step('up_n');
 SELECT n, count(*) FROM up GROUP BY n ORDER BY n;
--- the 0.1 status has no 0.2 columns
 SELECT name, state, processed, changed, percent FROM migrate_status('up_n');
+-- the 0.1 status has no 0.2 columns
+SELECT error_rows FROM migrate_status('up_n');
 
 ALTER EXTENSION migrate UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'migrate';
@@ -41,7 +42,7 @@ SELECT p.oid::regprocedure
    AND p.proname IN ('migrate_register', 'migrate_retry_errors', 'migrate_revert',
                      'migrate_forget', 'migrate_schedule', 'migrate_unschedule',
                      'migrate_status', 'notify_state')
- ORDER BY p.oid::regprocedure::text;
+ ORDER BY p.oid::regprocedure::text COLLATE "C";
 -- as many members as a fresh install of 0.2 has (setup lists them)
 SELECT count(*) AS members
   FROM pg_depend
@@ -51,8 +52,17 @@ SELECT count(*) AS members
 SELECT count(*) AS errors_rows FROM migrate.errors;
 SELECT count(*) AS undo_rows FROM migrate.undo;
 -- the catalog accepts the new state and refuses settings that make no sense
-SELECT conname FROM pg_constraint
- WHERE conrelid = 'migrate.migrations'::regclass AND contype = 'c' ORDER BY 1;
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid = 'migrate.migrations'::regclass
+   AND conname IN ('migrations_state_check', 'migrations_on_error_check',
+                   'migrations_keep_before_check')
+ ORDER BY 1;
+-- the new tables are dumped with the extension's data, and state changes
+-- are announced
+SELECT c::regclass AS dumped FROM pg_extension, unnest(extconfig) c
+ WHERE extname = 'migrate' ORDER BY c::regclass::text COLLATE "C";
+SELECT tgname, tgfoid::regproc FROM pg_trigger
+ WHERE tgrelid = 'migrate.migrations'::regclass AND NOT tgisinternal;
 
 -- the rest runs from the cursor under 0.2: every row changed exactly once
 CALL migrate_run('up_n');

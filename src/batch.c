@@ -526,6 +526,9 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
 		foreach(lc, k->names)
 			appendStringInfo(&change, ALIAS_TARGET ".%s %s " ALIAS_SUB ".%s AND ",
 							 (char *) lfirst(lc), k->eq, (char *) lfirst(lc));
+		/* the range again, so that the target is read through the key's index */
+		append_range(&change, k, ALIAS_TARGET ".", range);
+		appendStringInfoString(&change, " AND ");
 		/* skip NULL results and rows whose written columns would not change */
 		appendStringInfoString(&change,
 							   "pg_catalog.num_nulls(" ALIAS_SUB ".__migrate_r) OPERATOR(pg_catalog.=) 0"
@@ -590,10 +593,11 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
 		append_range(&change, k, ALIAS_INNER ".", range);
 		appendStringInfoString(&change, " FOR UPDATE OF " ALIAS_INNER ") " ALIAS_SUB " WHERE ");
 		foreach(lc, k->names)
-			appendStringInfo(&change, "%s%s%s %s " ALIAS_SUB ".__migrate_k%d",
-							 foreach_current_index(lc) > 0 ? " AND " : "",
+			appendStringInfo(&change, "%s%s %s " ALIAS_SUB ".__migrate_k%d AND ",
 							 prefix, (char *) lfirst(lc), k->eq,
 							 foreach_current_index(lc));
+		/* the range again, so that the target is read through the key's index */
+		append_range(&change, k, prefix, range);
 		if (where)
 			appendStringInfo(&change, " AND (\n%s\n)", where);
 		appendStringInfoString(&change, " RETURNING ");

@@ -164,17 +164,17 @@ SQL
 # Progress, about once a second, until done or failed (or DEMO_TIMEOUT)
 # ---------------------------------------------------------------------------
 step "progress (migrate_status('fix_ids') once a second)"
-printf '%6s  %-9s %7s %12s %12s %10s\n' elapsed state percent processed rows/s eta
+printf '%6s  %-9s %-27s %12s %12s %10s\n' elapsed state progress processed rows/s eta
 deadline=$(( $(date +%s) + TIMEOUT ))
 state=
 while :; do
-    line=$(q -At -F ' ' -c "SELECT state, coalesce(percent::text, '-'), processed,
+    line=$(q -At -F '|' -c "SELECT state, coalesce(progress, '-'), processed,
                                    coalesce(rows_per_second::text, '-'),
                                    coalesce(eta::text, '-')
                               FROM migrate_status('fix_ids')")
-    read -r state percent processed rate eta <<<"$line"
+    IFS='|' read -r state progress processed rate eta <<<"$line"
     elapsed=$(since "$start")
-    printf '%5ss  %-9s %6s%% %12s %12s %10s\n' "$elapsed" "$state" "$percent" "$processed" "$rate" "$eta"
+    printf '%5ss  %-9s %-27s %12s %12s %10s\n' "$elapsed" "$state" "$progress" "$processed" "$rate" "$eta"
     case "$state" in
         done|failed|cancelled|paused) break ;;
     esac
