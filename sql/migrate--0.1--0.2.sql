@@ -81,14 +81,28 @@ CREATE POLICY undo_visible ON migrate.undo FOR SELECT TO PUBLIC
     USING (EXISTS (SELECT FROM migrate.migrations m
                     WHERE m.name OPERATOR(pg_catalog.=) migration));
 
-/* NOTIFY migrate on every state change, whichever code path made it */
+/*
+ * NOTIFY migrate on every state change, whichever code path made it.  In
+ * PL/pgSQL rather than C so that a process still running the 0.1 library
+ * after the update can go on writing the catalog.
+ */
 CREATE FUNCTION migrate.notify_state()
 RETURNS trigger
-LANGUAGE C
-AS 'MODULE_PATHNAME', 'migrate_notify_state';
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('migrate',
+        pg_catalog.jsonb_build_object('name', NEW.name, 'state', NEW.state)::pg_catalog.text);
+    RETURN NULL;
+END
+$$;
 COMMENT ON FUNCTION migrate.notify_state() IS 'trigger: NOTIFY migrate with the name and new state of a migration';
-CREATE TRIGGER notify_state AFTER INSERT OR UPDATE OF state ON migrate.migrations
+CREATE TRIGGER notify_registered AFTER INSERT ON migrate.migrations
     FOR EACH ROW EXECUTE FUNCTION migrate.notify_state();
+CREATE TRIGGER notify_state AFTER UPDATE OF state ON migrate.migrations
+    FOR EACH ROW WHEN (OLD.state OPERATOR(pg_catalog.<>) NEW.state)
+    EXECUTE FUNCTION migrate.notify_state();
 
 /* migrate_register gains on_error and keep_before */
 DROP FUNCTION @extschema@.migrate_register(pg_catalog.text, pg_catalog.regclass,

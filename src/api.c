@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -1234,6 +1235,10 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 	SPI_connect();
 	m = migrate_catalog_load(name, false, false);
 	migrate_check_may_manage(m, "dry-run");
+	if (m->reverting)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("migration \"%s\" is being reverted; a dry run shows only batches of the change", m->name)));
 	if (migrate_is_finished(m))
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is %s; there is no next batch", m->name, m->state)));
@@ -1437,8 +1442,14 @@ migrate_retry_errors(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("migration \"%s\" is a one-off task and has no rows to retry", m->name)));
-	if (m->reverting)
-		wrong_state(m, "retry the rows of", "Its revert is not finished.");
+	if (m->reverting || strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
+		wrong_state(m, "retry the rows of", m->reverting ? "Its revert is not finished." :
+					"Its changes were undone; restart it to run it again.");
+	if (migrate_runner_active(m->id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration \"%s\" is being run by another process", m->name),
+				 errhint("Retry its rows once it is done, paused or cancelled.")));
 	migrate_retry_rows(m, &retried, &fixed, &failing);
 	if (retried > 0)
 		migrate_catalog_log_event(m->name, m->owner, "retry",
@@ -1499,6 +1510,17 @@ migrate_revert(PG_FUNCTION_ARGS)
 		}
 		wrong_state(m, "revert", "Pause or cancel it first, and wait for its worker to stop.");
 	}
+	if (strcmp(m->action, MIGRATE_ACTION_DELETE) == 0)
+	{
+		Oid			relid = migrate_resolve_relation(m, false);
+
+		if (pg_class_aclcheck(relid, m->owner, ACL_INSERT) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s", get_rel_name(relid)),
+					 errdetail("Reverting a delete inserts the rows again, as the migration's owner %s, who needs the INSERT privilege.",
+							   GetUserNameFromId(m->owner, false))));
+	}
 	values[0] = Int64GetDatum(m->id);
 	values[1] = BoolGetDatum(keep_undo);
 	if (!m->reverting)
@@ -1541,15 +1563,23 @@ migrate_forget(PG_FUNCTION_ARGS)
 	migrate_check_may_manage(m, "forget");
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "forget the before-images of", "Pause or cancel it first.");
-	if (m->reverting)
-		wrong_state(m, "forget the before-images of",
-					"Its revert is not finished; migrate_revert() goes on with it.");
 	values[0] = CStringGetTextDatum(m->name);
 	migrate_catalog_exec("DELETE FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_DELETE);
 	n = SPI_processed;
+	if (m->reverting)
+	{
+		/* a stopped revert ends here: nothing is left to restore */
+		Oid			t2[1] = {INT8OID};
+		Datum		v2[1] = {Int64GetDatum(m->id)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 1, t2, v2, NULL, SPI_OK_UPDATE);
+	}
 	migrate_catalog_log_event(m->name, m->owner, "forget",
-							  psprintf(INT64_FORMAT " before-images dropped", n));
+							  psprintf(INT64_FORMAT " before-images dropped%s", n,
+									   m->reverting ? "; the unfinished revert was abandoned" : ""));
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }

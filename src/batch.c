@@ -561,7 +561,7 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
 		{
 			appendStringInfoString(&change, " RETURNING ");
 			append_key_json(&change, k, "");
-			appendStringInfo(&change, ", pg_catalog.to_jsonb(%s), NULL::pg_catalog.jsonb", relname);
+			appendStringInfo(&change, ", pg_catalog.to_jsonb(%s.*), NULL::pg_catalog.jsonb", relname);
 		}
 	}
 	else if (!keep)
@@ -585,13 +585,21 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
 		appendStringInfo(&change, "UPDATE %s%s SET\n%s\nFROM (SELECT ", only,
 						 m->relation, m->set_clause);
 		foreach(lc, k->names)
-			appendStringInfo(&change, ALIAS_INNER ".%s AS __migrate_k%d, ",
-							 (char *) lfirst(lc), foreach_current_index(lc));
-		append_image(&change, cols, ALIAS_INNER ".");
-		appendStringInfo(&change, " AS __migrate_b FROM %s%s AS " ALIAS_INNER " WHERE ",
-						 only, m->relation);
-		append_range(&change, k, ALIAS_INNER ".", range);
-		appendStringInfoString(&change, " FOR UPDATE OF " ALIAS_INNER ") " ALIAS_SUB " WHERE ");
+			appendStringInfo(&change, "%s%s AS __migrate_k%d, ",
+							 prefix, (char *) lfirst(lc), foreach_current_index(lc));
+		append_image(&change, cols, prefix);
+
+		/*
+		 * The subquery reads the table under its own name too, so that the
+		 * where_clause means the same inside it: only the rows the change
+		 * selects are locked.  The outer copy of the where_clause rechecks a
+		 * row a concurrent update changed.
+		 */
+		appendStringInfo(&change, " AS __migrate_b FROM %s%s WHERE ", only, m->relation);
+		append_range(&change, k, prefix, range);
+		if (where)
+			appendStringInfo(&change, " AND (\n%s\n)", where);
+		appendStringInfoString(&change, " FOR UPDATE) " ALIAS_SUB " WHERE ");
 		foreach(lc, k->names)
 			appendStringInfo(&change, "%s%s %s " ALIAS_SUB ".__migrate_k%d AND ",
 							 prefix, (char *) lfirst(lc), k->eq,
@@ -702,7 +710,7 @@ build_batch_sql(const Migration *m, Oid relid, KeyRange range)
 		if (is_delete)
 			appendStringInfoString(&before, " AS key, NULL::pg_catalog.jsonb AS img");
 		else
-			appendStringInfo(&before, " AS key, pg_catalog.to_jsonb(%s) AS img", relname);
+			appendStringInfo(&before, " AS key, pg_catalog.to_jsonb(%s.*) AS img", relname);
 	}
 	appendStringInfoString(&before,
 						   ") SELECT a.key, b.img, a.img FROM __migrate_after a"
@@ -1127,6 +1135,21 @@ fire_deferred_as_owner(const Migration *m)
 }
 
 /*
+ * pin_key_formats
+ *		For the rest of the current GUC nest level, print values in formats
+ *		their input functions read back exactly, whatever the session,
+ *		role or database settings: keys go through jsonb as text.
+ */
+static void
+pin_key_formats(void)
+{
+	set_guc("extra_float_digits", "3");
+	set_guc("DateStyle", "ISO, YMD");
+	set_guc("IntervalStyle", "postgres");
+	set_guc("bytea_output", "hex");
+}
+
+/*
  * find_batch_bound
  *		Find the last key of the next batch; false if no rows are left.
  */
@@ -1149,10 +1172,7 @@ find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 	 * function: pin the output formats so that every value round-trips.
 	 */
 	nestlevel = NewGUCNestLevel();
-	set_guc("extra_float_digits", "3");
-	set_guc("DateStyle", "ISO, YMD");
-	set_guc("IntervalStyle", "postgres");
-	set_guc("bytea_output", "hex");
+	pin_key_formats();
 	run_batch_sql(m, b->bound_nth, 2, types, values, nulls);
 	if (SPI_processed == 1)
 	{
@@ -1188,6 +1208,8 @@ pin_image_formats(void)
 		set_guc("extra_float_digits", "1");
 	if (IntervalStyle == INTSTYLE_SQL_STANDARD)
 		set_guc("IntervalStyle", "postgres");
+	if (DateStyle != USE_ISO_DATES)
+		set_guc("DateStyle", "ISO");
 }
 
 /*
@@ -1319,11 +1341,15 @@ keys_in_range(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper, int *nk
 	Datum	   *elems;
 	bool	   *enulls;
 	Jsonb	  **keys;
+	int			nestlevel;
 
 	values[0] = lower ? JsonbPGetDatum(lower) : (Datum) 0;
 	nulls[0] = lower ? ' ' : 'n';
 	values[1] = JsonbPGetDatum(upper);
+	nestlevel = NewGUCNestLevel();
+	pin_key_formats();
 	run_batch_sql(m, sql, 2, types, values, nulls);
+	AtEOXact_GUC(true, nestlevel);
 	arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 	{
@@ -1351,12 +1377,13 @@ keys_in_range(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper, int *nk
  */
 static int64
 change_or_split(Migration *m, BatchSql *first, BatchSql *after,
-				Jsonb *lower, Jsonb *upper, int64 *quarantined)
+				Jsonb *lower, Jsonb *upper, int depth, int64 *quarantined)
 {
 	BatchSql   *b = lower ? after : first;
 	int64		changed = 0;
+	int			prev_nkeys = -1;
 
-	for (int empty = 0;; empty++)
+	for (int again = 0;; again++)
 	{
 		ErrorData  *edata = try_change(m, b->change, lower, upper, &changed);
 		Jsonb	  **keys;
@@ -1367,23 +1394,27 @@ change_or_split(Migration *m, BatchSql *first, BatchSql *after,
 			return changed;
 		CHECK_FOR_INTERRUPTS();
 		keys = keys_in_range(m, b->keys, lower, upper, &nkeys);
-		if (nkeys == 1)
+		if (nkeys == 1 && prev_nkeys == 1)
 		{
+			/* failed twice as a range of this one row: it is the culprit */
 			migrate_catalog_add_error(m, JsonbPGetDatum(keys[0]), "change", edata);
 			(*quarantined)++;
 			return 0;
 		}
-		if (nkeys == 0)
-		{
-			/* the failing rows went away meanwhile: try again */
-			if (empty < MAX_EMPTY_SPLITS)
-				continue;
+		/* halving must get somewhere; the key range must not be odd */
+		if (depth > 64 || again > MAX_EMPTY_SPLITS)
 			ReThrowError(edata);
+		prev_nkeys = nkeys;
+		if (nkeys <= 1)
+		{
+			/* try once more: the row that failed may have changed meanwhile */
+			FreeErrorData(edata);
+			continue;
 		}
 		FreeErrorData(edata);
 		half = nkeys / 2;
-		return change_or_split(m, first, after, lower, keys[half - 1], quarantined) +
-			change_or_split(m, first, after, keys[half - 1], upper, quarantined);
+		return change_or_split(m, first, after, lower, keys[half - 1], depth + 1, quarantined) +
+			change_or_split(m, first, after, keys[half - 1], upper, depth + 1, quarantined);
 	}
 }
 
@@ -1425,13 +1456,79 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 			BatchSql   *after = m->cursor ? b : build_batch_sql(m, relid, RANGE_AFTER);
 
 			res->changed = change_or_split(m, first, after, m->cursor,
-										   res->new_cursor, &res->quarantined);
+										   res->new_cursor, 0, &res->quarantined);
 		}
 	}
 	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
 	/* still under lock_timeout: never wait unbounded with the rows locked */
 	migrate_catalog_record_batch(m, res);
 	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * try_revert
+ *		Run the revert statement on the images in a subtransaction, with the
+ *		deferred triggers it queues.  Returns NULL and the restored undo
+ *		ids (*restored, NULL if *none) on success; on a row error, rolls
+ *		back and returns the error; re-throws any other error.
+ */
+static ErrorData *
+try_revert(Migration *m, const char *sql, Datum images, Datum *restored, bool *none)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+	Oid			types[1] = {JSONBOID};
+	Datum		values[1] = {images};
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		run_batch_sql(m, sql, 1, types, values, NULL);
+		*restored = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, none);
+		fire_deferred_as_owner(m);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (!migrate_error_is_row_error(edata))
+		{
+			FreeErrorData(edata);
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+/* Build a bigint[] of the int64s the list points to; *none if it is empty. */
+static Datum
+int8_list_array(List *ids, bool *none)
+{
+	Datum	   *elems;
+	ListCell   *lc;
+	Datum	   *ok;
+	ArrayType  *arr;
+
+	*none = ids == NIL;
+	if (ids == NIL)
+		return (Datum) 0;
+	elems = palloc(sizeof(Datum) * list_length(ids));
+	foreach(lc, ids)
+		elems[foreach_current_index(lc)] = Int64GetDatum(*(int64 *) lfirst(lc));
+	ok = elems;
+	arr = construct_array(ok, list_length(ids), INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	return PointerGetDatum(arr);
 }
 
 /*
@@ -1482,18 +1579,69 @@ migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res)
 		Datum		v1[1];
 		Datum		restored;
 		bool		none_restored;
+		Datum		failed = (Datum) 0;
+		bool		none_failed = true;
+		ErrorData  *edata;
+		char	   *revert_sql = build_revert_sql(m, relid);
 
 		lowest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		res->visited = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 		v1[0] = images;
-		run_batch_sql(m, build_revert_sql(m, relid), 1, t1, v1, NULL);
-		restored = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &none_restored);
-		fire_deferred_as_owner(m);
+		edata = try_revert(m, revert_sql, images, &restored, &none_restored);
+		if (edata)
+		{
+			/* one row at a time, so that a row that cannot be restored stops only itself */
+			List	   *ok_ids = NIL;
+			List	   *bad_ids = NIL;
+			uint64		n;
+			Datum	   *singles;
+			int64	   *ids;
+			Datum	   *keys;
+
+			FreeErrorData(edata);
+			if (SPI_execute_with_args("SELECT pg_catalog.jsonb_build_array(e),"
+									  " (e OPERATOR(pg_catalog.->>) 'i')::pg_catalog.int8,"
+									  " e OPERATOR(pg_catalog.->) 'k'"
+									  " FROM pg_catalog.jsonb_array_elements($1) e",
+									  1, t1, v1, NULL, true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not split a revert batch");
+			n = SPI_processed;
+			singles = palloc(sizeof(Datum) * n);
+			ids = palloc(sizeof(int64) * n);
+			keys = palloc(sizeof(Datum) * n);
+			for (uint64 i = 0; i < n; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+
+				singles[i] = PointerGetDatum(DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull)));
+				ids[i] = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+				keys[i] = PointerGetDatum(DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull)));
+			}
+			for (uint64 i = 0; i < n; i++)
+			{
+				Datum		one;
+				bool		none;
+
+				CHECK_FOR_INTERRUPTS();
+				edata = try_revert(m, revert_sql, singles[i], &one, &none);
+				if (edata)
+				{
+					migrate_catalog_add_error(m, keys[i], "revert", edata);
+					bad_ids = lappend(bad_ids, &ids[i]);
+				}
+				else if (!none)
+					ok_ids = lappend(ok_ids, &ids[i]);
+			}
+			restored = int8_list_array(ok_ids, &none_restored);
+			failed = int8_list_array(bad_ids, &none_failed);
+			res->quarantined = list_length(bad_ids);
+		}
 
 		{
-			Oid			t2[5] = {TEXTOID, INT8OID, INT8ARRAYOID, BOOLOID, INT8OID};
-			Datum		v2[5];
-			char		n2[5] = {' ', ' ', ' ', ' ', ' '};
+			Oid			t2[6] = {TEXTOID, INT8OID, INT8ARRAYOID, BOOLOID, INT8OID, INT8ARRAYOID};
+			Datum		v2[6];
+			char		n2[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 			v2[0] = CStringGetTextDatum(m->name);
 			v2[1] = Int64GetDatum(m->revert_cursor);
@@ -1502,6 +1650,8 @@ migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res)
 			n2[2] = none_restored ? 'n' : ' ';
 			v2[3] = BoolGetDatum(m->keep_undo);
 			v2[4] = Int64GetDatum(lowest);
+			v2[5] = none_failed ? (Datum) 0 : failed;
+			n2[5] = none_failed ? 'n' : ' ';
 
 			/* report what could not be restored; forget what was, unless kept */
 			migrate_catalog_exec("WITH batch AS (SELECT id, key FROM migrate.undo"
@@ -1516,9 +1666,10 @@ migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res)
 								 " SELECT $1, key, '55000',"
 								 "  'row was changed or removed after the migration wrote it; left as it is',"
 								 "  'revert' FROM batch"
-								 "  WHERE id OPERATOR(pg_catalog.<>) ALL (COALESCE($3, '{}'))",
-								 5, t2, v2, n2, SPI_OK_INSERT);
-			res->quarantined = SPI_processed;
+								 "  WHERE id OPERATOR(pg_catalog.<>) ALL (COALESCE($3, '{}'))"
+								 "  AND id OPERATOR(pg_catalog.<>) ALL (COALESCE($6, '{}'))",
+								 6, t2, v2, n2, SPI_OK_INSERT);
+			res->quarantined += SPI_processed;
 			res->changed = res->visited - res->quarantined;
 		}
 	}

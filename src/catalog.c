@@ -15,8 +15,6 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -25,7 +23,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/json.h"
 
 #include "migrate.h"
 
@@ -571,55 +568,4 @@ migrate_catalog_record_revert(Migration *m, const BatchResult *res, int64 new_cu
 		migrate_catalog_log_event(m->name, m->owner, "reverted",
 								  psprintf("restored " INT64_FORMAT " rows", m->reverted));
 	}
-}
-
-PG_FUNCTION_INFO_V1(migrate_notify_state);
-
-/*
- * migrate_notify_state
- *		AFTER INSERT OR UPDATE OF state trigger on migrate.migrations:
- *		NOTIFY migrate, '{"name": ..., "state": ...}' when a migration is
- *		registered or its state changes.  Like every NOTIFY, it is sent
- *		when (and only if) the transaction commits.
- */
-Datum
-migrate_notify_state(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	HeapTuple	tup;
-	int			name_att;
-	int			state_att;
-	char	   *state;
-	StringInfoData payload;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("migrate.notify_state() must be an AFTER ... FOR EACH ROW trigger")));
-	desc = trigdata->tg_relation->rd_att;
-	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-		trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	name_att = SPI_fnumber(desc, "name");
-	state_att = SPI_fnumber(desc, "state");
-	if (name_att <= 0 || state_att <= 0)
-		elog(ERROR, "migrate.notify_state() is on the wrong table");
-	state = SPI_getvalue(tup, desc, state_att);
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		char	   *old = SPI_getvalue(trigdata->tg_trigtuple, desc, state_att);
-
-		if (old && state && strcmp(old, state) == 0)
-			return PointerGetDatum(NULL);
-	}
-	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"name\": ");
-	escape_json(&payload, SPI_getvalue(tup, desc, name_att));
-	appendStringInfoString(&payload, ", \"state\": ");
-	escape_json(&payload, state ? state : "");
-	appendStringInfoChar(&payload, '}');
-	Async_Notify("migrate", payload.data);
-	return PointerGetDatum(NULL);
 }

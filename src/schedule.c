@@ -51,12 +51,24 @@ required_text(FunctionCallInfo fcinfo, int n, const char *what)
 	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
-/* The pg_cron job names of migration "name": start, then stop. */
+/*
+ * The pg_cron job names of migration m: start, then stop.  pg_cron keeps
+ * job names as "name" (63 bytes): a migration whose name would not fit is
+ * named by its id instead.
+ */
 static void
-job_names(const char *name, char **start, char **stop)
+job_names(const Migration *m, char **start, char **stop)
 {
-	*start = psprintf("migrate: start %s", name);
-	*stop = psprintf("migrate: pause %s", name);
+	if (strlen(m->name) + strlen("migrate: start ") < NAMEDATALEN)
+	{
+		*start = psprintf("migrate: start %s", m->name);
+		*stop = psprintf("migrate: pause %s", m->name);
+	}
+	else
+	{
+		*start = psprintf("migrate: start #" INT64_FORMAT, m->id);
+		*stop = psprintf("migrate: pause #" INT64_FORMAT, m->id);
+	}
 }
 
 /*
@@ -115,7 +127,7 @@ migrate_schedule(PG_FUNCTION_ARGS)
 				 errmsg("migration \"%s\" is a one-off task, which runs in one transaction and cannot be paused", m->name),
 				 errhint("Schedule it with cron.schedule() and migrate_start() directly.")));
 
-	job_names(m->name, &jobs[0], &jobs[1]);
+	job_names(m, &jobs[0], &jobs[1]);
 	literal = quote_literal_cstr(m->name);
 	/* only where they make sense: a job firing at the wrong time does nothing */
 	commands[0] = psprintf("SELECT %s.migrate_start(m.name) FROM migrate.migrations m"
@@ -165,12 +177,12 @@ migrate_unschedule(PG_FUNCTION_ARGS)
 	SPI_connect();
 	m = migrate_catalog_load(name, false, false);
 	migrate_check_may_manage(m, "unschedule");
-	job_names(m->name, &jobs[0], &jobs[1]);
+	job_names(m, &jobs[0], &jobs[1]);
 	values[0] = CStringGetTextDatum(jobs[0]);
 	values[1] = CStringGetTextDatum(jobs[1]);
 	if (SPI_execute_with_args("SELECT pg_catalog.count(cron.unschedule(j.jobid))"
 							  " FROM cron.job j"
-							  " WHERE j.jobname OPERATOR(pg_catalog.=) ANY (ARRAY[$1, $2])"
+							  " WHERE j.jobname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[$1, $2])"
 							  " AND j.username OPERATOR(pg_catalog.=) CURRENT_USER",
 							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "cron.unschedule failed");
