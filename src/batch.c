@@ -357,7 +357,7 @@ append_keys_after_cursor(StringInfo buf, KeySql *k, const char *only,
 						 (char *) lfirst(lc));
 }
 
-/* Columns a row function's result is written to: all but key and generated ones. */
+/* Columns a row function's result is written to: all but key and generated ones (unquoted names). */
 static List *
 row_fn_target_columns(const Migration *m, Oid relid)
 {
@@ -378,7 +378,7 @@ row_fn_target_columns(const Migration *m, Oid relid)
 			if (strcmp(lfirst(lc), NameStr(att->attname)) == 0)
 				is_key = true;
 		if (!is_key)
-			cols = lappend(cols, (char *) quote_identifier(NameStr(att->attname)));
+			cols = lappend(cols, pstrdup(NameStr(att->attname)));
 	}
 	table_close(rel, AccessShareLock);
 	return cols;
@@ -408,26 +408,66 @@ row_fn_name(const Migration *m)
 }
 
 /*
- * append_images
- *		Append "(SELECT pg_catalog.to_jsonb(x) FROM (SELECT p.c1, p.c2) x)":
- *		the columns cols of the row "prefix" as a jsonb object whose keys are
- *		the column names (jsonb_populate_record reads it back).
+ * append_image
+ *		Append the image of the columns cols (unquoted names) of the row
+ *		"prefix": a jsonb object of each column's text form, which the
+ *		column's type reads back exactly (a json value keeps its
+ *		whitespace, an array its bounds, a float its sign).  The caller
+ *		pins the output formats (pin_image_formats).
  */
 static void
 append_image(StringInfo buf, List *cols, const char *prefix)
 {
 	ListCell   *lc;
 
-	appendStringInfoString(buf, "(SELECT pg_catalog.to_jsonb(__migrate_x) FROM (SELECT ");
+	appendStringInfoString(buf, "pg_catalog.jsonb_object(ARRAY[");
 	foreach(lc, cols)
-		appendStringInfo(buf, "%s%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 prefix, (char *) lfirst(lc));
-	appendStringInfoString(buf, ") __migrate_x)");
+		appendStringInfo(buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_literal_cstr(lfirst(lc)));
+	appendStringInfoString(buf, "]::pg_catalog.text[], ARRAY[");
+	foreach(lc, cols)
+		appendStringInfo(buf, "%s(%s%s)::pg_catalog.text", foreach_current_index(lc) > 0 ? ", " : "",
+						 prefix, quote_identifier(lfirst(lc)));
+	appendStringInfoString(buf, "]::pg_catalog.text[])");
+}
+
+/* The columns of relid a deleted row is restored with: not dropped, not generated. */
+static List *
+stored_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *cols = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && !att->attgenerated)
+			cols = lappend(cols, pstrdup(NameStr(att->attname)));
+	}
+	table_close(rel, AccessShareLock);
+	return cols;
+}
+
+/* Append "(src ->> 'col')::type": column col of relid read back from an image. */
+static void
+append_from_image(StringInfo buf, Oid relid, const char *col, const char *src)
+{
+	AttrNumber	attno = get_attnum(relid, col);
+
+	if (attno == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table %s no longer exists", col, get_rel_name(relid)),
+				 errdetail("Its before-images cannot be restored.")));
+	appendStringInfo(buf, "(%s OPERATOR(pg_catalog.->>) %s)::%s", src, quote_literal_cstr(col),
+					 format_type_be_qualified(get_atttype(relid, attno)));
 }
 
 /*
  * set_clause_columns
- *		The columns a set_clause assigns, quoted, each once.
+ *		The columns a set_clause assigns (unquoted names), each once.
  */
 static List *
 set_clause_columns(const char *set_clause)
@@ -446,7 +486,7 @@ set_clause_columns(const char *set_clause)
 	{
 		ResTarget  *rt = lfirst_node(ResTarget, lc);
 
-		cols = list_append_unique(cols, makeString((char *) quote_identifier(rt->name)));
+		cols = list_append_unique(cols, makeString(rt->name));
 	}
 	foreach(lc, cols)
 		lfirst(lc) = strVal(lfirst(lc));
@@ -502,12 +542,12 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
 		appendStringInfo(&change, "UPDATE %s%s AS " ALIAS_TARGET " SET (", only, m->relation);
 		foreach(lc, cols)
 			appendStringInfo(&change, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
+							 quote_identifier(lfirst(lc)));
 		appendStringInfoString(&change, ") = ROW(");
 		foreach(lc, cols)
 			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
 							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
+							 quote_identifier(lfirst(lc)));
 		appendStringInfoString(&change, ") FROM (SELECT ");
 		foreach(lc, k->names)
 			appendStringInfo(&change, ALIAS_INNER ".%s, ", (char *) lfirst(lc));
@@ -536,12 +576,12 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
 		foreach(lc, cols)
 			appendStringInfo(&change, "%s(" ALIAS_SUB ".__migrate_r).%s",
 							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
+							 quote_identifier(lfirst(lc)));
 		appendStringInfoString(&change, "), ROW(");
 		foreach(lc, cols)
 			appendStringInfo(&change, "%s" ALIAS_TARGET ".%s",
 							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
+							 quote_identifier(lfirst(lc)));
 		appendStringInfoString(&change, "))");
 		if (keep)
 		{
@@ -561,7 +601,9 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
 		{
 			appendStringInfoString(&change, " RETURNING ");
 			append_key_json(&change, k, "");
-			appendStringInfo(&change, ", pg_catalog.to_jsonb(%s.*), NULL::pg_catalog.jsonb", relname);
+			appendStringInfoString(&change, ", ");
+			append_image(&change, stored_columns(relid), psprintf("%s.", relname));
+			appendStringInfoString(&change, ", NULL::pg_catalog.jsonb");
 		}
 	}
 	else if (!keep)
@@ -742,39 +784,31 @@ build_revert_sql(const Migration *m, Oid relid)
 	initStringInfo(&buf);
 	if (strcmp(m->action, MIGRATE_ACTION_DELETE) == 0)
 	{
-		Relation	rel = table_open(relid, AccessShareLock);
-		TupleDesc	desc = RelationGetDescr(rel);
-		List	   *cols = NIL;
-
-		for (int i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-
-			if (!att->attisdropped && !att->attgenerated)
-				cols = lappend(cols, (char *) quote_identifier(NameStr(att->attname)));
-		}
-		table_close(rel, AccessShareLock);
+		List	   *cols = stored_columns(relid);
 
 		appendStringInfo(&buf,
 						 "WITH __migrate_u AS MATERIALIZED (SELECT"
 						 " (__migrate_e OPERATOR(pg_catalog.->>) 'i')::pg_catalog.int8 AS __migrate_id,"
-						 " pg_catalog.jsonb_populate_record(NULL::%s, __migrate_e OPERATOR(pg_catalog.->) 'b') AS __migrate_row"
+						 " __migrate_e OPERATOR(pg_catalog.->) 'k' AS __migrate_k,"
+						 " __migrate_e OPERATOR(pg_catalog.->) 'b' AS __migrate_b"
 						 " FROM pg_catalog.jsonb_array_elements($1) AS __migrate_e),"
 						 " __migrate_d AS (INSERT INTO %s AS " ALIAS_TARGET " (",
-						 m->relation, m->relation);
+						 m->relation);
 		foreach(lc, cols)
 			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
+							 quote_identifier(lfirst(lc)));
 		appendStringInfoString(&buf, ") OVERRIDING SYSTEM VALUE SELECT ");
 		foreach(lc, cols)
-			appendStringInfo(&buf, "%s(__migrate_u.__migrate_row).%s",
-							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
+		{
+			if (foreach_current_index(lc) > 0)
+				appendStringInfoString(&buf, ", ");
+			append_from_image(&buf, relid, lfirst(lc), "__migrate_u.__migrate_b");
+		}
 		appendStringInfoString(&buf, " FROM __migrate_u ON CONFLICT DO NOTHING RETURNING ");
 		append_key_json(&buf, k, ALIAS_TARGET ".");
 		appendStringInfoString(&buf, " AS k) SELECT pg_catalog.array_agg(__migrate_u.__migrate_id)"
-							   " FROM __migrate_u JOIN __migrate_d ON __migrate_d.k OPERATOR(pg_catalog.=) ");
-		append_key_json(&buf, k, "(__migrate_u.__migrate_row).");
+							   " FROM __migrate_u JOIN __migrate_d"
+							   " ON __migrate_d.k OPERATOR(pg_catalog.=) __migrate_u.__migrate_k");
 	}
 	else
 	{
@@ -783,31 +817,44 @@ build_revert_sql(const Migration *m, Oid relid)
 		appendStringInfo(&buf, "WITH __migrate_d AS (UPDATE %s%s AS " ALIAS_TARGET " SET ",
 						 only, m->relation);
 		foreach(lc, cols)
-			appendStringInfo(&buf, "%s%s = (__migrate_u.__migrate_b).%s",
-							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc), (char *) lfirst(lc));
-		appendStringInfo(&buf,
-						 " FROM (SELECT"
-						 " (__migrate_e OPERATOR(pg_catalog.->>) 'i')::pg_catalog.int8 AS __migrate_id,"
-						 " __migrate_e OPERATOR(pg_catalog.->) 'k' AS __migrate_k,"
-						 " pg_catalog.jsonb_populate_record(NULL::%s, __migrate_e OPERATOR(pg_catalog.->) 'b') AS __migrate_b,"
-						 " pg_catalog.jsonb_populate_record(NULL::%s, __migrate_e OPERATOR(pg_catalog.->) 'a') AS __migrate_a"
-						 " FROM pg_catalog.jsonb_array_elements($1) AS __migrate_e) __migrate_u WHERE ",
-						 m->relation, m->relation);
+		{
+			appendStringInfo(&buf, "%s%s = ", foreach_current_index(lc) > 0 ? ", " : "",
+							 quote_identifier(lfirst(lc)));
+			append_from_image(&buf, relid, lfirst(lc), "__migrate_u.__migrate_b");
+		}
+		appendStringInfoString(&buf,
+							   " FROM (SELECT"
+							   " (__migrate_e OPERATOR(pg_catalog.->>) 'i')::pg_catalog.int8 AS __migrate_id,"
+							   " __migrate_e OPERATOR(pg_catalog.->) 'k' AS __migrate_k,"
+							   " __migrate_e OPERATOR(pg_catalog.->) 'b' AS __migrate_b,"
+							   " __migrate_e OPERATOR(pg_catalog.->) 'a' AS __migrate_a"
+							   " FROM pg_catalog.jsonb_array_elements($1) AS __migrate_e) __migrate_u WHERE ");
 		append_key(&buf, k, ALIAS_TARGET ".");
 		appendStringInfo(&buf, " %s ", k->eq);
 		append_key_from(&buf, k, "__migrate_u.__migrate_k");
-		appendStringInfoString(&buf, " AND pg_catalog.record_image_eq(ROW(");
+		/*
+		 * Only where the row still holds what the migration wrote: compared
+		 * as text, both sides printed here (the after-image read back
+		 * through the type first), so that settings such as TimeZone that
+		 * differed when the image was taken do not matter.
+		 */
 		foreach(lc, cols)
-			appendStringInfo(&buf, "%s" ALIAS_TARGET ".%s",
-							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
-		appendStringInfoString(&buf, "), ROW(");
-		foreach(lc, cols)
-			appendStringInfo(&buf, "%s(__migrate_u.__migrate_a).%s",
-							 foreach_current_index(lc) > 0 ? ", " : "",
-							 (char *) lfirst(lc));
-		appendStringInfoString(&buf, ")) RETURNING __migrate_u.__migrate_id)"
+		{
+			StringInfoData now;
+			StringInfoData then;
+
+			initStringInfo(&now);
+			appendStringInfo(&now, "(" ALIAS_TARGET ".%s)::pg_catalog.text",
+							 quote_identifier(lfirst(lc)));
+			initStringInfo(&then);
+			appendStringInfoChar(&then, '(');
+			append_from_image(&then, relid, lfirst(lc), "__migrate_u.__migrate_a");
+			appendStringInfoString(&then, ")::pg_catalog.text");
+			/* equal, or both NULL */
+			appendStringInfo(&buf, " AND COALESCE(%s OPERATOR(pg_catalog.=) %s, %s IS NULL AND %s IS NULL)",
+							 now.data, then.data, now.data, then.data);
+		}
+		appendStringInfoString(&buf, " RETURNING __migrate_u.__migrate_id)"
 							   " SELECT pg_catalog.array_agg(__migrate_id) FROM __migrate_d");
 	}
 	return buf.data;
