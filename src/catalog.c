@@ -112,7 +112,9 @@ migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
 {
 	CachedStatement *c = NULL;
 
-	Assert(nargs <= MIGRATE_MAX_CACHED_ARGS);
+	/* statements with more parameters than a slot holds are not cached */
+	if (nargs > MIGRATE_MAX_CACHED_ARGS)
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 	for (int i = 0; i < ncached; i++)
 		if (cached[i].nargs == nargs && strcmp(cached[i].sql, sql) == 0 &&
 			memcmp(cached[i].types, types, sizeof(Oid) * nargs) == 0)

@@ -160,7 +160,7 @@ extern void migrate_check_may_manage(const Migration *m, const char *what);
 extern void migrate_check_table_privilege(Oid relid, const char *action);
 
 /* catalog.c: access to migrate.migrations and migrate.events */
-#define MIGRATE_MAX_CACHED_ARGS 8
+#define MIGRATE_MAX_CACHED_ARGS 24
 extern int	migrate_execute_cached(const char *sql, int nargs, Oid *types,
 								   Datum *values, const char *nulls,
 								   bool custom_plan);
