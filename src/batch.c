@@ -1701,20 +1701,21 @@ migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res)
 			n2[5] = none_failed ? 'n' : ' ';
 
 			/* report what could not be restored; forget what was, unless kept */
-			migrate_catalog_exec("WITH batch AS (SELECT id, key FROM migrate.undo"
+			migrate_catalog_exec("WITH batch AS MATERIALIZED (SELECT id, key FROM migrate.undo"
 								 "  WHERE migration OPERATOR(pg_catalog.=) $1"
 								 "  AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)"
 								 "  AND id OPERATOR(pg_catalog.>=) $5),"
-								 " gone AS (DELETE FROM migrate.undo u USING batch"
+								 " done AS MATERIALIZED (SELECT pg_catalog.unnest($3) AS id),"
+								 " failed AS MATERIALIZED (SELECT pg_catalog.unnest($6) AS id),"
+								 " gone AS (DELETE FROM migrate.undo u USING done"
 								 "  WHERE NOT $4 AND u.migration OPERATOR(pg_catalog.=) $1"
-								 "  AND u.id OPERATOR(pg_catalog.=) batch.id"
-								 "  AND u.id OPERATOR(pg_catalog.=) ANY (COALESCE($3, '{}')))"
+								 "  AND u.id OPERATOR(pg_catalog.=) done.id)"
 								 " INSERT INTO migrate.errors (migration, key, sqlstate, message, phase)"
-								 " SELECT $1, key, '55000',"
+								 " SELECT $1, b.key, '55000',"
 								 "  'row was changed or removed after the migration wrote it; left as it is',"
-								 "  'revert' FROM batch"
-								 "  WHERE id OPERATOR(pg_catalog.<>) ALL (COALESCE($3, '{}'))"
-								 "  AND id OPERATOR(pg_catalog.<>) ALL (COALESCE($6, '{}'))",
+								 "  'revert' FROM batch b"
+								 "  WHERE NOT EXISTS (SELECT FROM done d WHERE d.id OPERATOR(pg_catalog.=) b.id)"
+								 "  AND NOT EXISTS (SELECT FROM failed f WHERE f.id OPERATOR(pg_catalog.=) b.id)",
 								 6, t2, v2, n2, SPI_OK_INSERT);
 			res->quarantined += SPI_processed;
 			res->changed = res->visited - res->quarantined;
