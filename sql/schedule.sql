@@ -49,6 +49,15 @@ SELECT name FROM migrate_register($$it's "odd"$$, 'sch', set_clause => 'v = v + 
 SELECT jobname, command FROM migrate_schedule($$it's "odd"$$, '0 1 * * *', '0 2 * * *') ORDER BY jobname;
 SELECT migrate_unschedule($$it's "odd"$$);
 
+-- a name too long for a pg_cron job name: the jobs are named by the id
+SELECT name FROM migrate_register(repeat('n', 60), 'sch', set_clause => 'v = v + 1');
+SELECT regexp_replace(jobname, '[0-9]+$', 'N') AS jobname,
+       substring(jobname from '[0-9]+$')::bigint =
+           (SELECT id FROM migrate.migrations WHERE name = repeat('n', 60)) AS named_by_id,
+       command LIKE '%' || repeat('n', 60) || '%' AS command_names_it
+  FROM migrate_schedule(repeat('n', 60), '0 1 30 2 *', '0 2 30 2 *') ORDER BY jobname;
+SELECT migrate_unschedule(repeat('n', 60));
+
 -- a one-off task cannot be paused, so it is not scheduled here
 SELECT name FROM migrate_register('sch_task', NULL, sql => 'SELECT 1');
 SELECT * FROM migrate_schedule('sch_task', '0 1 * * *', '0 5 * * *');

@@ -62,7 +62,7 @@ SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
 SELECT c::regclass AS dumped FROM pg_extension, unnest(extconfig) c
  WHERE extname = 'migrate' ORDER BY c::regclass::text COLLATE "C";
 SELECT tgname, tgfoid::regproc FROM pg_trigger
- WHERE tgrelid = 'migrate.migrations'::regclass AND NOT tgisinternal;
+ WHERE tgrelid = 'migrate.migrations'::regclass AND NOT tgisinternal ORDER BY tgname;
 
 -- the rest runs from the cursor under 0.2: every row changed exactly once
 CALL migrate_run('up_n');
