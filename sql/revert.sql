@@ -191,7 +191,8 @@ COMMIT;
 SELECT migrate_wait('rv_stop');
 SELECT reverting, reverted FROM migrate_step('rv_stop', batch_size => 50);
 SELECT migrate_forget('rv_stop');
-SELECT reverting, reverted FROM migrate_status('rv_stop');
+-- the revert ends where it got to
+SELECT state, reverting, reverted FROM migrate_status('rv_stop');
 SELECT count(*) FROM migrate.undo WHERE migration = 'rv_stop';
 SELECT n, count(*) FROM rv GROUP BY n ORDER BY n;
 SELECT event, detail FROM migrate.events WHERE migration = 'rv_stop' AND event = 'forget';

@@ -14,15 +14,15 @@ CREATE EXTENSION pg_cron;
 RESET client_min_messages;
 
 -- the two jobs, as the caller, naming migrate's functions with their schema
-SELECT jobname, jobid > 0 AS has_id, schedule, command
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, jobid > 0 AS has_id, schedule, command
   FROM migrate_schedule('nightly', '0 1 30 2 *', '0 5 30 2 *') ORDER BY jobname;
-SELECT jobname, schedule, command, username, database = current_database() AS here, active
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, schedule, command, username, database = current_database() AS here, active
   FROM cron.job ORDER BY jobname;
 -- the jobs act only on the migration, and only in a state they make sense
 -- for: run now, neither starts anything, as the migration is registered
 -- and not running ...
-SELECT command AS start_command FROM cron.job WHERE jobname = 'migrate: start nightly' \gset
-SELECT command AS pause_command FROM cron.job WHERE jobname = 'migrate: pause nightly' \gset
+SELECT command AS start_command FROM cron.job WHERE jobname LIKE 'migrate #% start nightly' \gset
+SELECT command AS pause_command FROM cron.job WHERE jobname LIKE 'migrate #% pause nightly' \gset
 SELECT (j.migrate_pause).state FROM (:pause_command) j;
 SELECT state FROM migrate_status('nightly');
 -- ... and the start job starts it
@@ -34,25 +34,25 @@ SELECT (j.migrate_start).state FROM (:start_command) j;
 SELECT state FROM migrate_status('nightly');
 
 -- calling it again redefines the jobs: still two of them
-SELECT jobname, schedule FROM migrate_schedule('nightly', '30 2 * * 1-5', '@daily') ORDER BY jobname;
-SELECT jobname, schedule FROM cron.job ORDER BY jobname;
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, schedule FROM migrate_schedule('nightly', '30 2 * * 1-5', '@daily') ORDER BY jobname;
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, schedule FROM cron.job ORDER BY jobname;
 SELECT event, detail FROM migrate.events
  WHERE migration = 'nightly' AND event IN ('schedule', 'unschedule') ORDER BY id;
 
 -- a schedule pg_cron does not understand is its error, and nothing changes
 SELECT * FROM migrate_schedule('nightly', 'every full moon', '0 5 * * *');
 SELECT * FROM migrate_schedule('nightly', '0 1 * * *', '61 * * * *');
-SELECT jobname, schedule FROM cron.job ORDER BY jobname;
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, schedule FROM cron.job ORDER BY jobname;
 
 -- names with quotes are quoted in the commands
 SELECT name FROM migrate_register($$it's "odd"$$, 'sch', set_clause => 'v = v + 1');
-SELECT jobname, command FROM migrate_schedule($$it's "odd"$$, '0 1 * * *', '0 2 * * *') ORDER BY jobname;
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, command FROM migrate_schedule($$it's "odd"$$, '0 1 * * *', '0 2 * * *') ORDER BY jobname;
 SELECT migrate_unschedule($$it's "odd"$$);
 
--- a name too long for a pg_cron job name: the jobs are named by the id
+-- job names carry the id; a name too long for pg_cron's 63 bytes is clipped
 SELECT name FROM migrate_register(repeat('n', 60), 'sch', set_clause => 'v = v + 1');
-SELECT regexp_replace(jobname, '[0-9]+$', 'N') AS jobname,
-       substring(jobname from '[0-9]+$')::bigint =
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, octet_length(jobname) AS bytes,
+       substring(jobname from '#([0-9]+)')::bigint =
            (SELECT id FROM migrate.migrations WHERE name = repeat('n', 60)) AS named_by_id,
        command LIKE '%' || repeat('n', 60) || '%' AS command_names_it
   FROM migrate_schedule(repeat('n', 60), '0 1 30 2 *', '0 2 30 2 *') ORDER BY jobname;
@@ -76,8 +76,8 @@ GRANT USAGE ON SCHEMA cron TO migrate_alice;
 SET ROLE migrate_alice;
 CREATE TABLE alice_sch (id int PRIMARY KEY, v int);
 SELECT name FROM migrate_register('alice_nightly', 'alice_sch', set_clause => 'v = 1');
-SELECT jobname, schedule FROM migrate_schedule('alice_nightly', '0 3 * * *', '0 4 * * *') ORDER BY jobname;
-SELECT jobname, username FROM cron.job ORDER BY jobname;
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, schedule FROM migrate_schedule('alice_nightly', '0 3 * * *', '0 4 * * *') ORDER BY jobname;
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, username FROM cron.job ORDER BY jobname;
 RESET ROLE;
 SET ROLE migrate_bob;
 SELECT * FROM migrate_schedule('alice_nightly', '* * * * *', '* * * * *');
@@ -85,7 +85,7 @@ SELECT migrate_unschedule('alice_nightly');
 RESET ROLE;
 -- migrate_unschedule drops only the caller's own jobs
 SELECT migrate_unschedule('alice_nightly');
-SELECT jobname, username FROM cron.job ORDER BY jobname;
+SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, username FROM cron.job ORDER BY jobname;
 SET ROLE migrate_alice;
 SELECT migrate_unschedule('alice_nightly');
 RESET ROLE;

@@ -19,4 +19,4 @@ SELECT pg_describe_object(classid, objid, objsubid) AS member
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
    AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'migrate')
    AND classid <> 'pg_type'::regclass
- ORDER BY 1;
+ ORDER BY pg_describe_object(classid, objid, objsubid) COLLATE "C";

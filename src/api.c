@@ -217,8 +217,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
 							 2, t1, v1, NULL, SPI_OK_UPDATE);
 		migrate_catalog_exec("DELETE FROM migrate.errors"
-							 " WHERE migration OPERATOR(pg_catalog.=) $1"
-							 " AND phase OPERATOR(pg_catalog.=) 'change'",
+							 " WHERE migration OPERATOR(pg_catalog.=) $1",
 							 1, t1 + 1, v1 + 1, NULL, SPI_OK_DELETE);
 		m->reverting = false;
 		m->has_revert_cursor = false;
@@ -1567,19 +1566,30 @@ migrate_forget(PG_FUNCTION_ARGS)
 	migrate_catalog_exec("DELETE FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_DELETE);
 	n = SPI_processed;
+	/* what a revert reported about those images goes with them */
+	migrate_catalog_exec("DELETE FROM migrate.errors WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND phase OPERATOR(pg_catalog.=) 'revert'",
+						 1, types, values, NULL, SPI_OK_DELETE);
+	migrate_catalog_log_event(m->name, m->owner, "forget",
+							  psprintf(INT64_FORMAT " before-images dropped%s", n,
+									   m->reverting ? "; the unfinished revert ends here" : ""));
 	if (m->reverting)
 	{
-		/* a stopped revert ends here: nothing is left to restore */
+		/*
+		 * A stopped revert ends here, as far as it got: with its images
+		 * gone it cannot go on, and going forward again would not redo the
+		 * rows it restored.
+		 */
 		Oid			t2[1] = {INT8OID};
 		Datum		v2[1] = {Int64GetDatum(m->id)};
 
-		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false"
+		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false,"
+							 " finished_at = pg_catalog.clock_timestamp()"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
 							 1, t2, v2, NULL, SPI_OK_UPDATE);
+		migrate_catalog_set_state(m, MIGRATE_STATE_REVERTED, "reverted",
+								  psprintf("restored " INT64_FORMAT " rows; the rest of the revert was given up", m->reverted));
 	}
-	migrate_catalog_log_event(m->name, m->owner, "forget",
-							  psprintf(INT64_FORMAT " before-images dropped%s", n,
-									   m->reverting ? "; the unfinished revert was abandoned" : ""));
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }

@@ -20,6 +20,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -52,23 +53,26 @@ required_text(FunctionCallInfo fcinfo, int n, const char *what)
 }
 
 /*
- * The pg_cron job names of migration m: start, then stop.  pg_cron keeps
- * job names as "name" (63 bytes): a migration whose name would not fit is
- * named by its id instead.
+ * The pg_cron job names of migration m: start, then stop.  They carry the
+ * migration's id, so that no two migrations share one, and its name for
+ * the reader, clipped to what pg_cron keeps (a "name", 63 bytes).
  */
 static void
 job_names(const Migration *m, char **start, char **stop)
 {
-	if (strlen(m->name) + strlen("migrate: start ") < NAMEDATALEN)
+	char	   *names[2];
+	const char *verbs[2] = {"start", "pause"};
+
+	for (int i = 0; i < 2; i++)
 	{
-		*start = psprintf("migrate: start %s", m->name);
-		*stop = psprintf("migrate: pause %s", m->name);
+		char	   *full = psprintf("migrate #" INT64_FORMAT " %s %s", m->id, verbs[i], m->name);
+		int			len = pg_mbcliplen(full, strlen(full), NAMEDATALEN - 1);
+
+		full[len] = '\0';
+		names[i] = full;
 	}
-	else
-	{
-		*start = psprintf("migrate: start #" INT64_FORMAT, m->id);
-		*stop = psprintf("migrate: pause #" INT64_FORMAT, m->id);
-	}
+	*start = names[0];
+	*stop = names[1];
 }
 
 /*

@@ -36,9 +36,9 @@ $node->safe_psql('postgres', q{
 });
 
 is( $node->safe_psql('postgres', q{
-		SELECT string_agg(jobname || ' ' || schedule, ', ' ORDER BY jobname)
+		SELECT string_agg(regexp_replace(jobname, '#[0-9]+', '#N') || ' ' || schedule, ', ' ORDER BY jobname)
 		  FROM migrate_schedule('night', '* * * * *', '0 0 1 1 *')}),
-	'migrate: pause night 0 0 1 1 *, migrate: start night * * * * *',
+	'migrate #N pause night 0 0 1 1 *, migrate #N start night * * * * *',
 	'migrate_schedule creates the start and the pause job');
 $node->safe_psql('postgres', q{
 	SELECT cron.schedule('fix-call', '* * * * *',
@@ -62,14 +62,14 @@ is( $node->safe_psql('postgres', q{
 	'start', 'the start is in the audit log');
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) >= 2 FROM cron.job_run_details d JOIN cron.job j USING (jobid)
-		 WHERE j.jobname IN ('migrate: start night', 'fix-call')
+		 WHERE (j.jobname LIKE 'migrate #% start night' OR j.jobname = 'fix-call')
 		   AND d.status = 'succeeded'}),
 	'pg_cron recorded both runs as succeeded');
 
 # now the pause job: make it fire at the next minute
 $node->safe_psql('postgres', q{
 	SELECT migrate_schedule('night', '0 0 1 1 *', '* * * * *')});
-is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'migrate: %'}),
+is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'migrate #%'}),
 	'2', 'scheduling again redefines the two jobs');
 ok( $node->poll_query_until('postgres', q{
 		SELECT state = 'paused' FROM migrate.migrations WHERE name = 'night'}),
@@ -87,7 +87,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM night WHERE n = 1}),
 
 is($node->safe_psql('postgres', q{SELECT migrate_unschedule('night')}),
 	'2', 'migrate_unschedule drops both jobs');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'migrate: %'}),
+is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'migrate #%'}),
 	'0', 'no migrate job is left');
 
 $node->stop;
