@@ -18,7 +18,7 @@ PGFILEDESC = "migrate - batched background data migrations"
 REGRESS = upgrade setup register run control errors security pacing quarantine revert schedule
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = start-race step-pause-cancel concurrent-writes
+ISOLATION = start-race step-pause-cancel concurrent-writes revert-race
 ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1
