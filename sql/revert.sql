@@ -326,6 +326,40 @@ SELECT name, state, reverted, error_rows FROM migrate_status() WHERE name LIKE '
 SELECT count(*) AS differ FROM ex e JOIN ex_snap s USING (id) WHERE NOT (e.* *= s.*);
 SELECT id, j, f::text, a, iv, b FROM ex ORDER BY id;
 
+-- types whose name without a length means length 1 (char(n), bit(n)), and
+-- a timestamptz key read back under another TimeZone
+CREATE TABLE ty (at timestamptz PRIMARY KEY, c char(5), b bit(3), ca char(4)[], v int);
+INSERT INTO ty SELECT '2024-01-01 00:00+00'::timestamptz + g * interval '1 hour',
+                      'ab' || g, (g % 8)::bit(3), ARRAY['x' || g, 'yy'], g
+  FROM generate_series(1, 6) g;
+CREATE TABLE ty_snap AS SELECT * FROM ty;
+-- the images are taken here, in Tokyo time; the worker reverts in the server's
+SET TimeZone = 'Asia/Tokyo';
+SELECT name FROM migrate_register('ty_set', 'ty', set_clause => $$c = 'zz', b = B'111', ca = '{q}'$$,
+                                  where_clause => 'v <= 3', keep_before => true);
+CALL migrate_run('ty_set');
+SELECT name FROM migrate_register('ty_del', 'ty', action => 'delete', where_clause => 'v > 3',
+                                  keep_before => true);
+CALL migrate_run('ty_del');
+SELECT count(*) FROM ty;
+SELECT key FROM migrate.undo WHERE migration = 'ty_del' ORDER BY id LIMIT 1;
+RESET TimeZone;
+SELECT state FROM migrate_revert('ty_del');
+SELECT migrate_wait('ty_del');
+SELECT state FROM migrate_revert('ty_set');
+SELECT migrate_wait('ty_set');
+SELECT name, state, reverted, error_rows FROM migrate_status() WHERE name LIKE 'ty%' ORDER BY name COLLATE "C";
+SELECT count(*) AS differ FROM ty t FULL JOIN ty_snap s USING (at) WHERE NOT (t.* *= s.*) OR t.at IS NULL OR s.at IS NULL;
+SELECT c, b, ca FROM ty ORDER BY at;
+
+-- a char(n) key walks the table (its bound must not read back as char(1))
+CREATE TABLE ck (k char(3) PRIMARY KEY, v int NOT NULL DEFAULT 0);
+INSERT INTO ck (k) SELECT chr(97 + g / 26) || chr(97 + g % 26) || 'x' FROM generate_series(0, 99) g;
+SELECT name FROM migrate_register('ck_m', 'ck', set_clause => 'v = v + 1', batch_size => 10);
+CALL migrate_run('ck_m');
+SELECT state, processed, batches FROM migrate_status('ck_m');
+SELECT count(*) FILTER (WHERE v = 1), count(*) FROM ck;
+
 -- refusals and bad arguments
 SELECT name FROM migrate_register('rv_plain', 'rv', set_clause => 'n = n + 1', batch_size => 50);
 SELECT migrate_revert('rv_plain');
@@ -340,4 +374,4 @@ SELECT migrate_forget('nope');
 SELECT count(migrate_unregister(name)) FROM migrate.migrations;
 SELECT count(*) FROM migrate.undo;
 DROP FUNCTION rv_fn, rv_gate, ex_fn;
-DROP TABLE rv, rv_snap, rs, alice_rv, ex, ex_snap;
+DROP TABLE rv, rv_snap, rs, alice_rv, ex, ex_snap, ty, ty_snap, ck;

@@ -256,7 +256,11 @@ key_sql(const Migration *m, Oid relid)
 					 errhint("Use a key whose column types all have their comparison operators in one schema.")));
 		k->names = lappend(k->names, (char *) quote_identifier(col));
 		k->json_keys = lappend(k->json_keys, quote_literal_cstr(col));
-		k->types = lappend(k->types, format_type_be_qualified(typid));
+		/* without a typmod, yet not "character" (which would mean char(1)) */
+		k->types = lappend(k->types,
+						   format_type_extended(typid, -1,
+												FORMAT_TYPE_TYPEMOD_GIVEN |
+												FORMAT_TYPE_FORCE_QUALIFY));
 	}
 	return k;
 }
@@ -461,8 +465,11 @@ append_from_image(StringInfo buf, Oid relid, const char *col, const char *src)
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of table %s no longer exists", col, get_rel_name(relid)),
 				 errdetail("Its before-images cannot be restored.")));
+	/* the column's own typmod applies on assignment; char(n) must not read as char(1) */
 	appendStringInfo(buf, "(%s OPERATOR(pg_catalog.->>) %s)::%s", src, quote_literal_cstr(col),
-					 format_type_be_qualified(get_atttype(relid, attno)));
+					 format_type_extended(get_atttype(relid, attno), -1,
+										  FORMAT_TYPE_TYPEMOD_GIVEN |
+										  FORMAT_TYPE_FORCE_QUALIFY));
 }
 
 /*
@@ -805,10 +812,20 @@ build_revert_sql(const Migration *m, Oid relid)
 			append_from_image(&buf, relid, lfirst(lc), "__migrate_u.__migrate_b");
 		}
 		appendStringInfoString(&buf, " FROM __migrate_u ON CONFLICT DO NOTHING RETURNING ");
-		append_key_json(&buf, k, ALIAS_TARGET ".");
-		appendStringInfoString(&buf, " AS k) SELECT pg_catalog.array_agg(__migrate_u.__migrate_id)"
-							   " FROM __migrate_u JOIN __migrate_d"
-							   " ON __migrate_d.k OPERATOR(pg_catalog.=) __migrate_u.__migrate_k");
+		foreach(lc, k->names)
+			appendStringInfo(&buf, "%s" ALIAS_TARGET ".%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 (char *) lfirst(lc));
+
+		/*
+		 * Which images went back in: match the inserted keys with the stored
+		 * ones as typed values (as jsonb, a timestamptz key would depend on
+		 * the TimeZone it was printed in).
+		 */
+		appendStringInfoString(&buf, ") SELECT pg_catalog.array_agg(__migrate_u.__migrate_id)"
+							   " FROM __migrate_u JOIN __migrate_d ON ");
+		append_key(&buf, k, "__migrate_d.");
+		appendStringInfo(&buf, " %s ", k->eq);
+		append_key_from(&buf, k, "__migrate_u.__migrate_k");
 	}
 	else
 	{
