@@ -61,9 +61,13 @@ PG_FUNCTION_INFO_V1(migrate_forget);
 /* How long migrate_wait tolerates "running" with nobody running it */
 #define WAIT_ORPHAN_GRACE_MS 30000
 
-/* Return argument n as a C string, or error out if it is NULL. */
-static char *
-text_arg(FunctionCallInfo fcinfo, int n, const char *what)
+/*
+ * migrate_text_arg
+ *		Return argument n as a C string, or error out naming it ("what")
+ *		if it is NULL.
+ */
+char *
+migrate_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
 {
 	if (PG_ARGISNULL(n))
 		ereport(ERROR,
@@ -178,13 +182,6 @@ progress_total(const Migration *m)
 													 SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* The progress counter of m's current direction: rows processed or restored. */
-static int64
-progress_done(const Migration *m)
-{
-	return m->reverting ? m->reverted : m->processed;
-}
-
 /*
  * migrate_start_locked
  *		Mark m running and hand it to a new background worker.
@@ -241,7 +238,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 													TEXTOID, -1, false, TYPALIGN_INT));
 	}
 	values[4] = DirectFunctionCall1(namein, CStringGetDatum(user));
-	values[5] = Int64GetDatum(restart ? 0 : progress_done(m));
+	values[5] = Int64GetDatum(restart ? 0 : migrate_progress_done(m));
 
 	migrate_catalog_exec("UPDATE migrate.migrations SET"
 						 " state = 'running',"
@@ -328,12 +325,12 @@ forget_errors_check_undo(const Migration *m, const char *what)
 Datum
 migrate_register(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Oid			relid = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
 	char	   *set_clause = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *where_clause = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	Oid			row_fn = PG_ARGISNULL(4) ? InvalidOid : PG_GETARG_OID(4);
-	char	   *action = text_arg(fcinfo, 5, "action");
+	char	   *action = migrate_text_arg(fcinfo, 5, "action");
 	char	   *sql = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
 	bool		adaptive = PG_ARGISNULL(7);
 	int32		batch_size = adaptive ? 1000 : batch_size_arg(fcinfo, 7);
@@ -386,7 +383,7 @@ migrate_register(PG_FUNCTION_ARGS)
 	/* on_error and keep_before came with 0.2 */
 	if (PG_NARGS() > 15)
 	{
-		char	   *on_error = text_arg(fcinfo, 15, "on_error");
+		char	   *on_error = migrate_text_arg(fcinfo, 15, "on_error");
 
 		if (strcmp(on_error, "stop") != 0 && strcmp(on_error, "skip") != 0)
 			ereport(ERROR,
@@ -675,7 +672,7 @@ start_common(Migration *m, bool restart, const char *event)
 Datum
 migrate_start(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	bool		restart;
 	Migration  *m;
 
@@ -704,7 +701,7 @@ migrate_start(PG_FUNCTION_ARGS)
 Datum
 migrate_resume(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
 	SPI_connect();
@@ -724,7 +721,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 static Datum
 stop_common(FunctionCallInfo fcinfo, const char *state, const char *verb)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
 	SPI_connect();
@@ -784,7 +781,7 @@ step_locked(Migration *m, int32 batch_size)
 Datum
 migrate_step(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
 	SPI_connect();
@@ -963,7 +960,7 @@ run_one_batch(int64 id, bool limit_reached, int *lock_failures, Pacer *pacer,
 Datum
 migrate_run(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	int64		max_batches = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
 	int64		max_ms = -1;
 	bool		nonatomic;
@@ -1023,8 +1020,8 @@ migrate_run(PG_FUNCTION_ARGS)
 		values[0] = Int64GetDatum(id);
 		values[1] = Int32GetDatum(MyProcPid);
 		values[2] = Int64GetDatum(progress_total(m));
-		values[3] = Int64GetDatum(progress_done(m));
-		start_processed = progress_done(m);
+		values[3] = Int64GetDatum(migrate_progress_done(m));
+		start_processed = migrate_progress_done(m);
 		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
 							 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
 							 " started_by = CURRENT_USER, run_processed = $4,"
@@ -1113,7 +1110,7 @@ pending_in_series(const char *name)
 Datum
 migrate_wait(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	int64		timeout_ms = interval_arg_ms(fcinfo, 1, "timeout", 0,
 											 INT64CONST(100) * 365 * MSECS_PER_DAY,
 											 "0 and 100 years");
@@ -1216,7 +1213,7 @@ dry_run_row(void *arg, Datum key, bool key_null, Datum before, bool before_null,
 Datum
 migrate_dry_run(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	int32		max_rows;
 	Migration  *m;
 	DryRunState st;
@@ -1270,7 +1267,7 @@ explain_line(void *arg, const char *line)
 Datum
 migrate_explain(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 	DryRunState st;
 
@@ -1393,7 +1390,7 @@ migrate_start_series(PG_FUNCTION_ARGS)
 Datum
 migrate_unregister(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
@@ -1423,7 +1420,7 @@ migrate_unregister(PG_FUNCTION_ARGS)
 Datum
 migrate_retry_errors(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 	int64		retried,
 				fixed,
@@ -1473,7 +1470,7 @@ migrate_retry_errors(PG_FUNCTION_ARGS)
 Datum
 migrate_revert(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	bool		keep_undo;
 	Migration  *m;
 	Oid			types[2] = {INT8OID, BOOLOID};
@@ -1551,7 +1548,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 Datum
 migrate_forget(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_arg(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];

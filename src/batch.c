@@ -1352,14 +1352,14 @@ migrate_error_is_row_error(const ErrorData *edata)
 }
 
 /*
- * try_change
- *		apply_change in a subtransaction.  Returns NULL and sets *changed on
- *		success; on a row error, rolls the subtransaction back and returns
- *		the error; any other error is re-thrown.
+ * try_row_work
+ *		Run work(arg) in a subtransaction.  Returns NULL on success; on a
+ *		row error (migrate_error_is_row_error), rolls the subtransaction
+ *		back and returns the error, copied into the caller's memory
+ *		context; any other error is re-thrown.
  */
 static ErrorData *
-try_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper,
-		   int64 *changed)
+try_row_work(void (*work) (void *arg), void *arg)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -1369,7 +1369,7 @@ try_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper,
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		*changed = apply_change(m, sql, lower, upper);
+		work(arg);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -1390,6 +1390,40 @@ try_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper,
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+/* apply_change's arguments and result, for try_row_work */
+typedef struct ChangeWork
+{
+	Migration  *m;
+	const char *sql;
+	Jsonb	   *lower;
+	Jsonb	   *upper;
+	int64		changed;
+} ChangeWork;
+
+static void
+change_work(void *arg)
+{
+	ChangeWork *w = arg;
+
+	w->changed = apply_change(w->m, w->sql, w->lower, w->upper);
+}
+
+/*
+ * try_change
+ *		apply_change in a subtransaction (see try_row_work).  Sets
+ *		*changed on success.
+ */
+static ErrorData *
+try_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper,
+		   int64 *changed)
+{
+	ChangeWork	w = {m, sql, lower, upper, 0};
+	ErrorData  *edata = try_row_work(change_work, &w);
+
+	*changed = w.changed;
 	return edata;
 }
 
@@ -1529,49 +1563,42 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 	AtEOXact_GUC(true, nestlevel);
 }
 
+/* The revert statement's arguments and result, for try_row_work */
+typedef struct RevertWork
+{
+	Migration  *m;
+	const char *sql;
+	Datum		images;
+	Datum		restored;
+	bool		none;
+} RevertWork;
+
+static void
+revert_work(void *arg)
+{
+	RevertWork *w = arg;
+	Oid			types[1] = {JSONBOID};
+	Datum		values[1] = {w->images};
+
+	run_batch_sql(w->m, w->sql, 1, types, values, NULL);
+	w->restored = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &w->none);
+	fire_deferred_as_owner(w->m);
+}
+
 /*
  * try_revert
- *		Run the revert statement on the images in a subtransaction, with the
- *		deferred triggers it queues.  Returns NULL and the restored undo
- *		ids (*restored, NULL if *none) on success; on a row error, rolls
- *		back and returns the error; re-throws any other error.
+ *		Run the revert statement on the images, with the deferred triggers
+ *		it queues, in a subtransaction (see try_row_work).  On success sets
+ *		*restored to the undo ids it restored (NULL if *none).
  */
 static ErrorData *
 try_revert(Migration *m, const char *sql, Datum images, Datum *restored, bool *none)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
-	Oid			types[1] = {JSONBOID};
-	Datum		values[1] = {images};
+	RevertWork	w = {m, sql, images, (Datum) 0, true};
+	ErrorData  *edata = try_row_work(revert_work, &w);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		run_batch_sql(m, sql, 1, types, values, NULL);
-		*restored = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, none);
-		fire_deferred_as_owner(m);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		if (!migrate_error_is_row_error(edata))
-		{
-			FreeErrorData(edata);
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			PG_RE_THROW();
-		}
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
+	*restored = w.restored;
+	*none = w.none;
 	return edata;
 }
 

@@ -91,6 +91,13 @@ migrate_is_finished(const Migration *m)
 		strcmp(m->state, MIGRATE_STATE_REVERTED) == 0;
 }
 
+/* The progress counter of m's current direction: rows processed or restored */
+static inline int64
+migrate_progress_done(const Migration *m)
+{
+	return m->reverting ? m->reverted : m->processed;
+}
+
 /* What one batch did */
 typedef struct BatchResult
 {
@@ -219,6 +226,7 @@ extern int	migrate_launch_worker(Migration *m);
 extern void migrate_register_launcher(void);
 
 /* api.c: shared by the SQL functions and the workers */
+extern char *migrate_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
 extern void migrate_start_locked(Migration *m, bool restart, List *series_rest,
 								 const char *event, const char *detail);
 

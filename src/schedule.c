@@ -41,17 +41,6 @@ require_pg_cron(void)
 				 errhint("Install pg_cron, add it to shared_preload_libraries, set cron.database_name to this database and run CREATE EXTENSION pg_cron.")));
 }
 
-/* Return argument n as a C string, or error out naming it if it is NULL. */
-static char *
-required_text(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
 /*
  * The pg_cron job names of migration m: start, then stop.  They carry the
  * migration's id, so that no two migrations share one, and its name for
@@ -107,9 +96,9 @@ schedule_job(const char *jobname, const char *schedule, const char *command)
 Datum
 migrate_schedule(PG_FUNCTION_ARGS)
 {
-	char	   *name = required_text(fcinfo, 0, "name");
-	char	   *start_cron = required_text(fcinfo, 1, "start_cron");
-	char	   *stop_cron = required_text(fcinfo, 2, "stop_cron");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
+	char	   *start_cron = migrate_text_arg(fcinfo, 1, "start_cron");
+	char	   *stop_cron = migrate_text_arg(fcinfo, 2, "stop_cron");
 	const char *schema = quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
 	ReturnSetInfo *rsinfo;
 	Migration  *m;
@@ -169,7 +158,7 @@ migrate_schedule(PG_FUNCTION_ARGS)
 Datum
 migrate_unschedule(PG_FUNCTION_ARGS)
 {
-	char	   *name = required_text(fcinfo, 0, "name");
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 	char	   *jobs[2];
 	Oid			types[2] = {TEXTOID, TEXTOID};

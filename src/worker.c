@@ -579,7 +579,7 @@ static void
 log_progress(const Migration *m, bool force)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int64		rows = m->reverting ? m->reverted : m->processed;
+	int64		rows = migrate_progress_done(m);
 	double		secs;
 	double		rate;
 	StringInfoData msg;
