@@ -5,6 +5,7 @@ OBJS = \
 	src/api.o \
 	src/batch.o \
 	src/catalog.o \
+	src/key_types.o \
 	src/migrate.o \
 	src/pacing.o \
 	src/schedule.o \
@@ -12,7 +13,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = migrate
-DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
+DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql sql/migrate--0.2--0.3.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
 REGRESS = upgrade setup register run control errors security pacing quarantine revert schedule
@@ -29,6 +30,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 PG_CPPFLAGS += -I$(srcdir)/src
+
+# every source file includes the shared header
+$(OBJS): src/migrate.h
 
 # TAP tests alone (they need a non-root user: see test/run-tests.sh)
 tapcheck:

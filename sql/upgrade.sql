@@ -1,6 +1,7 @@
 -- upgrade: a migration half run under 0.1 survives ALTER EXTENSION migrate
 -- UPDATE to 0.2 with its state, cursor, counters and audit log, and then
--- finishes from its cursor, changing every row exactly once
+-- finishes from its cursor, changing every row exactly once; the same for
+-- a migration half run under 0.2 and the update to 0.3
 SET client_min_messages = warning;
 CREATE EXTENSION migrate VERSION '0.1';
 RESET client_min_messages;
@@ -21,7 +22,7 @@ SELECT name, state, processed, changed, percent FROM migrate_status('up_n');
 -- the 0.1 status has no 0.2 columns
 SELECT error_rows FROM migrate_status('up_n');
 
-ALTER EXTENSION migrate UPDATE;
+ALTER EXTENSION migrate UPDATE TO '0.2';
 SELECT extversion FROM pg_extension WHERE extname = 'migrate';
 
 -- the migration is as it was, with the 0.1 behaviour as its new settings
@@ -79,6 +80,21 @@ CALL migrate_run('up_new');
 SELECT state, processed, changed, error_rows FROM migrate_status('up_new');
 SELECT count(*) AS undo_rows FROM migrate.undo WHERE migration = 'up_new';
 SELECT n, count(*) FROM up GROUP BY n ORDER BY n;
+
+-- 0.2 -> 0.3 with a migration in flight: it goes on from its cursor; the
+-- types of its key are recorded by its first batch after the update
+SELECT name, state FROM migrate_register('up_03', 'up', set_clause => 'n = n + 1', batch_size => 300);
+SELECT state, cursor, processed FROM migrate_step('up_03');
+ALTER EXTENSION migrate UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'migrate';
+SELECT state, cursor, processed, series_ids, series_starter, key_types
+  FROM migrate.migrations WHERE name = 'up_03';
+CALL migrate_run('up_03');
+SELECT state, processed, changed, batches FROM migrate_status('up_03');
+SELECT key_types FROM migrate.migrations WHERE name = 'up_03';
+SELECT n, count(*) FROM up GROUP BY n ORDER BY n;
+-- a migration registered under 0.3 records them at once
+SELECT key_types FROM migrate_register('up_new3', 'up', set_clause => 'n = n + 1');
 
 -- clean up: setup installs the extension afresh
 SELECT migrate_forget('up_new');

@@ -21,12 +21,14 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -187,22 +189,34 @@ progress_total(const Migration *m)
  *		Mark m running and hand it to a new background worker.
  *
  * The caller holds m's row lock and has checked rights and state.  With
- * restart the cursor and counters start over.  series_rest becomes the
- * list of migrations to run after this one.  Everything happens in the
- * caller's transaction: if it rolls back, the worker leaves without doing
- * anything.
+ * restart the cursor and counters start over.  series_rest (a List of
+ * SeriesMember) becomes the list of migrations to run after this one, on
+ * behalf of m->series_starter (the current user if none is set).  actor is
+ * the role on whose behalf m starts (InvalidOid: the current user, or in a
+ * worker the owner); it is recorded as started_by and in the event.  Everything happens
+ * in the caller's transaction: if it rolls back, the worker leaves without
+ * doing anything.
  */
 void
 migrate_start_locked(Migration *m, bool restart, List *series_rest,
-					 const char *event, const char *detail)
+					 Oid actor, const char *event, const char *detail)
 {
-	Oid			types[6] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID,
+	INT8ARRAYOID, OIDOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		names_null;
+	bool		ids_null;
 	int64		estimate = 0;
 	int			pid;
-	char	   *user = GetUserNameFromId(GetUserId(), false);
+	char	   *user;
 
+	/* a worker (resuming after a restart) acts for the migration's owner */
+	if (!OidIsValid(actor))
+		actor = MyBgworkerEntry != NULL ? m->owner : GetUserId();
+	if (!OidIsValid(m->series_starter))
+		m->series_starter = actor;
+	user = GetUserNameFromId(actor, false);
 	if (restart && m->catalog_v2)
 	{
 		/* a new run: the old run's skipped rows are found again */
@@ -225,37 +239,32 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	values[0] = Int64GetDatum(m->id);
 	values[1] = BoolGetDatum(restart);
 	values[2] = Int64GetDatum(estimate);
-	if (series_rest == NIL)
-		nulls[3] = 'n';
-	else
-	{
-		Datum	   *elems = palloc(sizeof(Datum) * list_length(series_rest));
-		ListCell   *lc;
-
-		foreach(lc, series_rest)
-			elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
-		values[3] = PointerGetDatum(construct_array(elems, list_length(series_rest),
-													TEXTOID, -1, false, TYPALIGN_INT));
-	}
+	migrate_series_datums(series_rest, &values[3], &names_null, &values[6], &ids_null);
+	nulls[3] = names_null ? 'n' : ' ';
+	nulls[6] = ids_null ? 'n' : ' ';
 	values[4] = DirectFunctionCall1(namein, CStringGetDatum(user));
 	values[5] = Int64GetDatum(restart ? 0 : migrate_progress_done(m));
+	values[7] = ObjectIdGetDatum(m->series_starter);
+	nulls[7] = names_null ? 'n' : ' ';
 
-	migrate_catalog_exec("UPDATE migrate.migrations SET"
-						 " state = 'running',"
-						 " cursor = CASE WHEN $2 THEN NULL ELSE cursor END,"
-						 " processed = CASE WHEN $2 THEN 0 ELSE processed END,"
-						 " changed = CASE WHEN $2 THEN 0 ELSE changed END,"
-						 " batches = CASE WHEN $2 THEN 0 ELSE batches END,"
-						 " run_processed = $6,"
-						 " total_estimate = $3,"
-						 " started_at = pg_catalog.clock_timestamp(),"
-						 " started_by = $5,"
-						 " last_batch_at = NULL,"
-						 " finished_at = NULL,"
-						 " last_error = NULL,"
-						 " series_rest = $4"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 6, types, values, nulls, SPI_OK_UPDATE);
+	migrate_catalog_exec(psprintf("UPDATE migrate.migrations SET"
+								  " state = 'running',"
+								  " cursor = CASE WHEN $2 THEN NULL ELSE cursor END,"
+								  " processed = CASE WHEN $2 THEN 0 ELSE processed END,"
+								  " changed = CASE WHEN $2 THEN 0 ELSE changed END,"
+								  " batches = CASE WHEN $2 THEN 0 ELSE batches END,"
+								  " run_processed = $6,"
+								  " total_estimate = $3,"
+								  " started_at = pg_catalog.clock_timestamp(),"
+								  " started_by = $5,"
+								  " last_batch_at = NULL,"
+								  " finished_at = NULL,"
+								  " last_error = NULL,"
+								  " series_rest = $4%s"
+								  " WHERE id OPERATOR(pg_catalog.=) $1",
+								  m->catalog_v3 ?
+								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole" : ""),
+						 8, types, values, nulls, SPI_OK_UPDATE);
 	if (restart)
 	{
 		m->cursor = NULL;
@@ -274,7 +283,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	}
 	m->state = MIGRATE_STATE_RUNNING;
 	m->worker_pid = pid;
-	migrate_catalog_log_event(m->name, m->owner, event, detail);
+	migrate_catalog_log_event_by(m->name, m->owner, actor, event, detail);
 }
 
 /* Are before-images of m kept in migrate.undo? */
@@ -582,6 +591,29 @@ migrate_register(PG_FUNCTION_ARGS)
 							 " reverted = 0 WHERE id OPERATOR(pg_catalog.=) $1",
 							 3, t2, v2, NULL, SPI_OK_UPDATE);
 	}
+	if (migrate_catalog_is_v3())
+	{
+		List	   *key_types = OidIsValid(relid) ? migrate_key_types(relid, key_columns) : NIL;
+		Oid			t3[2] = {INT8OID, TEXTARRAYOID};
+		Datum		v3[2] = {Int64GetDatum(id), (Datum) 0};
+		char		n3[2] = {' ', 'n'};
+		ListCell   *lc;
+
+		if (key_types != NIL)
+		{
+			Datum	   *elems = palloc(sizeof(Datum) * list_length(key_types));
+
+			foreach(lc, key_types)
+				elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+			v3[1] = PointerGetDatum(construct_array(elems, list_length(key_types),
+													TEXTOID, -1, false, TYPALIGN_INT));
+			n3[1] = ' ';
+		}
+		migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2,"
+							 " series_ids = NULL, series_starter = NULL"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, t3, v3, n3, SPI_OK_UPDATE);
+	}
 	{
 		Migration  *m = migrate_catalog_load_by_id(id, false);
 
@@ -612,7 +644,7 @@ start_common(Migration *m, bool restart, const char *event)
 					 errmsg("cannot restart migration \"%s\" because it has before-images", m->name),
 					 errdetail("A second run would change rows again, and a revert could no longer tell which image is the original."),
 					 errhint("Revert it with migrate_revert(), or drop them with migrate_forget() once you are sure.")));
-		migrate_start_locked(m, true, m->series_rest, "restart", NULL);
+		migrate_start_locked(m, true, m->series_rest, InvalidOid, "restart", NULL);
 		return;
 	}
 	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
@@ -659,7 +691,7 @@ start_common(Migration *m, bool restart, const char *event)
 								  "handed to the process still running it");
 		return;
 	}
-	migrate_start_locked(m, false, m->series_rest, event,
+	migrate_start_locked(m, false, m->series_rest, InvalidOid, event,
 						 strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 ?
 						 "taken over: no process was running it" : NULL);
 }
@@ -1014,21 +1046,24 @@ migrate_run(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		Oid			types[4] = {INT8OID, INT4OID, INT8OID, INT8OID};
-		Datum		values[4];
+		Oid			types[5] = {INT8OID, INT4OID, INT8OID, INT8OID, NAMEOID};
+		Datum		values[5];
 
 		values[0] = Int64GetDatum(id);
 		values[1] = Int32GetDatum(MyProcPid);
 		values[2] = Int64GetDatum(progress_total(m));
 		values[3] = Int64GetDatum(migrate_progress_done(m));
+		/* the caller, not the catalog owner the statement runs as */
+		values[4] = DirectFunctionCall1(namein,
+										CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
 		start_processed = migrate_progress_done(m);
 		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
 							 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
-							 " started_by = CURRENT_USER, run_processed = $4,"
+							 " started_by = $5, run_processed = $4,"
 							 " total_estimate = $3,"
 							 " last_batch_at = NULL, finished_at = NULL, last_error = NULL"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 4, types, values, NULL, SPI_OK_UPDATE);
+							 5, types, values, NULL, SPI_OK_UPDATE);
 		migrate_catalog_log_event(m->name, m->owner, "run", "in the foreground");
 		SPI_commit();
 
@@ -1285,22 +1320,22 @@ migrate_explain(PG_FUNCTION_ARGS)
 }
 
 /*
- * migrate_start_series(names)
- *
- * Run migrations one after another in the background: start the first that
- * is not done, and let each worker start the next when its migration is
- * done.  The series stops at a migration that fails or is cancelled.
+ * series_names_arg
+ *		The names of migrate_start_series' argument as a List, checked: one
+ *		dimension, not empty, no nulls, no duplicates, at most
+ *		MIGRATE_MAX_SERIES.  Linear in the number of names (a hash table
+ *		finds duplicates) and interruptible.
  */
-Datum
-migrate_start_series(PG_FUNCTION_ARGS)
+static List *
+series_names_arg(FunctionCallInfo fcinfo)
 {
 	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *elem_nulls;
 	int			n;
 	List	   *names = NIL;
-	Migration  *first = NULL;
-	ListCell   *lc;
+	HASHCTL		ctl;
+	HTAB	   *seen;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1311,44 +1346,92 @@ migrate_start_series(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("names must be a one-dimensional array")));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("names must not be empty")));
+	if (n > MIGRATE_MAX_SERIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a series may have at most %d migrations", MIGRATE_MAX_SERIES),
+				 errdetail("%d names were given.", n),
+				 errhint("Split the work into several series, or run migrations as one with a wider where_clause.")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = MIGRATE_MAX_NAME_LEN + 1;
+	ctl.entrysize = ctl.keysize;
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("migrate series names", n, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (int i = 0; i < n; i++)
 	{
 		char	   *name;
+		bool		found;
 
+		CHECK_FOR_INTERRUPTS();
 		if (elem_nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("names must not contain nulls")));
 		name = TextDatumGetCString(elems[i]);
-		foreach(lc, names)
-			if (strcmp(lfirst(lc), name) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("migration \"%s\" appears twice in the series", name)));
+		if (strlen(name) > MIGRATE_MAX_NAME_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_NAME_TOO_LONG),
+					 errmsg("migration name is too long"),
+					 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
+		(void) hash_search(seen, name, HASH_ENTER, &found);
+		if (found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("migration \"%s\" appears twice in the series", name)));
 		names = lappend(names, name);
 	}
+	hash_destroy(seen);
+	return names;
+}
+
+/*
+ * migrate_start_series(names)
+ *
+ * Run migrations one after another in the background: start the first that
+ * is not done, and let each worker start the next when its migration is
+ * done.  The series stops at a migration that fails or is cancelled.
+ *
+ * Every member is checked (exists, the caller may start it) and pinned by
+ * id before anything starts; the series runs on behalf of the caller, and
+ * each hand-over checks again that the caller may still start the next
+ * member and that it is still the migration that was pinned.
+ */
+Datum
+migrate_start_series(PG_FUNCTION_ARGS)
+{
+	List	   *names = series_names_arg(fcinfo);
+	List	   *rest = NIL;
+	Migration  *first = NULL;
+	ListCell   *lc;
 
 	SPI_connect();
 	/* check every member first, so that a bad name starts nothing */
 	foreach(lc, names)
 	{
-		Migration  *m = migrate_catalog_load(lfirst(lc), true, false);
+		Migration  *m;
 
+		CHECK_FOR_INTERRUPTS();
+		m = migrate_catalog_load(lfirst(lc), true, false);
 		migrate_check_may_manage(m, "start");
 		if (first == NULL && !migrate_is_finished(m))
-		{
 			first = m;
-			names = list_copy_tail(names, foreach_current_index(lc) + 1);
-			break;
+		else if (first != NULL)
+		{
+			SeriesMember *sm = palloc(sizeof(SeriesMember));
+
+			sm->id = m->id;
+			sm->name = m->name;
+			rest = lappend(rest, sm);
 		}
 	}
-	foreach(lc, names)
-		migrate_check_may_manage(migrate_catalog_load(lfirst(lc), true, false), "start");
 
 	if (first == NULL)
 	{
@@ -1356,29 +1439,34 @@ migrate_start_series(PG_FUNCTION_ARGS)
 		SPI_finish();
 		PG_RETURN_NULL();
 	}
+	first->series_starter = GetUserId();
 	if (migrate_runner_active(first->id))
 	{
-		Oid			types[2] = {INT8OID, TEXTARRAYOID};
-		Datum		values[2];
-		char		nulls[2] = {' ', ' '};
-		Datum	   *e = palloc(sizeof(Datum) * Max(list_length(names), 1));
+		Oid			types[4] = {INT8OID, TEXTARRAYOID, INT8ARRAYOID, OIDOID};
+		Datum		values[4];
+		char		nulls[4] = {' ', ' ', ' ', ' '};
+		bool		names_null;
+		bool		ids_null;
 
-		foreach(lc, names)
-			e[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
 		values[0] = Int64GetDatum(first->id);
-		values[1] = PointerGetDatum(construct_array(e, list_length(names), TEXTOID,
-													-1, false, TYPALIGN_INT));
-		if (names == NIL)
-			nulls[1] = 'n';
-		migrate_catalog_exec("UPDATE migrate.migrations SET series_rest = $2"
+		migrate_series_datums(rest, &values[1], &names_null, &values[2], &ids_null);
+		nulls[1] = names_null ? 'n' : ' ';
+		nulls[2] = ids_null ? 'n' : ' ';
+		values[3] = ObjectIdGetDatum(first->series_starter);
+		migrate_catalog_exec(first->catalog_v3 ?
+							 "UPDATE migrate.migrations SET series_rest = $2,"
+							 " series_ids = $3, series_starter = $4::pg_catalog.regrole"
+							 " WHERE id OPERATOR(pg_catalog.=) $1" :
+							 "UPDATE migrate.migrations SET series_rest = $2"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, types, values, nulls, SPI_OK_UPDATE);
+							 4, types, values, nulls, SPI_OK_UPDATE);
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already running; the series goes on after it",
 						first->name)));
 	}
 	else
-		migrate_start_locked(first, false, names, first->cursor ? "resume" : "start", "first of a series");
+		migrate_start_locked(first, false, rest, InvalidOid,
+							 first->cursor ? "resume" : "start", "first of a series");
 	PG_RETURN_DATUM(return_row(first->id));
 }
 
@@ -1534,7 +1622,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
 							 2, types, values, NULL, SPI_OK_UPDATE);
 	m->keep_undo = keep_undo;
-	migrate_start_locked(m, false, NIL, "revert",
+	migrate_start_locked(m, false, NIL, InvalidOid, "revert",
 						 m->has_revert_cursor ? "resumed" : NULL);
 	PG_RETURN_DATUM(return_row(m->id));
 }

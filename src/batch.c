@@ -1181,18 +1181,20 @@ run_batch_sql(const Migration *m, const char *sql, int nargs, Oid *types,
 
 /*
  * fire_deferred_as_owner
- *		Fire the batch's deferred triggers and constraint checks now, as the
- *		owner, rather than at COMMIT as whoever commits (in a worker of a
- *		NOLOGIN owner on PostgreSQL 15, or in the session of a superuser
- *		calling migrate_step, that would be more than the owner).
+ *		Fire the batch's deferred triggers and constraint checks now, inside
+ *		the batch, so that their errors belong to the batch (and to its
+ *		row-error splitting) rather than to COMMIT.
+ *
+ * Where the transaction does not commit as the owner, the change ran as a
+ * security-restricted operation and PostgreSQL has already refused any
+ * deferred event; there this finds nothing to fire.
  */
 static void
 fire_deferred_as_owner(const Migration *m)
 {
 	RoleSwitch	rs;
 
-	/* PostgreSQL fires no deferred trigger in a restricted operation */
-	migrate_become_migration_owner_ext(&rs, m, false);
+	migrate_become_migration_owner(&rs, m);
 	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) < 0)
 		elog(ERROR, "SET CONSTRAINTS ALL IMMEDIATE failed");
 	migrate_restore_role(&rs);
@@ -1779,8 +1781,19 @@ void
 migrate_run_next(Migration *m, int32 batch_size, BatchResult *res)
 {
 	if (m->relation == NULL)
+	{
 		migrate_run_task(m, res);
-	else if (m->reverting)
+		return;
+	}
+	{
+		/* the batch's own lock_timeout also bounds the wait for its lock */
+		int			nestlevel = NewGUCNestLevel();
+
+		set_lock_timeout(m->lock_timeout_ms);
+		migrate_check_key_types(m, migrate_resolve_relation(m, false));
+		AtEOXact_GUC(true, nestlevel);
+	}
+	if (m->reverting)
 		migrate_revert_batch(m, batch_size, res);
 	else
 		migrate_run_batch(m, batch_size, res);
@@ -1898,8 +1911,8 @@ migrate_run_task(Migration *m, BatchResult *res)
  *		Plan m's statements without running them, as m's owner.
  *
  * This resolves every name in the user's fragments and checks the owner's
- * privileges, so that mistakes surface at registration and not in the
- * worker.  A task is planned only if it is a single plannable statement.
+ * privileges on everything they reference (sub-selects included), so that
+ * mistakes surface at registration and not in the worker.  A task is planned only if it is a single plannable statement.
  */
 void
 migrate_explain_check(Migration *m)
@@ -1917,8 +1930,11 @@ migrate_explain_check(Migration *m)
 		if (list_length(stmts) == 1 &&
 			(IsA(stmt, SelectStmt) || IsA(stmt, InsertStmt) ||
 			 IsA(stmt, UpdateStmt) || IsA(stmt, DeleteStmt)))
+		{
 			run_user_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", m->sql),
 						 0, NULL, NULL, NULL);
+			migrate_check_statement_privileges(m, m->sql, 0, NULL);
+		}
 	}
 	else
 	{
@@ -1926,6 +1942,7 @@ migrate_explain_check(Migration *m)
 
 		run_user_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
 					 2, types, values, nulls);
+		migrate_check_statement_privileges(m, b->change, 2, types);
 	}
 }
 

@@ -39,11 +39,35 @@
 
 /* The columns 0.2 added, and what a 0.1 catalog stands for instead */
 #define MIGRATION_COLUMNS_V2 \
-	MIGRATION_COLUMNS ", on_error OPERATOR(pg_catalog.=) 'skip', keep_before, " \
+	", on_error OPERATOR(pg_catalog.=) 'skip', keep_before, " \
 	"reverting, keep_undo, revert_cursor, reverted, true"
 #define MIGRATION_COLUMNS_V1 \
-	MIGRATION_COLUMNS ", false, false, false, false, NULL::pg_catalog.int8, " \
+	", false, false, false, false, NULL::pg_catalog.int8, " \
 	"0::pg_catalog.int8, false"
+
+/* The columns 0.3 added, and what an older catalog stands for instead */
+#define MIGRATION_COLUMNS_V3 \
+	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true"
+#define MIGRATION_COLUMNS_PRE_V3 \
+	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false"
+
+/*
+ * load_sql
+ *		The statement that reads one migration by "column" ($1), for the
+ *		catalog version installed, optionally locking the row.
+ */
+static char *
+load_sql(const char *column, bool for_update)
+{
+	bool		v2 = migrate_catalog_is_v2();
+
+	return psprintf("SELECT " MIGRATION_COLUMNS "%s%s FROM migrate.migrations"
+					" WHERE %s OPERATOR(pg_catalog.=) $1%s",
+					v2 ? MIGRATION_COLUMNS_V2 : MIGRATION_COLUMNS_V1,
+					v2 && migrate_catalog_is_v3() ? MIGRATION_COLUMNS_V3 :
+					MIGRATION_COLUMNS_PRE_V3,
+					column, for_update ? " FOR UPDATE" : "");
+}
 
 /*
  * migrate_text_or_null
@@ -73,6 +97,66 @@ text_array_to_list(Datum d, bool isnull)
 		if (!nulls[i])
 			result = lappend(result, TextDatumGetCString(elems[i]));
 	return result;
+}
+
+/*
+ * series_members
+ *		Turn the names of a series' rest, and the ids they were pinned to
+ *		when the series started (ids_null on a catalog before 0.3, or for a
+ *		series started before it), into a List of SeriesMember.
+ */
+static List *
+series_members(List *names, Datum ids, bool ids_null)
+{
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
+	int			n = 0;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (!ids_null)
+		deconstruct_array(DatumGetArrayTypeP(ids), INT8OID, 8, FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	foreach(lc, names)
+	{
+		SeriesMember *sm = palloc(sizeof(SeriesMember));
+		int			i = foreach_current_index(lc);
+
+		sm->name = lfirst(lc);
+		/* ids are written with the names, always both or neither */
+		sm->id = (n == list_length(names) && !nulls[i]) ? DatumGetInt64(elems[i]) : 0;
+		result = lappend(result, sm);
+	}
+	return result;
+}
+
+/*
+ * migrate_series_datums
+ *		The text[] of names and the int8[] of ids of a list of SeriesMember,
+ *		as the catalog stores them; both NULL for an empty list.
+ */
+void
+migrate_series_datums(List *members, Datum *names, bool *names_null,
+					  Datum *ids, bool *ids_null)
+{
+	int			n = list_length(members);
+	Datum	   *ne = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *ie = palloc(sizeof(Datum) * Max(n, 1));
+	ListCell   *lc;
+
+	*names_null = *ids_null = (n == 0);
+	if (n == 0)
+		return;
+	foreach(lc, members)
+	{
+		SeriesMember *sm = lfirst(lc);
+
+		ne[foreach_current_index(lc)] = CStringGetTextDatum(sm->name);
+		ie[foreach_current_index(lc)] = Int64GetDatum(sm->id);
+	}
+	*names = PointerGetDatum(construct_array(ne, n, TEXTOID, -1, false, TYPALIGN_INT));
+	*ids = PointerGetDatum(construct_array(ie, n, INT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
 }
 
 /*
@@ -203,7 +287,7 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->batches = DatumGetInt64(COL(19));
 	COL(20);
 	m->worker_pid = isnull ? 0 : DatumGetInt32(d);
-	m->series_rest = ARRAYCOL(21);
+	m->series_rest = ARRAYCOL(21);	/* names; series_members adds ids */
 	m->adaptive = DatumGetBool(COL(22));
 	m->target_batch_ms = DatumGetInt64(COL(23));
 	m->min_batch_size = DatumGetInt32(COL(24));
@@ -219,6 +303,11 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->revert_cursor = isnull ? 0 : DatumGetInt64(d);
 	m->reverted = DatumGetInt64(COL(33));
 	m->catalog_v2 = DatumGetBool(COL(34));
+	COL(35);
+	m->series_rest = series_members(m->series_rest, d, isnull);
+	m->series_starter = DatumGetObjectId(COL(36));
+	m->key_types = ARRAYCOL(37);
+	m->catalog_v3 = DatumGetBool(COL(38));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL
@@ -239,6 +328,21 @@ migrate_catalog_is_v2(void)
 	Oid			relid = OidIsValid(nsp) ? get_relname_relid("migrations", nsp) : InvalidOid;
 
 	return OidIsValid(relid) && get_attnum(relid, "on_error") != InvalidAttrNumber;
+}
+
+/*
+ * migrate_catalog_is_v3
+ *		Does the catalog have what version 0.3 added (pinned series, key
+ *		types)?  On an older catalog series members are found by name and
+ *		the key's types are not checked.
+ */
+bool
+migrate_catalog_is_v3(void)
+{
+	Oid			nsp = get_namespace_oid("migrate", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("migrations", nsp) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, "key_types") != InvalidAttrNumber;
 }
 
 /*
@@ -266,30 +370,29 @@ migrate_catalog_load(const char *name, bool for_update, bool missing_ok)
 				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
 
 	values[0] = CStringGetTextDatum(name);
-	if (migrate_catalog_is_v2())
-		migrate_catalog_exec(for_update ?
-							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
-							 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
-							 " WHERE name OPERATOR(pg_catalog.=) $1",
-							 1, types, values, NULL, SPI_OK_SELECT);
-	else
-		migrate_catalog_exec(for_update ?
-							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
-							 " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
-							 " WHERE name OPERATOR(pg_catalog.=) $1",
-							 1, types, values, NULL, SPI_OK_SELECT);
+	migrate_catalog_exec(load_sql("name", for_update), 1, types, values, NULL,
+						 SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		if (missing_ok)
 			return NULL;
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("migration \"%s\" does not exist", name),
-				 errhint("Run migrate_status() to list the migrations you can see.")));
+		migrate_report_missing(name);
 	}
 	return migration_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+}
+
+/*
+ * migrate_report_missing
+ *		Raise the error for a migration "name" that does not exist (or that
+ *		the current user may not see: the two must not differ).
+ */
+void
+migrate_report_missing(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("migration \"%s\" does not exist", name),
+			 errhint("Run migrate_status() to list the migrations you can see.")));
 }
 
 /*
@@ -302,20 +405,8 @@ migrate_catalog_load_by_id(int64 id, bool for_update)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 
-	if (migrate_catalog_is_v2())
-		migrate_catalog_exec(for_update ?
-							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
-							 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-							 "SELECT " MIGRATION_COLUMNS_V2 " FROM migrate.migrations"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 1, types, values, NULL, SPI_OK_SELECT);
-	else
-		migrate_catalog_exec(for_update ?
-							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
-							 " WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-							 "SELECT " MIGRATION_COLUMNS_V1 " FROM migrate.migrations"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 1, types, values, NULL, SPI_OK_SELECT);
+	migrate_catalog_exec(load_sql("id", for_update), 1, types, values, NULL,
+						 SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return NULL;
 	return migration_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
@@ -354,11 +445,24 @@ void
 migrate_catalog_log_event(const char *name, Oid owner, const char *event,
 						  const char *detail)
 {
+	/* a worker acts for the migration's owner */
+	migrate_catalog_log_event_by(name, owner,
+								 MyBgworkerEntry != NULL ? owner : GetUserId(),
+								 event, detail);
+}
+
+/*
+ * migrate_catalog_log_event_by
+ *		Like migrate_catalog_log_event, naming "actor" as the acting role.
+ */
+void
+migrate_catalog_log_event_by(const char *name, Oid owner, Oid actor,
+							 const char *event, const char *detail)
+{
 	Oid			types[5] = {TEXTOID, TEXTOID, NAMEOID, OIDOID, TEXTOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	/* a worker acts for the migration's owner, whatever role it connected as */
-	char	   *role = GetUserNameFromId(MyBgworkerEntry != NULL ? owner : GetUserId(), true);
+	char	   *role = GetUserNameFromId(actor, true);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(event);

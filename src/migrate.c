@@ -23,6 +23,9 @@ PG_MODULE_MAGIC;
 /* migrate.max_workers: migrate workers allowed at once, cluster-wide */
 int			migrate_max_workers = 4;
 
+/* migrate.max_workers_per_role: of them, what one owner role may hold */
+int			migrate_max_workers_per_role = 0;
+
 /* migrate.max_lock_retries: attempts a batch gets when it cannot lock rows */
 int			migrate_max_lock_retries = 10;
 
@@ -52,6 +55,14 @@ _PG_init(void)
 							"Counted over the whole cluster. migrate_start() fails with a clear error when all are busy.",
 							&migrate_max_workers,
 							4, 0, 1024,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migrate.max_workers_per_role",
+							"Maximum number of migrate background workers one owner role may have running at once.",
+							"Counted over the whole cluster, by the role that owns each migration. 0 means no limit other than migrate.max_workers.",
+							&migrate_max_workers_per_role,
+							0, 0, 1024,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 

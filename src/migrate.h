@@ -33,6 +33,9 @@
 #define MIGRATE_ACTION_DELETE		"delete"
 #define MIGRATE_ACTION_TASK			"task"
 
+/* Most migrations one series may have */
+#define MIGRATE_MAX_SERIES			1000
+
 /* locktag_field4 of the advisory lock a runner holds for its migration */
 #define MIGRATE_RUNNER_LOCK_KIND	28007
 
@@ -63,7 +66,8 @@ typedef struct Migration
 	int64		changed;
 	int64		batches;
 	int32		worker_pid;		/* 0 when NULL */
-	List	   *series_rest;	/* names still to run after this one */
+	List	   *series_rest;	/* SeriesMember to run after this one */
+	Oid			series_starter; /* who started the series, or InvalidOid */
 	bool		adaptive;		/* batch size follows target_batch_time */
 	int64		target_batch_ms;
 	int32		min_batch_size;
@@ -81,7 +85,17 @@ typedef struct Migration
 	bool		has_revert_cursor;
 	int64		revert_cursor;	/* lowest undo id a revert has handled */
 	int64		reverted;		/* rows a revert restored */
+	/* added in 0.3; an older catalog reads as NULLs */
+	bool		catalog_v3;
+	List	   *key_types;		/* "type COLLATE collation" per key column */
 } Migration;
+
+/* One migration still to run in a series, pinned by id when it started */
+typedef struct SeriesMember
+{
+	int64		id;				/* 0: not pinned (series started before 0.3) */
+	char	   *name;
+} SeriesMember;
 
 /* Is m done, or reverted: nothing left to run? */
 static inline bool
@@ -133,6 +147,7 @@ typedef void (*DryRunRowCallback) (void *arg, Datum key, bool key_null,
 
 /* migrate.c: GUCs */
 extern int	migrate_max_workers;
+extern int	migrate_max_workers_per_role;
 extern int	migrate_max_lock_retries;
 extern bool migrate_pause_all;
 extern int	migrate_max_replication_lag_ms;
@@ -158,6 +173,7 @@ typedef struct RoleSwitch
 
 extern Oid	migrate_catalog_owner(void);
 extern void migrate_become_catalog_owner(RoleSwitch *rs);
+extern bool migrate_owner_commits(const Migration *m);
 extern void migrate_become_migration_owner(RoleSwitch *rs, const Migration *m);
 extern void migrate_become_migration_owner_ext(RoleSwitch *rs,
 											   const Migration *m,
@@ -165,6 +181,9 @@ extern void migrate_become_migration_owner_ext(RoleSwitch *rs,
 extern void migrate_restore_role(RoleSwitch *rs);
 extern void migrate_check_may_manage(const Migration *m, const char *what);
 extern void migrate_check_table_privilege(Oid relid, const char *action);
+extern void migrate_check_statement_privileges(const Migration *m,
+											   const char *sql, int nparams,
+											   Oid *types);
 
 /* catalog.c: access to migrate.migrations and migrate.events */
 #define MIGRATE_MAX_CACHED_ARGS 24
@@ -173,10 +192,14 @@ extern int	migrate_execute_cached(const char *sql, int nargs, Oid *types,
 								   bool custom_plan);
 extern Migration *migrate_catalog_load(const char *name, bool for_update,
 									   bool missing_ok);
+extern void migrate_report_missing(const char *name);
 extern Migration *migrate_catalog_load_by_id(int64 id, bool for_update);
 extern Datum migrate_catalog_row_datum(int64 id);
 extern void migrate_catalog_log_event(const char *name, Oid owner,
 									  const char *event, const char *detail);
+extern void migrate_catalog_log_event_by(const char *name, Oid owner,
+										 Oid actor, const char *event,
+										 const char *detail);
 extern void migrate_catalog_set_state(const Migration *m, const char *state,
 									  const char *event, const char *detail);
 extern void migrate_catalog_exec(const char *sql, int nargs, Oid *types,
@@ -188,6 +211,9 @@ extern void migrate_catalog_record_revert(Migration *m, const BatchResult *res,
 extern void migrate_catalog_add_error(const Migration *m, Datum key,
 									  const char *phase, const ErrorData *edata);
 extern bool migrate_catalog_is_v2(void);
+extern bool migrate_catalog_is_v3(void);
+extern void migrate_series_datums(List *members, Datum *names, bool *names_null,
+								  Datum *ids, bool *ids_null);
 extern char *migrate_text_or_null(Datum d, bool isnull);
 
 /* batch.c: building and running batches */
@@ -214,6 +240,10 @@ extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 								  int32 max_rows, DryRunRowCallback cb,
 								  void *arg);
 
+/* key_types.c: the key's types, recorded and checked */
+extern List *migrate_key_types(Oid relid, List *key_columns);
+extern void migrate_check_key_types(const Migration *m, Oid relid);
+
 /* worker.c: background workers and runner locks */
 extern bool migrate_error_is_retryable(const ErrorData *edata);
 extern void migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
@@ -228,6 +258,7 @@ extern void migrate_register_launcher(void);
 /* api.c: shared by the SQL functions and the workers */
 extern char *migrate_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
 extern void migrate_start_locked(Migration *m, bool restart, List *series_rest,
-								 const char *event, const char *detail);
+								 Oid starter, const char *event,
+								 const char *detail);
 
 #endif							/* MIGRATE_H */

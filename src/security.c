@@ -19,7 +19,11 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
 #include "postmaster/bgworker.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -99,31 +103,46 @@ migrate_become_catalog_owner(RoleSwitch *rs)
 }
 
 /*
+ * migrate_owner_commits
+ *		Would the current transaction commit as m's owner?
+ *
+ * A transaction ends (commits, runs held cursors to completion, fires
+ * deferred triggers) as the session's outer user.  Only when that user,
+ * and the user we run as now, are m's owner may the owner's code leave
+ * work for the end of the transaction: it then runs with exactly the
+ * owner's rights.  Anywhere else (a superuser's or a member's session, a
+ * SECURITY DEFINER function, a worker run for another migration) the
+ * owner's code must run as a security-restricted operation.
+ */
+bool
+migrate_owner_commits(const Migration *m)
+{
+	return GetOuterUserId() == m->owner && GetUserId() == m->owner &&
+		!InSecurityRestrictedOperation();
+}
+
+/*
  * migrate_become_migration_owner
  *		Switch to the migration's owner with the migration's search_path.
  *
- * Errors out if the owner role no longer exists.
+ * By construction, not by refusing tricks: the owner's code runs
+ * unrestricted only in a transaction that commits as the owner (a worker
+ * connected as the owner, or the owner's own session); everywhere else it
+ * is a security-restricted operation, in which PostgreSQL refuses held
+ * cursors, temporary objects and deferred trigger events -- everything
+ * that could run later as somebody else.
  */
 void
 migrate_become_migration_owner(RoleSwitch *rs, const Migration *m)
 {
-	/*
-	 * In another role's session (migrate_step or migrate_run called by a
-	 * superuser or a member of the owner's role) the owner's code must not
-	 * leave anything behind, so it runs as a restricted operation.  A
-	 * worker's session, or the owner's own, has nobody else to protect,
-	 * and there deferred triggers on the table remain possible.
-	 */
-	migrate_become_migration_owner_ext(rs, m,
-									   MyBgworkerEntry == NULL &&
-									   GetUserId() != m->owner);
+	migrate_become_migration_owner_ext(rs, m, !migrate_owner_commits(m));
 }
 
 /*
  * migrate_become_migration_owner_ext
- *		Like migrate_become_migration_owner; "restricted" false leaves out
- *		SECURITY_RESTRICTED_OPERATION, which PostgreSQL requires for firing
- *		deferred triggers.  Settings are undone either way.
+ *		Like migrate_become_migration_owner, with the restriction chosen by
+ *		the caller; "restricted" may be false only where
+ *		migrate_owner_commits(m) holds.  Settings are undone either way.
  */
 void
 migrate_become_migration_owner_ext(RoleSwitch *rs, const Migration *m,
@@ -135,6 +154,8 @@ migrate_become_migration_owner_ext(RoleSwitch *rs, const Migration *m,
 				 errmsg("owner of migration \"%s\" no longer exists", m->name),
 				 errdetail("The role with OID %u was dropped.", m->owner),
 				 errhint("Register the migration again with replace => true.")));
+	if (!restricted && !migrate_owner_commits(m))
+		elog(ERROR, "owner code of migration \"%s\" must run restricted here", m->name);
 	switch_role(rs, m->owner, m->search_path, restricted);
 	rs->revert_gucs = true;
 }
@@ -156,17 +177,24 @@ migrate_restore_role(RoleSwitch *rs)
  *		Error out unless the current user may manage migration m.
  *
  * The owner, members of the owner's role and superusers may; "what" names
- * the action for the message ("start", "pause", ...).
+ * the action for the message ("start", "pause", ...).  Row-level security
+ * hides m from everybody else, so they get exactly the error of a
+ * migration that does not exist: a name they may not see is not confirmed
+ * by the answer.  Only a role that can see every row (BYPASSRLS) learns
+ * that it is a matter of permission.
  */
 void
 migrate_check_may_manage(const Migration *m, const char *what)
 {
-	if (!is_member_of_role(GetUserId(), m->owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s migration \"%s\"", what, m->name),
-				 errdetail("Only the owner of the migration, members of its role and superusers may %s it.",
-						   what)));
+	if (is_member_of_role(GetUserId(), m->owner))
+		return;
+	if (!has_bypassrls_privilege(GetUserId()))
+		migrate_report_missing(m->name);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s migration \"%s\"", what, m->name),
+			 errdetail("Only the owner of the migration, members of its role and superusers may %s it.",
+					   what)));
 }
 
 /*
@@ -189,4 +217,61 @@ migrate_check_table_privilege(Oid relid, const char *action)
 				 errdetail("Registering a migration that %ss rows needs the %s privilege on the table.",
 						   is_delete ? "delete" : "update",
 						   is_delete ? "DELETE" : "UPDATE")));
+}
+
+/*
+ * check_query_privileges_walker
+ *		Check the current user's privileges on every relation and column of
+ *		every Query in the tree: the statement itself, its CTEs, FROM-list
+ *		subqueries and sub-selects in any expression.
+ */
+static bool
+check_query_privileges_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		CHECK_FOR_INTERRUPTS();
+#if PG_VERSION_NUM >= 160000
+		(void) ExecCheckPermissions(q->rtable, q->rteperminfos, true);
+#else
+		(void) ExecCheckRTPerms(q->rtable, true);
+#endif
+		return query_tree_walker(q, check_query_privileges_walker, context, 0);
+	}
+	return expression_tree_walker(node, check_query_privileges_walker, context);
+}
+
+/*
+ * migrate_check_statement_privileges
+ *		Error out unless m's owner holds every privilege statement "sql"
+ *		needs, on every relation and column it references anywhere.
+ *
+ * Planning is not enough: the planner may fold a WHERE clause to false and
+ * drop the sub-selects in it, and EXPLAIN then checks only what is left.
+ * This checks the analysed statement, before any simplification, as the
+ * owner with the owner's search_path.  Called at registration, inside its
+ * transaction.
+ */
+void
+migrate_check_statement_privileges(const Migration *m, const char *sql,
+								   int nparams, Oid *types)
+{
+	RoleSwitch	rs;
+	List	   *raw;
+	ListCell   *lc;
+
+	migrate_become_migration_owner(&rs, m);
+	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	foreach(lc, raw)
+	{
+		Query	   *q = parse_analyze_fixedparams(lfirst_node(RawStmt, lc), sql,
+												  types, nparams, NULL);
+
+		(void) check_query_privileges_walker((Node *) q, NULL);
+	}
+	migrate_restore_role(&rs);
 }

@@ -39,6 +39,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -57,7 +58,8 @@ PGDLLEXPORT void migrate_recovery_main(Datum main_arg);
 typedef struct WorkerArgs
 {
 	Oid			dbid;
-	Oid			connect_as;		/* role to connect as */
+	Oid			connect_as;		/* role to connect as: the owner */
+	TransactionId start_xid;	/* the transaction that starts us */
 	int64		id;				/* migrate.migrations.id */
 	char		name[MIGRATE_MAX_NAME_LEN + 1];
 } WorkerArgs;
@@ -218,23 +220,69 @@ migrate_runner_release(Migration *m)
 
 /*
  * count_other_workers
- *		Count migrate workers in the whole cluster, other than this process.
+ *		Count migrate workers in the whole cluster other than this process,
+ *		all of them (role InvalidOid) or those connected as role.
  *
  * Called with the cluster-wide start lock held, so that two starts cannot
- * both see a free slot.
+ * both see a free slot.  A worker connects as its migration's owner, so
+ * pg_stat_activity.usesysid names the role whose slot it takes.
  */
 static int64
-count_other_workers(void)
+count_other_workers(Oid role)
 {
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(role)};
 	bool		isnull;
 
 	pgstat_clear_backend_activity_snapshot();
 	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
 						 " WHERE backend_type OPERATOR(pg_catalog.=) 'migrate worker'"
-						 " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
-						 0, NULL, NULL, NULL, SPI_OK_SELECT);
+						 " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+						 " AND ($1 OPERATOR(pg_catalog.=) 0"
+						 " OR usesysid OPERATOR(pg_catalog.=) $1)",
+						 1, types, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * check_worker_can_connect
+ *		Error out unless a worker can connect as m's owner.
+ *
+ * A worker connects as the owner and as nobody else, so that the owner's
+ * code, and the commit of every transaction it runs in, has exactly the
+ * owner's rights.  From PostgreSQL 17 a background worker may connect as
+ * a role without LOGIN; before that it cannot, and such a migration runs
+ * only in the foreground, in a session of a member of the owner's role.
+ */
+static void
+check_worker_can_connect(const Migration *m)
+{
+	HeapTuple	roletup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(m->owner));
+	bool		canlogin;
+	char	   *rolname;
+
+	if (!HeapTupleIsValid(roletup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner of migration \"%s\" no longer exists", m->name),
+				 errhint("Register the migration again with replace => true.")));
+	canlogin = ((Form_pg_authid) GETSTRUCT(roletup))->rolcanlogin;
+	rolname = pstrdup(NameStr(((Form_pg_authid) GETSTRUCT(roletup))->rolname));
+	ReleaseSysCache(roletup);
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+	(void) canlogin;
+	(void) rolname;
+#else
+	if (!canlogin)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("could not start migration \"%s\" in the background", m->name),
+				 errdetail("Its owner, role \"%s\", cannot log in, and before PostgreSQL 17 a background worker can only connect as a role that can.",
+						   rolname),
+				 errhint("Run it in the foreground with CALL migrate_run('%s') as a member of role \"%s\", or register it as a role with LOGIN.",
+						 m->name, rolname)));
+#endif
 }
 
 /*
@@ -286,35 +334,31 @@ launch_worker_locked(Migration *m)
 	pid_t		pid;
 	BgwHandleStatus status;
 	TimestampTz deadline;
-	HeapTuple	roletup;
 	int64		others;
 
-	others = count_other_workers();
+	check_worker_can_connect(m);
+	others = count_other_workers(InvalidOid);
 	if (others >= migrate_max_workers)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start migration \"%s\": all %d migrate workers are busy",
 						m->name, migrate_max_workers),
 				 errhint("Wait for a running migration to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers.")));
+	if (migrate_max_workers_per_role > 0 &&
+		count_other_workers(m->owner) >= migrate_max_workers_per_role)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start migration \"%s\": role \"%s\" already has %d migrate workers",
+						m->name, GetUserNameFromId(m->owner, false),
+						migrate_max_workers_per_role),
+				 errhint("Wait for one of its migrations to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers_per_role.")));
 
 	memset(&args, 0, sizeof(args));
 	args.dbid = MyDatabaseId;
+	args.connect_as = m->owner;
+	args.start_xid = GetTopTransactionIdIfAny();
 	args.id = m->id;
 	strlcpy(args.name, m->name, sizeof(args.name));
-	roletup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(m->owner));
-	if (!HeapTupleIsValid(roletup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("owner of migration \"%s\" no longer exists", m->name),
-				 errhint("Register the migration again with replace => true.")));
-#if PG_VERSION_NUM >= 160000
-	args.connect_as = m->owner;
-#else
-	/* before 16 a worker cannot connect as a NOLOGIN role; it switches later */
-	args.connect_as = ((Form_pg_authid) GETSTRUCT(roletup))->rolcanlogin ?
-		m->owner : InvalidOid;
-#endif
-	ReleaseSysCache(roletup);
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -366,7 +410,16 @@ launch_worker_locked(Migration *m)
 	return pid;
 }
 
-/* Start a transaction with a snapshot and SPI, as every unit of work needs. */
+/* The migration a migration worker runs, for its activity; else NULL */
+static const char *worker_subject = NULL;
+
+/*
+ * begin_unit
+ *		Start a transaction with a snapshot and SPI, as every unit of work
+ *		needs, and report "activity" (naming the worker's migration) in
+ *		pg_stat_activity.query, which only members of the owner's role and
+ *		pg_read_all_stats can read.
+ */
 static void
 begin_unit(const char *activity)
 {
@@ -375,6 +428,8 @@ begin_unit(const char *activity)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
+	if (worker_subject)
+		activity = psprintf("%s of \"%s\"", activity, worker_subject);
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
@@ -492,19 +547,71 @@ worker_record_failure(int64 id, ErrorData *edata)
 }
 
 /*
- * start_next_in_series
- *		After a series member finished, start the next member that is not
- *		done yet, handing it the rest of the series.
+ * series_member_problem
+ *		Why the series started by "starter" must not go on with m, the
+ *		member pinned as "next" (NULL if it may).
  *
- * Runs its own transaction.  A member that cannot be started is marked
- * failed with the reason, which ends the series.
+ * A member is pinned by id when the series starts; one that was
+ * unregistered since, or registered anew under its name, is not the
+ * migration the starter chose.  The starter must also still be allowed to
+ * start it: the hand-over happens in the previous member's worker, which
+ * must not start anything on its own authority.
+ */
+static char *
+series_member_problem(const Migration *m, const SeriesMember *next, Oid starter)
+{
+	char	   *who = GetUserNameFromId(starter, true);
+
+	if (m == NULL)
+		return psprintf("the series stopped: migration \"%s\" was unregistered after the series started",
+						next->name);
+	if (strcmp(m->name, next->name) != 0)
+		return psprintf("the series stopped: migration \"%s\" was replaced after the series started",
+						next->name);
+	if (who == NULL)
+		return psprintf("the series stopped: the role that started it no longer exists, so migration \"%s\" was not started",
+						next->name);
+	if (!is_member_of_role(starter, m->owner))
+		return psprintf("the series stopped: role \"%s\", which started it, may no longer start migration \"%s\"",
+						who, next->name);
+	return NULL;
+}
+
+/*
+ * stop_series
+ *		Record on the finished member prev why its series went no further.
  */
 static void
-start_next_in_series(List *rest)
+stop_series(int64 prev_id, const char *prev_name, Oid prev_owner, const char *why)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(prev_id), CStringGetTextDatum(why)};
+
+	ereport(WARNING, (errmsg("migrate: %s", why)));
+	migrate_catalog_exec("UPDATE migrate.migrations SET last_error = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+	migrate_catalog_log_event(prev_name, prev_owner, "series stopped", why);
+}
+
+/*
+ * start_next_in_series
+ *		After member prev of a series finished, start the next member (a
+ *		List of SeriesMember) that is not done yet, on behalf of the series'
+ *		starter, handing it the rest of the series.
+ *
+ * Runs its own transactions.  A member that is gone, replaced, or no longer
+ * the starter's to start ends the series, with the reason in prev's
+ * last_error.  A member that cannot be started is marked failed with the
+ * reason, which also ends the series.
+ */
+static void
+start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
+					 List *rest, Oid starter)
 {
 	while (rest != NIL)
 	{
-		char	   *next = linitial(rest);
+		SeriesMember *next = linitial(rest);
 		MemoryContext oldcxt = CurrentMemoryContext;
 		volatile bool started = false;
 
@@ -512,16 +619,24 @@ start_next_in_series(List *rest)
 		PG_TRY();
 		{
 			Migration  *m;
+			char	   *problem;
 
 			begin_unit("migrate: starting next migration of a series");
-			m = migrate_catalog_load(next, true, true);
-			if (m == NULL)
-				ereport(WARNING,
-						(errmsg("migration \"%s\" of a series no longer exists; the series stops", next)));
+			m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
+				migrate_catalog_load(next->name, true, true);
+			problem = series_member_problem(m, next, starter);
+			if (problem)
+			{
+				stop_series(prev_id, prev_name, prev_owner, problem);
+				started = true;
+			}
 			else if (!migrate_is_finished(m))
 			{
 				if (!migrate_runner_active(m->id))
-					migrate_start_locked(m, false, rest, "start", "next in series");
+				{
+					m->series_starter = starter;
+					migrate_start_locked(m, false, rest, starter, "start", "next in series");
+				}
 				started = true;
 			}
 			end_unit();
@@ -536,11 +651,14 @@ start_next_in_series(List *rest)
 			AbortCurrentTransaction();
 			begin_unit("migrate: recording failure");
 			{
-				Migration  *m = migrate_catalog_load(next, true, true);
+				Migration  *m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
+					migrate_catalog_load(next->name, true, true);
 
-				if (m)
+				if (m && series_member_problem(m, next, starter) == NULL)
 					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail",
 											  edata->message);
+				else
+					stop_series(prev_id, prev_name, prev_owner, edata->message);
 			}
 			end_unit();
 			return;
@@ -630,6 +748,8 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 	int64		pause_ms = 0;
 	int64		elapsed_us = 0;
 	List	   *series = NIL;
+	Oid			series_starter = InvalidOid;
+	Oid			series_prev_owner = InvalidOid;
 	char	   *summary = NULL;
 
 	begin_unit("migrate: reading migration");
@@ -690,7 +810,16 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 				summary = psprintf("is done: " INT64_FORMAT " rows processed, " INT64_FORMAT " changed",
 								   m->processed, m->changed);
 			foreach(lc, m->series_rest)
-				series = lappend(series, pstrdup(lfirst(lc)));
+			{
+				SeriesMember *sm = palloc(sizeof(SeriesMember));
+
+				sm->id = ((SeriesMember *) lfirst(lc))->id;
+				sm->name = pstrdup(((SeriesMember *) lfirst(lc))->name);
+				series = lappend(series, sm);
+			}
+			/* a series started before 0.3 runs on behalf of its members' owner */
+			series_starter = OidIsValid(m->series_starter) ? m->series_starter : m->owner;
+			series_prev_owner = m->owner;
 			MemoryContextSwitchTo(old);
 			/* the row is locked by the batch's catalog update */
 			migrate_runner_release(m);
@@ -703,7 +832,8 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 		ereport(LOG, (errmsg("migrate: migration \"%s\" %s in %s", args->name, summary,
 							 format_duration(GetCurrentTimestamp() - worker_started))));
 		if (series != NIL)
-			start_next_in_series(series);
+			start_next_in_series(args->id, args->name, series_prev_owner,
+								 series, series_starter);
 		return true;
 	}
 	if (stop && !worker_still_claimed(args->id, true))
@@ -812,6 +942,25 @@ run_migration(const WorkerArgs *args)
 }
 
 /*
+ * wait_for_starter
+ *		Wait until the transaction that started us has ended.
+ *
+ * Called holding the runner lock, which is what the starter waits for.
+ * The starter may also have registered the migration in the same
+ * transaction, so the row is not even visible before that transaction
+ * commits; if it rolls back, the worker finds nothing to run and leaves.
+ */
+static void
+wait_for_starter(const WorkerArgs *args)
+{
+	if (!TransactionIdIsValid(args->start_xid))
+		return;
+	StartTransactionCommand();
+	XactLockTableWait(args->start_xid, NULL, NULL, XLTW_None);
+	CommitTransactionCommand();
+}
+
+/*
  * migrate_worker_main
  *		Entry point of a migration's background worker.
  */
@@ -819,23 +968,28 @@ void
 migrate_worker_main(Datum main_arg)
 {
 	WorkerArgs	args;
-	char	   *appname;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-#if PG_VERSION_NUM >= 160000
+	/* the owner, and only the owner: see check_worker_can_connect */
+	Assert(OidIsValid(args.connect_as));
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
 	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as,
 											  BGWORKER_BYPASS_ROLELOGINCHECK);
 #else
 	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as, 0);
 #endif
 
-	appname = psprintf("migrate: %s", args.name);
-	SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname(appname);
+	/*
+	 * Any role may read application_name in pg_stat_activity, so it does not
+	 * name the migration; the activity does, and only the owner's members
+	 * and pg_read_all_stats see that.
+	 */
+	SetConfigOption("application_name", "migrate worker", PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname("migrate worker");
 
 	/*
 	 * Each batch commits its cursor with its data, so batches lost to a
@@ -844,7 +998,11 @@ migrate_worker_main(Datum main_arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 
+	worker_subject = args.name;
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("migrate: waiting to start \"%s\"", args.name));
 	migrate_runner_lock(args.id);
+	wait_for_starter(&args);
 	run_migration(&args);
 	proc_exit(0);
 }
@@ -897,7 +1055,7 @@ migrate_recovery_main(Datum main_arg)
 			m = migrate_catalog_load(name, true, true);
 			if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
 				!migrate_runner_active(m->id))
-				migrate_start_locked(m, false, m->series_rest, "resume",
+				migrate_start_locked(m, false, m->series_rest, InvalidOid, "resume",
 									 "resumed after a server restart");
 			end_unit();
 		}

@@ -22,7 +22,7 @@ $node->safe_psql('postgres', q{
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) > 0 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND application_name = 'migrate: bump'})
+		 WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'})
 	  || $node->safe_psql('postgres', q{SELECT state FROM migrate.migrations}) eq 'done',
 	'worker visible in pg_stat_activity');
 

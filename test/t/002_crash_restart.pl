@@ -36,7 +36,7 @@ $node->safe_psql('postgres', qq{
 });
 
 my $worker_q = q{SELECT pid FROM pg_stat_activity
-	WHERE backend_type = 'migrate worker' AND application_name = 'migrate: bump'};
+	WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'};
 
 # Wait until a worker other than $old_pid runs 'bump' and the migration has
 # gone beyond $min_processed rows; return the new pid.
@@ -48,7 +48,7 @@ sub wait_resumed
 		SELECT count(*) = 1
 		  FROM pg_stat_activity a, migrate.migrations m
 		 WHERE a.backend_type = 'migrate worker'
-		   AND a.application_name = 'migrate: bump'
+		   AND a.query LIKE '%"bump"%'
 		   AND a.pid <> $old_pid
 		   AND m.name = 'bump' AND m.state = 'running'
 		   AND m.processed > $min_processed});

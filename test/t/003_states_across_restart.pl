@@ -44,7 +44,7 @@ sub worker_gone
 	my $name = shift;
 	return $node->poll_query_until('postgres', qq{
 		SELECT count(*) = 0 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND application_name = 'migrate: $name'});
+		 WHERE backend_type = 'migrate worker' AND query LIKE '%"$name"%'});
 }
 
 # done
@@ -119,7 +119,7 @@ $node->restart;
 ok( $node->poll_query_until('postgres', qq{
 		SELECT count(*) = 1
 		  FROM pg_stat_activity a, migrate.migrations m
-		 WHERE a.backend_type = 'migrate worker' AND a.application_name = 'migrate: m_run'
+		 WHERE a.backend_type = 'migrate worker' AND a.query LIKE '%"m_run"%'
 		   AND m.name = 'm_run' AND m.processed > $run_before}),
 	'running migration resumed after the restart with a new worker')
   or diag($node->safe_psql('postgres', 'SELECT * FROM migrate.migrations'));

@@ -60,7 +60,7 @@ for my $m (sort keys %expect)
 	like($err, $expect{$m}, "$m: last_error says what happened ($err)");
 	ok( $node->poll_query_until('postgres', qq{
 			SELECT count(*) = 0 FROM pg_stat_activity
-			 WHERE backend_type = 'migrate worker' AND application_name = 'migrate: $m'}),
+			 WHERE backend_type = 'migrate worker' AND query LIKE '%"$m"%'}),
 		"$m: worker exited");
 	is( $node->safe_psql('postgres', qq{
 			SELECT worker_pid IS NULL, finished_at IS NOT NULL,

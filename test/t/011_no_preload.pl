@@ -36,7 +36,7 @@ is($node->safe_psql('postgres', q{SHOW shared_preload_libraries}), '',
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) = 1 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND application_name = 'migrate: bump'}),
+		 WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'}),
 	'the migration runs in a dynamic background worker');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'migrate launcher'}),
 	'0', 'there is no launcher');

@@ -44,7 +44,7 @@ $node->safe_psql('postgres', qq{
 });
 
 my $worker_q = q{SELECT pid FROM pg_stat_activity
-	WHERE backend_type = 'migrate worker' AND application_name = 'migrate: bump'};
+	WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'};
 
 # Kill the worker once the counter $col is past $min, and wait until a new
 # worker has gone further.
@@ -63,7 +63,7 @@ sub kill_and_wait
 			SELECT count(*) = 1
 			  FROM pg_stat_activity a, migrate.migrations m
 			 WHERE a.backend_type = 'migrate worker' AND a.pid <> $pid
-			   AND a.application_name = 'migrate: bump'
+			   AND a.query LIKE '%"bump"%'
 			   AND m.name = 'bump' AND m.$col > $before}),
 		"$what: resumed by a new worker");
 }
