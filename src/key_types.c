@@ -20,6 +20,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "storage/lmgr.h"
@@ -29,6 +30,20 @@
 #include "utils/syscache.h"
 
 #include "migrate.h"
+
+/* The namespace of type typid. */
+static Oid
+type_namespace(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			nsp;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	nsp = ((Form_pg_type) GETSTRUCT(tup))->typnamespace;
+	ReleaseSysCache(tup);
+	return nsp;
+}
 
 /*
  * key_column_signature
@@ -45,10 +60,16 @@ key_column_signature(Oid relid, const char *name)
 	if (!HeapTupleIsValid(tup))
 		return NULL;
 	att = (Form_pg_attribute) GETSTRUCT(tup);
-	/* qualified whatever the search_path, so that it compares the same */
+	/*
+	 * The same text whatever the search_path: types outside pg_catalog are
+	 * qualified.  A collation is named only if it is not the type's own.
+	 */
 	result = format_type_extended(att->atttypid, att->atttypmod,
-								  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
-	if (OidIsValid(att->attcollation))
+								  FORMAT_TYPE_TYPEMOD_GIVEN |
+								  (type_namespace(att->atttypid) == PG_CATALOG_NAMESPACE ?
+								   0 : FORMAT_TYPE_FORCE_QUALIFY));
+	if (OidIsValid(att->attcollation) &&
+		att->attcollation != get_typcollation(att->atttypid))
 	{
 		HeapTuple	ctup = SearchSysCache1(COLLOID, ObjectIdGetDatum(att->attcollation));
 		Form_pg_collation coll;

@@ -156,7 +156,7 @@ start=$(now_ms)
 q <<'SQL'
 \pset footer off
 SELECT name, state, worker_pid FROM migrate_start('fix_ids');
-SELECT pid, backend_type, application_name
+SELECT pid, backend_type, usename, query
   FROM pg_stat_activity WHERE backend_type = 'migrate worker';
 SQL
 

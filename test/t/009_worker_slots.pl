@@ -103,7 +103,7 @@ is( $node->safe_psql('postgres', q{
 		 WHERE m.state = 'running'
 		   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
 		                    WHERE a.backend_type = 'migrate worker'
-		                      AND a.application_name = 'migrate: ' || m.name)}),
+		                      AND a.query LIKE '%"' || m.name || '"%')}),
 	'0', 'no migration is left running without a worker');
 is( $node->safe_psql('postgres', q{
 		SELECT count(*) FROM migrate.migrations

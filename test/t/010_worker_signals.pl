@@ -87,7 +87,7 @@ my $orphan_q = q{
 	SELECT state <> 'running'
 	       OR EXISTS (SELECT 1 FROM pg_stat_activity a
 	                   WHERE a.backend_type = 'migrate worker'
-	                     AND a.application_name = 'migrate: ' || m.name)
+	                     AND a.query LIKE '%"' || m.name || '"%')
 	  FROM migrate.migrations m WHERE name = '%s'};
 
 # --- query cancel during a batch ---------------------------------------------

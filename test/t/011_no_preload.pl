@@ -2,8 +2,8 @@
 # worker").
 #
 # Without preloading: migrate_start runs the migration in a dynamic
-# background worker (backend_type 'migrate worker', application_name
-# 'migrate: <name>') to the end, every row changed once; the
+# background worker (backend_type 'migrate worker', its activity naming
+# "<name>") to the end, every row changed once; the
 # migrate.max_workers setting from postgresql.conf is honoured (a second
 # start errors clearly); after a server restart there is no launcher, so a
 # migration that was running has no worker, migrate_status shows none, and
