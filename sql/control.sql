@@ -144,13 +144,20 @@ BEGIN
     RETURN 8;
 END $$;
 SELECT name FROM migrate_register('trojan', 'alice_t', set_clause => 'v = alice_temp()', batch_size => 2);
--- in her own session: the settings her code changes are undone
-SHOW search_path;
+-- under SET ROLE the session could RESET ROLE before its COMMIT, so
+-- migrate_step, which leaves the commit to its caller, runs her code
+-- restricted: the deferred trigger is refused
 BEGIN;
 SELECT cursor FROM migrate_step('meddle');
+ROLLBACK;
+-- CALL migrate_run commits each batch itself, as her: her code runs
+-- unrestricted, its deferred trigger fires, and the settings it changes
+-- are undone
+SHOW search_path;
+CALL migrate_run('meddle', max_batches => 1);
+SELECT cursor FROM migrate_status('meddle');
 SHOW search_path;
 SHOW lock_timeout;
-COMMIT;
 RESET ROLE;
 -- in another role's session her code runs as a restricted operation
 SELECT migrate_step('trojan');

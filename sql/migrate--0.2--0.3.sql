@@ -13,11 +13,14 @@
 ALTER TABLE migrate.migrations
     ADD COLUMN series_ids bigint[],
     ADD COLUMN series_starter pg_catalog.regrole,
+    ADD COLUMN series_started_at pg_catalog.timestamptz,
     ADD COLUMN key_types pg_catalog.text[];
 
 COMMENT ON COLUMN migrate.migrations.series_ids IS
     'ids of the migrations in series_rest, pinned when the series started';
 COMMENT ON COLUMN migrate.migrations.series_starter IS
     'role on whose behalf the series runs; each hand-over checks it may still start the next member';
+COMMENT ON COLUMN migrate.migrations.series_started_at IS
+    'when the series started; a member registered again after it is not run';
 COMMENT ON COLUMN migrate.migrations.key_types IS
     'type and collation of each key column when the migration was registered; a batch that finds others fails';

@@ -68,7 +68,42 @@ SELECT migrate_start_series(array_agg('m' || (g % 999))) FROM generate_series(1,
 SELECT migrate_start_series(ARRAY['p_coll', repeat('x', 64)]);
 SELECT migrate_start_series(ARRAY['p_coll', NULL]);
 
+-- the owner's code may call migrate's functions again, many times, inside a
+-- batch: no statement the batch is running is freed under it
+SET ROLE migrate_alice;
+CREATE TABLE nest_t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO nest_t (id) SELECT g FROM generate_series(1, 3) g;
+CREATE TABLE nest_t2 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO nest_t2 (id) SELECT g FROM generate_series(1, 200) g;
+DO $$
+BEGIN
+    FOR k IN 1 .. 100 LOOP
+        PERFORM migrate_register('p_n' || k, 'nest_t2', set_clause => 'n = ' || k, batch_size => 1);
+    END LOOP;
+END
+$$;
+CREATE FUNCTION nest(c int, fail boolean) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    FOR k IN 1 .. c LOOP
+        PERFORM migrate_step('p_n' || k);
+    END LOOP;
+    IF fail THEN
+        RAISE EXCEPTION 'nested steps done';
+    END IF;
+    RETURN c;
+END
+$$;
+SELECT name FROM migrate_register('p_outer', 'nest_t', set_clause => 'n = nest(100, id = 3)', batch_size => 1);
+SELECT state, processed FROM migrate_step('p_outer');
+SELECT state, processed FROM migrate_step('p_outer');
+SELECT state, processed FROM migrate_step('p_outer');
+SELECT n, count(*) FROM nest_t GROUP BY n ORDER BY n;
+SELECT count(*) FILTER (WHERE n > 0) AS stepped FROM nest_t2;
+SELECT count(*) AS cursors_moved FROM migrate.migrations WHERE name LIKE 'p\_n%' AND processed = 2;
+RESET ROLE;
+
 -- clean up
 SELECT count(migrate_unregister(name)) FROM migrate.migrations WHERE name LIKE 'p\_%';
-DROP TABLE priv, pcoll;
+DROP TABLE priv, pcoll, nest_t, nest_t2;
+DROP FUNCTION nest(int, boolean);
 DROP SCHEMA vic CASCADE;

@@ -54,7 +54,8 @@ SELECT migrate_unschedule($$it's "odd"$$);
 
 -- job names carry the id; a name too long for pg_cron's 63 bytes is clipped
 SELECT name FROM migrate_register(repeat('n', 60), 'sch', set_clause => 'v = v + 1');
-SELECT regexp_replace(jobname, '#[0-9]+', '#N') AS jobname, octet_length(jobname) AS bytes,
+SELECT regexp_replace(jobname, '#[0-9]+ (start|pause) n+$', '#N \1 nnn...') AS jobname,
+       octet_length(jobname) AS bytes,
        substring(jobname from '#([0-9]+)')::bigint =
            (SELECT id FROM migrate.migrations WHERE name = repeat('n', 60)) AS named_by_id,
        command LIKE '%' || repeat('n', 60) || '%' AS command_names_it

@@ -201,10 +201,10 @@ void
 migrate_start_locked(Migration *m, bool restart, List *series_rest,
 					 Oid actor, const char *event, const char *detail)
 {
-	Oid			types[8] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID,
-	INT8ARRAYOID, OIDOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[9] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID,
+	INT8ARRAYOID, OIDOID, TIMESTAMPTZOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		names_null;
 	bool		ids_null;
 	int64		estimate = 0;
@@ -216,6 +216,8 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 		actor = MyBgworkerEntry != NULL ? m->owner : GetUserId();
 	if (!OidIsValid(m->series_starter))
 		m->series_starter = actor;
+	if (m->series_started_at == 0)
+		m->series_started_at = GetCurrentTimestamp();
 	user = GetUserNameFromId(actor, false);
 	if (restart && m->catalog_v2)
 	{
@@ -246,6 +248,8 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	values[5] = Int64GetDatum(restart ? 0 : migrate_progress_done(m));
 	values[7] = ObjectIdGetDatum(m->series_starter);
 	nulls[7] = names_null ? 'n' : ' ';
+	values[8] = TimestampTzGetDatum(m->series_started_at);
+	nulls[8] = names_null ? 'n' : ' ';
 
 	migrate_catalog_exec(psprintf("UPDATE migrate.migrations SET"
 								  " state = 'running',"
@@ -263,8 +267,9 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 								  " series_rest = $4%s"
 								  " WHERE id OPERATOR(pg_catalog.=) $1",
 								  m->catalog_v3 ?
-								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole" : ""),
-						 8, types, values, nulls, SPI_OK_UPDATE);
+								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole,"
+								  " series_started_at = $9" : ""),
+						 9, types, values, nulls, SPI_OK_UPDATE);
 	if (restart)
 	{
 		m->cursor = NULL;
@@ -610,7 +615,7 @@ migrate_register(PG_FUNCTION_ARGS)
 			n3[1] = ' ';
 		}
 		migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2,"
-							 " series_ids = NULL, series_starter = NULL"
+							 " series_ids = NULL, series_starter = NULL, series_started_at = NULL"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
 							 2, t3, v3, n3, SPI_OK_UPDATE);
 	}
@@ -1066,6 +1071,8 @@ migrate_run(PG_FUNCTION_ARGS)
 							 5, types, values, NULL, SPI_OK_UPDATE);
 		migrate_catalog_log_event(m->name, m->owner, "run", "in the foreground");
 		SPI_commit();
+		/* from here each batch is committed here, before the role can change */
+		migrate_set_runner_commits(true);
 
 		for (;;)
 		{
@@ -1111,6 +1118,7 @@ migrate_run(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		migrate_set_runner_commits(false);
 		migrate_runner_unlock(id);
 	}
 	PG_END_TRY();
@@ -1440,11 +1448,12 @@ migrate_start_series(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 	first->series_starter = GetUserId();
+	first->series_started_at = GetCurrentTimestamp();
 	if (migrate_runner_active(first->id))
 	{
-		Oid			types[4] = {INT8OID, TEXTARRAYOID, INT8ARRAYOID, OIDOID};
-		Datum		values[4];
-		char		nulls[4] = {' ', ' ', ' ', ' '};
+		Oid			types[5] = {INT8OID, TEXTARRAYOID, INT8ARRAYOID, OIDOID, TIMESTAMPTZOID};
+		Datum		values[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 		bool		names_null;
 		bool		ids_null;
 
@@ -1453,13 +1462,15 @@ migrate_start_series(PG_FUNCTION_ARGS)
 		nulls[1] = names_null ? 'n' : ' ';
 		nulls[2] = ids_null ? 'n' : ' ';
 		values[3] = ObjectIdGetDatum(first->series_starter);
+		values[4] = TimestampTzGetDatum(first->series_started_at);
 		migrate_catalog_exec(first->catalog_v3 ?
 							 "UPDATE migrate.migrations SET series_rest = $2,"
-							 " series_ids = $3, series_starter = $4::pg_catalog.regrole"
+							 " series_ids = $3, series_starter = $4::pg_catalog.regrole,"
+							 " series_started_at = $5"
 							 " WHERE id OPERATOR(pg_catalog.=) $1" :
 							 "UPDATE migrate.migrations SET series_rest = $2"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 4, types, values, nulls, SPI_OK_UPDATE);
+							 5, types, values, nulls, SPI_OK_UPDATE);
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already running; the series goes on after it",
 						first->name)));

@@ -47,9 +47,11 @@
 
 /* The columns 0.3 added, and what an older catalog stands for instead */
 #define MIGRATION_COLUMNS_V3 \
-	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true"
+	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true, " \
+	"series_started_at, registered_at"
 #define MIGRATION_COLUMNS_PRE_V3 \
-	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false"
+	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false, " \
+	"NULL::pg_catalog.timestamptz, registered_at"
 
 /*
  * load_sql
@@ -180,6 +182,9 @@ static CachedStatement cached[MIGRATE_CACHED_STATEMENTS];
 static int	ncached = 0;
 static int	next_victim = 0;
 
+/* How many cached statements are executing right now (nested calls) */
+static int	cached_depth = 0;
+
 /*
  * migrate_execute_cached
  *		SPI_execute_with_args, with the statement prepared once per process.
@@ -195,9 +200,15 @@ migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
 					   const char *nulls, bool custom_plan)
 {
 	CachedStatement *c = NULL;
+	int			ret;
 
-	/* statements with more parameters than a slot holds are not cached */
-	if (nargs > MIGRATE_MAX_CACHED_ARGS)
+	/*
+	 * Statements with more parameters than a slot holds are not cached.
+	 * Neither is anything while a cached statement runs: the owner's code
+	 * inside it may call migrate's functions again, and evicting a slot
+	 * then would free the plan the outer call is executing.
+	 */
+	if (nargs > MIGRATE_MAX_CACHED_ARGS || cached_depth > 0)
 		return SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 	for (int i = 0; i < ncached; i++)
 		if (cached[i].nargs == nargs && strcmp(cached[i].sql, sql) == 0 &&
@@ -229,7 +240,17 @@ migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
 			memcpy(c->types, types, sizeof(Oid) * nargs);
 		c->plan = plan;
 	}
-	return SPI_execute_plan(c->plan, values, nulls, false, 0);
+	cached_depth++;
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(c->plan, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		cached_depth--;
+	}
+	PG_END_TRY();
+	return ret;
 }
 
 /*
@@ -308,6 +329,9 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->series_starter = DatumGetObjectId(COL(36));
 	m->key_types = ARRAYCOL(37);
 	m->catalog_v3 = DatumGetBool(COL(38));
+	COL(39);
+	m->series_started_at = isnull ? 0 : DatumGetTimestampTz(d);
+	m->registered_at = DatumGetTimestampTz(COL(40));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL

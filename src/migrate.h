@@ -68,6 +68,8 @@ typedef struct Migration
 	int32		worker_pid;		/* 0 when NULL */
 	List	   *series_rest;	/* SeriesMember to run after this one */
 	Oid			series_starter; /* who started the series, or InvalidOid */
+	TimestampTz series_started_at;	/* when; 0 for a series before 0.3 */
+	TimestampTz registered_at;	/* when this definition was registered */
 	bool		adaptive;		/* batch size follows target_batch_time */
 	int64		target_batch_ms;
 	int32		min_batch_size;
@@ -173,6 +175,7 @@ typedef struct RoleSwitch
 
 extern Oid	migrate_catalog_owner(void);
 extern void migrate_become_catalog_owner(RoleSwitch *rs);
+extern void migrate_set_runner_commits(bool on);
 extern bool migrate_owner_commits(const Migration *m);
 extern void migrate_become_migration_owner(RoleSwitch *rs, const Migration *m);
 extern void migrate_become_migration_owner_ext(RoleSwitch *rs,

@@ -102,23 +102,49 @@ migrate_become_catalog_owner(RoleSwitch *rs)
 	rs->revert_gucs = false;
 }
 
+/* Does the runner commit each batch itself (a worker, CALL migrate_run)? */
+static bool runner_commits = false;
+
+/*
+ * migrate_set_runner_commits
+ *		Say whether the current process runs batches that it commits itself,
+ *		before anything else can change the session's role: a worker, or
+ *		CALL migrate_run for as long as it runs.
+ */
+void
+migrate_set_runner_commits(bool on)
+{
+	runner_commits = on;
+}
+
 /*
  * migrate_owner_commits
- *		Would the current transaction commit as m's owner?
+ *		Will the current transaction end as m's owner, whatever happens in it
+ *		after the owner's code?
  *
  * A transaction ends (commits, runs held cursors to completion, fires
- * deferred triggers) as the session's outer user.  Only when that user,
- * and the user we run as now, are m's owner may the owner's code leave
- * work for the end of the transaction: it then runs with exactly the
- * owner's rights.  Anywhere else (a superuser's or a member's session, a
- * SECURITY DEFINER function, a worker run for another migration) the
- * owner's code must run as a security-restricted operation.
+ * deferred triggers) as the session's outer user at that time.  Only when
+ * that is certainly m's owner may the owner's code leave work for the end
+ * of the transaction; anywhere else (a superuser's or a member's session,
+ * a SECURITY DEFINER function, a worker run for another migration) the
+ * owner's code runs as a security-restricted operation.
+ *
+ * It is certain in a runner that commits each batch itself while the outer
+ * user is the owner (nothing can change the role in between), and in a
+ * session that belongs to the owner through and through: authenticated
+ * as, and the session user of, the owner.  A session that merely did SET
+ * ROLE (or SET SESSION AUTHORIZATION) to the owner could RESET it before
+ * its COMMIT, so it does not count.
  */
 bool
 migrate_owner_commits(const Migration *m)
 {
-	return GetOuterUserId() == m->owner && GetUserId() == m->owner &&
-		!InSecurityRestrictedOperation();
+	if (GetUserId() != m->owner || GetOuterUserId() != m->owner ||
+		InSecurityRestrictedOperation())
+		return false;
+	if (runner_commits)
+		return true;
+	return GetSessionUserId() == m->owner && GetAuthenticatedUserId() == m->owner;
 }
 
 /*

@@ -218,10 +218,15 @@ migrate_runner_release(Migration *m)
 	migrate_runner_unlock(m->id);
 }
 
+/* Is this worker starting the next member of its series (and about to exit)? */
+static bool handing_over = false;
+
 /*
  * count_other_workers
- *		Count migrate workers in the whole cluster other than this process,
- *		all of them (role InvalidOid) or those connected as role.
+ *		Count migrate workers in the whole cluster, all of them (role
+ *		InvalidOid) or those connected as role.  A worker handing over to the
+ *		next member of its series is about to exit and does not count
+ *		itself; any other worker that starts a migration (a task can) does.
  *
  * Called with the cluster-wide start lock held, so that two starts cannot
  * both see a free slot.  A worker connects as its migration's owner, so
@@ -230,17 +235,17 @@ migrate_runner_release(Migration *m)
 static int64
 count_other_workers(Oid role)
 {
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(role)};
+	Oid			types[2] = {OIDOID, BOOLOID};
+	Datum		values[2] = {ObjectIdGetDatum(role), BoolGetDatum(handing_over)};
 	bool		isnull;
 
 	pgstat_clear_backend_activity_snapshot();
 	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
 						 " WHERE backend_type OPERATOR(pg_catalog.=) 'migrate worker'"
-						 " AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+						 " AND NOT ($2 AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())"
 						 " AND ($1 OPERATOR(pg_catalog.=) 0"
 						 " OR usesysid OPERATOR(pg_catalog.=) $1)",
-						 1, types, values, NULL, SPI_OK_SELECT);
+						 2, types, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -552,21 +557,24 @@ worker_record_failure(int64 id, ErrorData *edata)
  *		member pinned as "next" (NULL if it may).
  *
  * A member is pinned by id when the series starts; one that was
- * unregistered since, or registered anew under its name, is not the
+ * unregistered since, or registered again (replace => true keeps the id;
+ * registered_at tells) after the series started at "since", is not the
  * migration the starter chose.  The starter must also still be allowed to
  * start it: the hand-over happens in the previous member's worker, which
  * must not start anything on its own authority.
  */
 static char *
-series_member_problem(const Migration *m, const SeriesMember *next, Oid starter)
+series_member_problem(const Migration *m, const SeriesMember *next, Oid starter,
+					  TimestampTz since)
 {
 	char	   *who = GetUserNameFromId(starter, true);
 
 	if (m == NULL)
 		return psprintf("the series stopped: migration \"%s\" was unregistered after the series started",
 						next->name);
-	if (strcmp(m->name, next->name) != 0)
-		return psprintf("the series stopped: migration \"%s\" was replaced after the series started",
+	if (strcmp(m->name, next->name) != 0 ||
+		(since != 0 && m->registered_at > since))
+		return psprintf("the series stopped: migration \"%s\" was registered again after the series started",
 						next->name);
 	if (who == NULL)
 		return psprintf("the series stopped: the role that started it no longer exists, so migration \"%s\" was not started",
@@ -607,7 +615,7 @@ stop_series(int64 prev_id, const char *prev_name, Oid prev_owner, const char *wh
  */
 static void
 start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
-					 List *rest, Oid starter)
+					 List *rest, Oid starter, TimestampTz since)
 {
 	while (rest != NIL)
 	{
@@ -624,7 +632,7 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 			begin_unit("migrate: starting next migration of a series");
 			m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
 				migrate_catalog_load(next->name, true, true);
-			problem = series_member_problem(m, next, starter);
+			problem = series_member_problem(m, next, starter, since);
 			if (problem)
 			{
 				stop_series(prev_id, prev_name, prev_owner, problem);
@@ -635,7 +643,10 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 				if (!migrate_runner_active(m->id))
 				{
 					m->series_starter = starter;
+					m->series_started_at = since;
+					handing_over = true;
 					migrate_start_locked(m, false, rest, starter, "start", "next in series");
+					handing_over = false;
 				}
 				started = true;
 			}
@@ -646,6 +657,7 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 			ErrorData  *edata;
 
 			MemoryContextSwitchTo(oldcxt);
+			handing_over = false;
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortCurrentTransaction();
@@ -654,7 +666,7 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 				Migration  *m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
 					migrate_catalog_load(next->name, true, true);
 
-				if (m && series_member_problem(m, next, starter) == NULL)
+				if (m && series_member_problem(m, next, starter, since) == NULL)
 					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail",
 											  edata->message);
 				else
@@ -750,6 +762,7 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 	List	   *series = NIL;
 	Oid			series_starter = InvalidOid;
 	Oid			series_prev_owner = InvalidOid;
+	TimestampTz series_since = 0;
 	char	   *summary = NULL;
 
 	begin_unit("migrate: reading migration");
@@ -819,6 +832,7 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 			}
 			/* a series started before 0.3 runs on behalf of its members' owner */
 			series_starter = OidIsValid(m->series_starter) ? m->series_starter : m->owner;
+			series_since = m->series_started_at;
 			series_prev_owner = m->owner;
 			MemoryContextSwitchTo(old);
 			/* the row is locked by the batch's catalog update */
@@ -833,7 +847,7 @@ worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
 							 format_duration(GetCurrentTimestamp() - worker_started))));
 		if (series != NIL)
 			start_next_in_series(args->id, args->name, series_prev_owner,
-								 series, series_starter);
+								 series, series_starter, series_since);
 		return true;
 	}
 	if (stop && !worker_still_claimed(args->id, true))
@@ -998,6 +1012,8 @@ migrate_worker_main(Datum main_arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 
+	/* each batch commits as the owner, the only role this session has */
+	migrate_set_runner_commits(true);
 	worker_subject = args.name;
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("migrate: waiting to start \"%s\"", args.name));

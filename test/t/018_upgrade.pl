@@ -1,11 +1,13 @@
-# Upgrading from 0.1 to 0.2 with migrations in flight (issue 4, "Upgrades").
+# Upgrading from 0.1 to the current version (through 0.2 and 0.3) with
+# migrations in flight (issue 4, "Upgrades"; issue 9 for 0.3).
 #
-# The 0.2 library is installed; the extension is created at version 0.1,
-# as a server upgraded from 0.1 has it.  One migration is half run and
+# The current library is installed; the extension is created at version
+# 0.1, as a server upgraded from 0.1 has it.  One migration is half run and
 # paused, another keeps running in the background while ALTER EXTENSION
 # migrate UPDATE changes the catalog under it.  Both must finish with
 # every row changed exactly once, keeping their cursors, counters and
-# history, and the 0.2 features must then work on them.
+# history, and the 0.2 features must then work on them; the 0.3 key types
+# are recorded by their first batch after the update.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -47,7 +49,7 @@ ok( $node->poll_query_until('postgres', q{
 
 $node->safe_psql('postgres', q{ALTER EXTENSION migrate UPDATE});
 is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'migrate'}),
-	'0.2', 'updated to 0.2 while busy runs');
+	'0.3', 'updated to 0.3 while busy runs');
 is( $node->safe_psql('postgres', q{
 		SELECT cursor, processed, state FROM migrate.migrations WHERE name = 'half'}),
 	"$cursor|$processed|paused", 'half kept its cursor, counters and state');
@@ -68,6 +70,9 @@ is( $node->safe_psql('postgres', q{
 		  FROM migrate_status()}),
 	'busy:30000:0:[####################] 100% half:30000:0:[####################] 100%',
 	'the 0.2 status columns work on the old migrations');
+is( $node->safe_psql('postgres', q{
+		SELECT string_agg(name || ':' || key_types::text, ' ' ORDER BY name) FROM migrate.migrations}),
+	'busy:{integer} half:{integer}', 'the key types were recorded after the update');
 is( $node->safe_psql('postgres', q{
 		SELECT string_agg(event, ',' ORDER BY id) FROM migrate.events WHERE migration = 'half'}),
 	'register,start,pause,resume,done', 'history kept across the update');

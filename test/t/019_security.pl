@@ -11,8 +11,11 @@
 #    migration is refused in the background (and runs with CALL
 #    migrate_run); from 17 its worker connects as the role itself.
 # 2. A series runs the migrations pinned when it started, on behalf of
-#    who started it, and stops when one was replaced or is no longer
-#    theirs to start.
+#    who started it, and stops when one was unregistered or registered
+#    again, or is no longer theirs to start.
+# And what the attack review of the fix found: SET ROLE, migrate_step,
+# RESET ROLE before COMMIT; a worker's own code starting another worker
+# beyond the per-role limit.
 # 5. An owner can cancel its own worker; migrate.max_workers_per_role
 #    keeps one role from taking every slot.
 # 8. Register and start in one transaction works (and a rollback leaves
@@ -183,6 +186,23 @@ is($node->safe_psql('postgres', q{
 	'11|11', 'in the worker every firing ran as alice, in a session of alice');
 is(superusers(), '', 'superuser run: nobody became a superuser');
 
+# a superuser who SET ROLE to the owner could RESET ROLE before COMMIT:
+# migrate_step leaves the commit to its caller, so the owner's code runs
+# restricted there, and nothing is left for the commit
+($ret, $out, $err) = as('alice', qq{
+	SET ROLE readers;
+	SELECT name FROM migrate_register('a35', NULL, sql => \$task\$ $pwn \$task\$);
+});
+is($ret, 0, 'readers registers a task with a held cursor') or diag($err);
+$node->safe_psql('postgres', q{DELETE FROM audit});
+($ret, $out, $err) = $node->psql('postgres', q{
+	BEGIN; SET ROLE readers; SELECT migrate_step('a35'); RESET ROLE; COMMIT;});
+like($err, qr/cannot create a cursor WITH HOLD within security-restricted operation/,
+	'SET ROLE, migrate_step, RESET ROLE: the held cursor is refused');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM audit}), '0',
+	'SET ROLE, migrate_step, RESET ROLE: nothing ran at commit');
+is(superusers(), '', 'SET ROLE, migrate_step, RESET ROLE: nobody became a superuser');
+
 # --- 1. a database owner through pg_database_owner
 $node->safe_psql('postgres', q{CREATE DATABASE adb OWNER alice});
 $node->safe_psql('adb', q{
@@ -302,6 +322,25 @@ $node->safe_psql('postgres', q{
 });
 wait_state($_) for ('b6', 'c5');
 
+# a worker's own code starting another migration counts against the limit
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET migrate.max_workers_per_role = 1;
+	SELECT pg_reload_conf();
+});
+as('bob', q{
+	SELECT migrate_register('b_main', NULL, sql => $$SELECT migrate_start('b6')$$);
+	SELECT migrate_start('b_main');
+});
+is(wait_state('b_main'), 'failed', 'per-role limit: a task starting a second worker of bob fails');
+like($node->safe_psql('postgres', q{SELECT last_error FROM migrate.migrations WHERE name = 'b_main'}),
+	qr/role "bob" already has 1 migrate workers/, 'per-role limit: with the limit as the reason');
+is($node->safe_psql('postgres', q{SELECT state FROM migrate.migrations WHERE name = 'b6'}),
+	'cancelled', 'per-role limit: the other migration did not start');
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET migrate.max_workers_per_role;
+	SELECT pg_reload_conf();
+});
+
 # --- 8. register and start in one transaction
 $node->safe_psql('postgres', q{
 	CREATE TABLE tx (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
@@ -382,6 +421,24 @@ is($node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{
 		SELECT count(*) FROM migrate.events WHERE migration = 'first' AND event = 'series stopped'}),
 	'1', 'series: the stop is in the audit log');
+
+# a member registered again (replace => true keeps its id) is not run either
+as('alice', q{
+	UPDATE af SET n = 0;
+	SELECT migrate_register('first2', 'af', set_clause => 'n = n + 1', batch_size => 20, pause => '50ms');
+	SELECT migrate_register('second2', 'ash', set_clause => 'n = n + 1');
+	SELECT migrate_start_series(ARRAY['first2', 'second2']);
+	SELECT migrate_register('second2', 'ash', set_clause => 'n = n + 100', replace => true);
+});
+is(wait_state('first2'), 'done', 'series, replaced: the first member finished');
+ok($node->poll_query_until('postgres', q{
+		SELECT last_error IS NOT NULL FROM migrate.migrations WHERE name = 'first2'}),
+	'series, replaced: the hand-over was refused');
+is($node->safe_psql('postgres', q{
+		SELECT m.state, f.last_error FROM migrate.migrations m, migrate.migrations f
+		 WHERE m.name = 'second2' AND f.name = 'first2'}),
+	'registered|the series stopped: migration "second2" was registered again after the series started',
+	'series, replaced: the new definition did not run');
 
 # carol starts a series of her own migration and one of readers (she is a
 # member), then loses the membership before the hand-over
