@@ -3,11 +3,14 @@
 MODULE_big = migrate
 OBJS = \
 	src/api.o \
+	src/args.o \
 	src/batch.o \
 	src/catalog.o \
 	src/key_types.o \
 	src/migrate.o \
 	src/pacing.o \
+	src/register.o \
+	src/runner.o \
 	src/schedule.o \
 	src/security.o \
 	src/worker.o

@@ -39,8 +39,6 @@
 
 #include "migrate.h"
 
-#define MSECS_PER_DAY (INT64CONST(86400000))
-
 PG_FUNCTION_INFO_V1(migrate_register);
 PG_FUNCTION_INFO_V1(migrate_start);
 PG_FUNCTION_INFO_V1(migrate_resume);
@@ -57,84 +55,8 @@ PG_FUNCTION_INFO_V1(migrate_retry_errors);
 PG_FUNCTION_INFO_V1(migrate_revert);
 PG_FUNCTION_INFO_V1(migrate_forget);
 
-/* How often migrate_run reports progress */
-#define RUN_NOTICE_INTERVAL_MS 5000
-
 /* How long migrate_wait tolerates "running" with nobody running it */
 #define WAIT_ORPHAN_GRACE_MS 30000
-
-/*
- * migrate_text_arg
- *		Return argument n as a C string, or error out naming it ("what")
- *		if it is NULL.
- */
-char *
-migrate_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-/* Interval argument n in milliseconds, checked against [min_ms, max_ms]. */
-static int64
-interval_arg_ms(FunctionCallInfo fcinfo, int n, const char *what,
-				int64 min_ms, int64 max_ms, const char *range)
-{
-	Interval   *iv;
-	int64		ms;
-
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-	iv = PG_GETARG_INTERVAL_P(n);
-	if (iv->month > 1200 || iv->month < -1200 || iv->day > 36500 || iv->day < -36500)
-		ms = iv->month < 0 || iv->day < 0 ? min_ms - 1 : max_ms + 1;
-	else
-		ms = iv->time / 1000 +
-			((int64) iv->day + (int64) iv->month * DAYS_PER_MONTH) * MSECS_PER_DAY;
-	if (ms < min_ms || ms > max_ms)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between %s", what, range)));
-	return ms;
-}
-
-/* Check a batch size argument. */
-static int32
-batch_size_arg(FunctionCallInfo fcinfo, int n)
-{
-	int32		size;
-
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("batch_size must not be null")));
-	size = PG_GETARG_INT32(n);
-	if (size <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch_size must be greater than zero"),
-				 errdetail("The batch_size given was %d.", size)));
-	return size;
-}
-
-/* Set a migration's batch size for good: no more adaptive sizing. */
-static void
-store_batch_size(Migration *m, int32 size)
-{
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(size)};
-
-	migrate_catalog_exec("UPDATE migrate.migrations SET batch_size = $2, adaptive = false"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 2, types, values, NULL, SPI_OK_UPDATE);
-	m->batch_size = size;
-	m->adaptive = false;
-}
 
 /* Return the row of migration id as this function's result. */
 static Datum
@@ -152,7 +74,7 @@ wrong_state(const Migration *m, const char *what, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("cannot %s migration \"%s\" because it is %s", what, m->name, m->state),
+			 errmsg("cannot %s migration \"%s\" because it is %s", what, m->name, migrate_state_name(m->state)),
 			 hint ? errhint("%s", hint) : 0));
 }
 
@@ -164,24 +86,11 @@ wrong_state(const Migration *m, const char *what, const char *hint)
 static int64
 progress_total(const Migration *m)
 {
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-	bool		isnull;
-
 	if (m->relation == NULL)
 		return 1;
 	if (!m->reverting)
 		return migrate_estimate_rows(migrate_resolve_relation(m, false));
-	values[0] = CStringGetTextDatum(m->name);
-	values[1] = Int64GetDatum(m->revert_cursor);
-	nulls[1] = m->has_revert_cursor ? ' ' : 'n';
-	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.undo"
-						 " WHERE migration OPERATOR(pg_catalog.=) $1"
-						 " AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)",
-						 2, types, values, nulls, SPI_OK_SELECT);
-	return m->reverted + DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1, &isnull));
+	return m->restored + migrate_catalog_undo_left(m);
 }
 
 /*
@@ -201,15 +110,7 @@ void
 migrate_start_locked(Migration *m, bool restart, List *series_rest,
 					 Oid actor, const char *event, const char *detail)
 {
-	Oid			types[9] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID,
-	INT8ARRAYOID, OIDOID, TIMESTAMPTZOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	bool		names_null;
-	bool		ids_null;
-	int64		estimate = 0;
 	int			pid;
-	char	   *user;
 
 	/* a worker (resuming after a restart) acts for the migration's owner */
 	if (!OidIsValid(actor))
@@ -218,91 +119,12 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 		m->series_starter = actor;
 	if (m->series_started_at == 0)
 		m->series_started_at = GetCurrentTimestamp();
-	user = GetUserNameFromId(actor, false);
-	if (restart && m->catalog_v2)
-	{
-		/* a new run: the old run's skipped rows are found again */
-		Oid			t1[2] = {INT8OID, TEXTOID};
-		Datum		v1[2] = {Int64GetDatum(m->id), CStringGetTextDatum(m->name)};
-
-		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false,"
-							 " revert_cursor = NULL, reverted = 0"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, t1, v1, NULL, SPI_OK_UPDATE);
-		migrate_catalog_exec("DELETE FROM migrate.errors"
-							 " WHERE migration OPERATOR(pg_catalog.=) $1",
-							 1, t1 + 1, v1 + 1, NULL, SPI_OK_DELETE);
-		m->reverting = false;
-		m->has_revert_cursor = false;
-		m->reverted = 0;
-	}
-	estimate = progress_total(m);
-
-	values[0] = Int64GetDatum(m->id);
-	values[1] = BoolGetDatum(restart);
-	values[2] = Int64GetDatum(estimate);
-	migrate_series_datums(series_rest, &values[3], &names_null, &values[6], &ids_null);
-	nulls[3] = names_null ? 'n' : ' ';
-	nulls[6] = ids_null ? 'n' : ' ';
-	values[4] = DirectFunctionCall1(namein, CStringGetDatum(user));
-	values[5] = Int64GetDatum(restart ? 0 : migrate_progress_done(m));
-	values[7] = ObjectIdGetDatum(m->series_starter);
-	nulls[7] = names_null ? 'n' : ' ';
-	values[8] = TimestampTzGetDatum(m->series_started_at);
-	nulls[8] = names_null ? 'n' : ' ';
-
-	migrate_catalog_exec(psprintf("UPDATE migrate.migrations SET"
-								  " state = 'running',"
-								  " cursor = CASE WHEN $2 THEN NULL ELSE cursor END,"
-								  " processed = CASE WHEN $2 THEN 0 ELSE processed END,"
-								  " changed = CASE WHEN $2 THEN 0 ELSE changed END,"
-								  " batches = CASE WHEN $2 THEN 0 ELSE batches END,"
-								  " run_processed = $6,"
-								  " total_estimate = $3,"
-								  " started_at = pg_catalog.clock_timestamp(),"
-								  " started_by = $5,"
-								  " last_batch_at = NULL,"
-								  " finished_at = NULL,"
-								  " last_error = NULL,"
-								  " series_rest = $4%s"
-								  " WHERE id OPERATOR(pg_catalog.=) $1",
-								  m->catalog_v3 ?
-								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole,"
-								  " series_started_at = $9" : ""),
-						 9, types, values, nulls, SPI_OK_UPDATE);
 	if (restart)
-	{
-		m->cursor = NULL;
-		m->processed = m->changed = m->batches = 0;
-	}
-
+		migrate_catalog_forget_run(m);
+	migrate_catalog_mark_started(m, restart, progress_total(m), series_rest, actor);
 	pid = migrate_launch_worker(m);
-
-	{
-		Oid			t2[2] = {INT8OID, INT4OID};
-		Datum		v2[2] = {Int64GetDatum(m->id), Int32GetDatum(pid)};
-
-		migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = $2"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, t2, v2, NULL, SPI_OK_UPDATE);
-	}
-	m->state = MIGRATE_STATE_RUNNING;
-	m->worker_pid = pid;
+	migrate_catalog_set_runner(m, pid, NULL);
 	migrate_catalog_log_event_by(m->name, m->owner, actor, event, detail);
-}
-
-/* Are before-images of m kept in migrate.undo? */
-static bool
-has_undo(const Migration *m)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(m->name)};
-
-	if (!m->catalog_v2)
-		return false;
-	migrate_catalog_exec("SELECT FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1 LIMIT 1",
-						 1, types, values, NULL, SPI_OK_SELECT);
-	return SPI_processed > 0;
 }
 
 /*
@@ -314,215 +136,44 @@ has_undo(const Migration *m)
 static void
 forget_errors_check_undo(const Migration *m, const char *what)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(m->name)};
-
 	if (!m->catalog_v2)
 		return;
-	if (has_undo(m))
+	if (migrate_catalog_has_undo(m))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot %s migration \"%s\" because it has before-images", what, m->name),
 				 errdetail("Its rows in migrate.undo are what migrate_revert() would restore."),
 				 errhint("Revert it with migrate_revert(), or drop them with migrate_forget() once you are sure.")));
-	migrate_catalog_exec("DELETE FROM migrate.errors WHERE migration OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_DELETE);
+	migrate_catalog_delete_errors(m, false);
 }
 
 /*
  * migrate_register(name, relation, set_clause, where_clause, row_fn, action,
- *					sql, batch_size, pause, lock_timeout, replace)
+ *					sql, batch_size, pause, lock_timeout, replace,
+ *					target_batch_time, min_batch_size, max_batch_size,
+ *					busy_share[, on_error, keep_before])
  *
- * Check a migration's definition completely and store it.  The whole check
- * runs before anything is visible: any error leaves the catalog untouched.
+ * Check a migration's definition completely and store it (register.c reads
+ * and checks the arguments, catalog.c stores them); replace => true
+ * redefines an existing migration that nobody runs.  The whole check runs
+ * before anything is visible: any error leaves the catalog untouched.
  */
 Datum
 migrate_register(PG_FUNCTION_ARGS)
 {
-	char	   *name = migrate_text_arg(fcinfo, 0, "name");
-	Oid			relid = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
-	char	   *set_clause = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *where_clause = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	Oid			row_fn = PG_ARGISNULL(4) ? InvalidOid : PG_GETARG_OID(4);
-	char	   *action = migrate_text_arg(fcinfo, 5, "action");
-	char	   *sql = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
-	bool		adaptive = PG_ARGISNULL(7);
-	int32		batch_size = adaptive ? 1000 : batch_size_arg(fcinfo, 7);
-	int64		target_ms;
-	int32		min_size;
-	int32		max_size;
-	float4		busy_share;
-	bool		replace;
-	bool		skip_errors = false;
-	bool		keep_before = false;
-	List	   *key_columns = NIL;
-	char	   *relation = NULL;
-	char	   *row_fn_text = NULL;
+	MigrationDef def;
 	Migration  *existing;
-	Oid			types[18];
-	Datum		values[18];
-	char		nulls[18];
-	int64		id;
-	bool		isnull;
-	Datum		key_array = (Datum) 0;
+	Migration  *m;
 
-	(void) interval_arg_ms(fcinfo, 8, "pause", 0, MSECS_PER_DAY, "0 and 1 day");
-	(void) interval_arg_ms(fcinfo, 9, "lock_timeout", 1, INT_MAX,
-						   "1 millisecond and 24 days");
-	if (PG_ARGISNULL(10))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("replace must not be null")));
-	replace = PG_GETARG_BOOL(10);
-	target_ms = interval_arg_ms(fcinfo, 11, "target_batch_time", 0, 3600 * 1000,
-								"0 and 1 hour");
-	min_size = batch_size_arg(fcinfo, 12);
-	max_size = batch_size_arg(fcinfo, 13);
-	if (min_size > max_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("min_batch_size must not be greater than max_batch_size"),
-				 errdetail("min_batch_size is %d, max_batch_size is %d.", min_size, max_size)));
-	if (PG_ARGISNULL(14))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("busy_share must not be null")));
-	busy_share = PG_GETARG_FLOAT4(14);
-	if (!(busy_share > 0 && busy_share <= 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("busy_share must be greater than 0 and at most 1"),
-				 errdetail("It is the share of time a migration's batches may take while the server is busy.")));
-	adaptive = adaptive && target_ms > 0;
-	/* on_error and keep_before came with 0.2 */
-	if (PG_NARGS() > 15)
-	{
-		char	   *on_error = migrate_text_arg(fcinfo, 15, "on_error");
-
-		if (strcmp(on_error, "stop") != 0 && strcmp(on_error, "skip") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("on_error must be \"stop\" or \"skip\", not \"%s\"", on_error)));
-		skip_errors = strcmp(on_error, "skip") == 0;
-		if (PG_ARGISNULL(16))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("keep_before must not be null")));
-		keep_before = PG_GETARG_BOOL(16);
-	}
-
-	if (name[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("migration name must not be empty")));
-	if (strlen(name) > MIGRATE_MAX_NAME_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("migration name is too long"),
-				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
-
-	if (!OidIsValid(relid))
-	{
-		/* a one-off task */
-		if (sql == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("relation must not be null"),
-					 errhint("To register a one-off task, pass its SQL as sql => '...' with relation => NULL.")));
-		if (set_clause || where_clause || OidIsValid(row_fn) ||
-			strcmp(action, MIGRATE_ACTION_UPDATE) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a one-off task takes only sql"),
-					 errdetail("set_clause, where_clause, row_fn and action are for migrations of a table.")));
-		if (skip_errors || keep_before)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a one-off task cannot skip rows or keep before-images"),
-					 errdetail("A task runs once, in one transaction: it succeeds or fails whole, and migrate does not know which rows it changes."),
-					 errhint("Leave on_error and keep_before at their defaults.")));
-		migrate_validate_task_sql(sql);
-		action = MIGRATE_ACTION_TASK;
-	}
-	else
-	{
-		char		relkind = get_rel_relkind(relid);
-		bool		is_delete;
-
-		if (sql != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("sql is only for one-off tasks"),
-					 errhint("Pass relation => NULL to register a one-off task, or describe the change with set_clause, row_fn or action => 'delete'.")));
-		if (strcmp(action, MIGRATE_ACTION_UPDATE) != 0 &&
-			strcmp(action, MIGRATE_ACTION_DELETE) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("action must be \"update\" or \"delete\", not \"%s\"", action)));
-		is_delete = strcmp(action, MIGRATE_ACTION_DELETE) == 0;
-		if (is_delete && (set_clause || OidIsValid(row_fn)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a delete migration takes no set_clause or row_fn"),
-					 errhint("Describe the rows to delete with where_clause.")));
-		if (!is_delete && (set_clause != NULL) == OidIsValid(row_fn))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("an update migration needs exactly one of set_clause and row_fn")));
-
-		if (relkind == '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation with OID %u does not exist", relid)));
-		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("\"%s\" is not a table", get_rel_name(relid)),
-					 errdetail("migrate works on ordinary and partitioned tables.")));
-		if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot migrate temporary table \"%s\"", get_rel_name(relid)),
-					 errdetail("A background worker cannot see another session's temporary tables.")));
-		migrate_check_table_privilege(relid, action);
-		key_columns = migrate_find_key_columns(relid);
-		if (key_columns == NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("table \"%s\" has no primary key or unique index usable as a key",
-							get_rel_name(relid)),
-					 errdetail("migrate walks a table in key order. A usable key is a primary key or a unique index without expressions or predicate whose columns are NOT NULL, not generated, and of a scalar type (not an array, composite, range or JSON type)."),
-					 errhint("Add a primary key, or a unique index on columns that are NOT NULL.")));
-		if (set_clause)
-			migrate_validate_clause(set_clause, true, key_columns);
-		if (where_clause)
-			migrate_validate_clause(where_clause, false, key_columns);
-		if (OidIsValid(row_fn))
-		{
-			migrate_validate_row_fn(row_fn, relid);
-			row_fn_text = format_procedure_qualified(row_fn);
-		}
-		relation = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-											  get_rel_name(relid));
-	}
-
-	if (key_columns != NIL)
-	{
-		Datum	   *elems = palloc(sizeof(Datum) * list_length(key_columns));
-		ListCell   *lc;
-
-		foreach(lc, key_columns)
-			elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
-		key_array = PointerGetDatum(construct_array(elems, list_length(key_columns),
-													TEXTOID, -1, false, TYPALIGN_INT));
-	}
+	migrate_register_args(fcinfo, &def);
+	migrate_validate_definition(&def);
 
 	SPI_connect();
-	existing = migrate_catalog_load(name, true, true);
-	if (existing && !replace)
+	existing = migrate_catalog_load(def.name, true, true);
+	if (existing && !def.replace)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("migration \"%s\" already exists", name),
+				 errmsg("migration \"%s\" already exists", def.name),
 				 errhint("Pass replace => true to redefine it, or choose another name.")));
 	if (existing)
 	{
@@ -531,102 +182,11 @@ migrate_register(PG_FUNCTION_ARGS)
 			wrong_state(existing, "replace", "Pause or cancel it first.");
 		forget_errors_check_undo(existing, "replace");
 	}
-
-	memset(nulls, ' ', sizeof(nulls));
-#define ARG(i, type, value, isnull_) \
-	(types[i] = (type), values[i] = (isnull_) ? (Datum) 0 : (value), nulls[i] = (isnull_) ? 'n' : ' ')
-	ARG(0, TEXTOID, CStringGetTextDatum(name), false);
-	ARG(1, TEXTOID, CStringGetTextDatum(action), false);
-	ARG(2, TEXTOID, relation ? CStringGetTextDatum(relation) : 0, relation == NULL);
-	ARG(3, TEXTARRAYOID, key_array, key_columns == NIL);
-	ARG(4, TEXTOID, set_clause ? CStringGetTextDatum(set_clause) : 0, set_clause == NULL);
-	ARG(5, TEXTOID, where_clause ? CStringGetTextDatum(where_clause) : 0, where_clause == NULL);
-	ARG(6, TEXTOID, row_fn_text ? CStringGetTextDatum(row_fn_text) : 0, row_fn_text == NULL);
-	ARG(7, TEXTOID, sql ? CStringGetTextDatum(sql) : 0, sql == NULL);
-	ARG(8, INT4OID, Int32GetDatum(batch_size), false);
-	ARG(9, INTERVALOID, PG_GETARG_DATUM(8), false);
-	ARG(10, INTERVALOID, PG_GETARG_DATUM(9), false);
-	ARG(11, TEXTOID, CStringGetTextDatum(GetConfigOptionByName("search_path", NULL, false)), false);
-	ARG(12, OIDOID, ObjectIdGetDatum(GetUserId()), false);
-	ARG(13, BOOLOID, BoolGetDatum(adaptive), false);
-	ARG(14, INTERVALOID, PG_GETARG_DATUM(11), false);
-	ARG(15, INT4OID, Int32GetDatum(min_size), false);
-	ARG(16, INT4OID, Int32GetDatum(max_size), false);
-	ARG(17, FLOAT4OID, Float4GetDatum(busy_share), false);
-#undef ARG
-
-	if (existing)
-	{
-		migrate_catalog_exec("UPDATE migrate.migrations SET"
-							 " action = $2, relation = $3, key_columns = $4,"
-							 " set_clause = $5, where_clause = $6, row_fn = $7, sql = $8,"
-							 " batch_size = $9, pause = $10, lock_timeout = $11,"
-							 " search_path = $12, owner = $13::pg_catalog.regrole,"
-							 " state = 'registered', cursor = NULL, processed = 0,"
-							 " changed = 0, batches = 0, total_estimate = NULL,"
-							 " run_processed = 0, registered_at = pg_catalog.clock_timestamp(),"
-							 " started_at = NULL, started_by = NULL, last_batch_at = NULL,"
-							 " finished_at = NULL, last_error = NULL, worker_pid = NULL,"
-							 " series_rest = NULL, adaptive = $14, target_batch_time = $15,"
-							 " min_batch_size = $16, max_batch_size = $17, busy_share = $18,"
-							 " wal_bytes = 0, throttled = NULL"
-							 " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING id",
-							 18, types, values, nulls, SPI_OK_UPDATE_RETURNING);
-	}
-	else
-		migrate_catalog_exec("INSERT INTO migrate.migrations"
-							 " (name, action, relation, key_columns, set_clause,"
-							 "  where_clause, row_fn, sql, batch_size, pause,"
-							 "  lock_timeout, search_path, owner, adaptive, target_batch_time,"
-							 "  min_batch_size, max_batch_size, busy_share)"
-							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-							 "  $13::pg_catalog.regrole, $14, $15, $16, $17, $18) RETURNING id",
-							 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
-	if (PG_NARGS() > 15)
-	{
-		Oid			t2[3] = {INT8OID, TEXTOID, BOOLOID};
-		Datum		v2[3] = {Int64GetDatum(id),
-			CStringGetTextDatum(skip_errors ? "skip" : "stop"),
-		BoolGetDatum(keep_before)};
-
-		migrate_catalog_exec("UPDATE migrate.migrations SET on_error = $2, keep_before = $3,"
-							 " reverting = false, keep_undo = false, revert_cursor = NULL,"
-							 " reverted = 0 WHERE id OPERATOR(pg_catalog.=) $1",
-							 3, t2, v2, NULL, SPI_OK_UPDATE);
-	}
-	if (migrate_catalog_is_v3())
-	{
-		List	   *key_types = OidIsValid(relid) ? migrate_key_types(relid, key_columns) : NIL;
-		Oid			t3[2] = {INT8OID, TEXTARRAYOID};
-		Datum		v3[2] = {Int64GetDatum(id), (Datum) 0};
-		char		n3[2] = {' ', 'n'};
-		ListCell   *lc;
-
-		if (key_types != NIL)
-		{
-			Datum	   *elems = palloc(sizeof(Datum) * list_length(key_types));
-
-			foreach(lc, key_types)
-				elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
-			v3[1] = PointerGetDatum(construct_array(elems, list_length(key_types),
-													TEXTOID, -1, false, TYPALIGN_INT));
-			n3[1] = ' ';
-		}
-		migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2,"
-							 " series_ids = NULL, series_starter = NULL, series_started_at = NULL"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, t3, v3, n3, SPI_OK_UPDATE);
-	}
-	{
-		Migration  *m = migrate_catalog_load_by_id(id, false);
-
-		migrate_explain_check(m);
-		migrate_catalog_log_event(name, m->owner, existing ? "replace" : "register",
-								  relation ? relation : "one-off task");
-	}
-	PG_RETURN_DATUM(return_row(id));
+	m = migrate_catalog_load_by_id(migrate_catalog_store(&def, existing != NULL), false);
+	migrate_explain_check(m);
+	migrate_catalog_log_event(m->name, m->owner, existing ? "replace" : "register",
+							  def.relation ? def.relation : "one-off task");
+	PG_RETURN_DATUM(return_row(m->id));
 }
 
 /*
@@ -643,7 +203,7 @@ start_common(Migration *m, bool restart, const char *event)
 	{
 		if (runner)
 			wrong_state(m, "restart", "Pause or cancel it, and wait for it to stop first.");
-		if (has_undo(m))
+		if (migrate_catalog_has_undo(m))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot restart migration \"%s\" because it has before-images", m->name),
@@ -652,21 +212,21 @@ start_common(Migration *m, bool restart, const char *event)
 		migrate_start_locked(m, true, m->series_rest, InvalidOid, "restart", NULL);
 		return;
 	}
-	if (strcmp(m->state, MIGRATE_STATE_DONE) == 0)
+	if (m->state == MIGRATE_DONE)
 	{
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already done", m->name),
 				 errhint("Pass restart => true to run it again from the start.")));
 		return;
 	}
-	if (strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
+	if (m->state == MIGRATE_REVERTED)
 	{
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" was reverted", m->name),
 				 errhint("Pass restart => true to run it again from the start.")));
 		return;
 	}
-	if (runner && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+	if (runner && m->state == MIGRATE_RUNNING &&
 		m->worker_pid == runner)
 	{
 		ereport(NOTICE,
@@ -683,21 +243,11 @@ start_common(Migration *m, bool restart, const char *event)
 		 * locked, so making it the committed runner keeps it going; a
 		 * second runner could not start while it holds the runner lock.
 		 */
-		Oid			types[2] = {INT8OID, INT4OID};
-		Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(runner)};
-
-		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
-							 " worker_pid = $2, last_error = NULL"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, types, values, NULL, SPI_OK_UPDATE);
-		m->state = MIGRATE_STATE_RUNNING;
-		m->worker_pid = runner;
-		migrate_catalog_log_event(m->name, m->owner, event,
-								  "handed to the process still running it");
+		migrate_catalog_set_runner(m, runner, event);
 		return;
 	}
 	migrate_start_locked(m, false, m->series_rest, InvalidOid, event,
-						 strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 ?
+						 m->state == MIGRATE_RUNNING ?
 						 "taken over: no process was running it" : NULL);
 }
 
@@ -723,9 +273,9 @@ migrate_start(PG_FUNCTION_ARGS)
 	m = migrate_catalog_load(name, true, false);
 	migrate_check_may_manage(m, restart ? "restart" : "start");
 	if (!PG_ARGISNULL(1))
-		store_batch_size(m, batch_size_arg(fcinfo, 1));
+		migrate_catalog_set_batch_size(m, migrate_batch_size_arg(fcinfo, 1));
 	start_common(m, restart,
-				 m->cursor != NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 ?
+				 m->cursor != NULL || m->state == MIGRATE_RUNNING ?
 				 "resume" : "start");
 	PG_RETURN_DATUM(return_row(m->id));
 }
@@ -744,7 +294,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 	SPI_connect();
 	m = migrate_catalog_load(name, true, false);
 	migrate_check_may_manage(m, "resume");
-	if (strcmp(m->state, MIGRATE_STATE_PAUSED) != 0)
+	if (m->state != MIGRATE_PAUSED)
 		wrong_state(m, "resume", "Only a paused migration can be resumed; use migrate_start() for the others.");
 	start_common(m, false, "resume");
 	PG_RETURN_DATUM(return_row(m->id));
@@ -756,7 +306,7 @@ migrate_resume(PG_FUNCTION_ARGS)
  *		current batch (or within a second while it sleeps).
  */
 static Datum
-stop_common(FunctionCallInfo fcinfo, const char *state, const char *verb)
+stop_common(FunctionCallInfo fcinfo, MigrateState state, const char *verb)
 {
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
@@ -764,11 +314,10 @@ stop_common(FunctionCallInfo fcinfo, const char *state, const char *verb)
 	SPI_connect();
 	m = migrate_catalog_load(name, true, false);
 	migrate_check_may_manage(m, verb);
-	if (strcmp(m->state, MIGRATE_STATE_RUNNING) != 0 &&
-		!(strcmp(state, MIGRATE_STATE_CANCELLED) == 0 &&
-		  strcmp(m->state, MIGRATE_STATE_PAUSED) == 0))
+	if (m->state != MIGRATE_RUNNING &&
+		!(state == MIGRATE_CANCELLED && m->state == MIGRATE_PAUSED))
 		wrong_state(m, verb, NULL);
-	migrate_catalog_set_state(m, state, verb, NULL);
+	migrate_catalog_transition(m, state, verb, NULL);
 	PG_RETURN_DATUM(return_row(m->id));
 }
 
@@ -778,7 +327,7 @@ stop_common(FunctionCallInfo fcinfo, const char *state, const char *verb)
 Datum
 migrate_pause(PG_FUNCTION_ARGS)
 {
-	return stop_common(fcinfo, MIGRATE_STATE_PAUSED, "pause");
+	return stop_common(fcinfo, MIGRATE_PAUSED, "pause");
 }
 
 /*
@@ -788,7 +337,7 @@ migrate_pause(PG_FUNCTION_ARGS)
 Datum
 migrate_cancel(PG_FUNCTION_ARGS)
 {
-	return stop_common(fcinfo, MIGRATE_STATE_CANCELLED, "cancel");
+	return stop_common(fcinfo, MIGRATE_CANCELLED, "cancel");
 }
 
 /*
@@ -805,9 +354,9 @@ step_locked(Migration *m, int32 batch_size)
 
 	migrate_run_next(m, batch_size, &res);
 	if (!res.done &&
-		(strcmp(m->state, MIGRATE_STATE_REGISTERED) == 0 ||
-		 strcmp(m->state, MIGRATE_STATE_FAILED) == 0))
-		migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, NULL, NULL);
+		(m->state == MIGRATE_REGISTERED ||
+		 m->state == MIGRATE_FAILED))
+		migrate_catalog_transition(m, MIGRATE_PAUSED, NULL, NULL);
 }
 
 /*
@@ -831,159 +380,10 @@ migrate_step(PG_FUNCTION_ARGS)
 				 errhint("Pause it first, or let its worker do the work.")));
 	if (migrate_is_finished(m))
 		ereport(NOTICE,
-				(errmsg("migration \"%s\" is already %s", m->name, m->state)));
+				(errmsg("migration \"%s\" is already %s", m->name, migrate_state_name(m->state))));
 	else
-		step_locked(m, PG_ARGISNULL(1) ? m->batch_size : batch_size_arg(fcinfo, 1));
+		step_locked(m, PG_ARGISNULL(1) ? m->batch_size : migrate_batch_size_arg(fcinfo, 1));
 	PG_RETURN_DATUM(return_row(m->id));
-}
-
-/*
- * run_batch_in_subxact
- *		Run the next batch of m in a subtransaction of the current
- *		transaction; return NULL on success, else the error (copied into
- *		errcxt) after rolling the subtransaction back.
- */
-static ErrorData *
-run_batch_in_subxact(Migration *m, int32 size, BatchResult *res,
-					 MemoryContext errcxt)
-{
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		migrate_run_next(m, size, res);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(errcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return edata;
-}
-
-/* What one iteration of migrate_run did */
-typedef enum RunStep
-{
-	RUN_BATCH_DONE,				/* ran a batch; go on */
-	RUN_RETRY,					/* the batch could not lock; try again */
-	RUN_RESUMED,				/* we were told to stop, then to go on */
-	RUN_STOP					/* done, stopped, limit reached or failed */
-} RunStep;
-
-/* Progress migrate_run reports between iterations */
-typedef struct RunProgress
-{
-	int64		processed;
-	int64		changed;
-	int64		pause_ms;
-} RunProgress;
-
-/*
- * run_one_batch
- *		One iteration of migrate_run, in the current transaction, with an SPI
- *		connection of its own (so nothing accumulates over a long run).
- *
- * Runs a batch unless the migration should stop; decides to stop with the
- * row locked, releasing the runner lock, so that a resume racing it is
- * never lost.  A failure is recorded and handed back in *failure
- * (allocated in errcxt); the caller commits either way.
- */
-static RunStep
-run_one_batch(int64 id, bool limit_reached, int *lock_failures, Pacer *pacer,
-			  RunProgress *progress, MemoryContext errcxt, ErrorData **failure)
-{
-	Migration  *m;
-	ErrorData  *edata;
-	BatchResult res;
-	bool		done = false;
-	RunStep		step;
-	TimestampTz start;
-	int64		elapsed_us;
-	char	   *hold;
-
-	memset(progress, 0, sizeof(*progress));
-	SPI_connect();
-	m = migrate_catalog_load_by_id(id, false);
-	if (limit_reached || m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0)
-	{
-		m = migrate_catalog_load_by_id(id, true);
-		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 && !limit_reached)
-		{
-			SPI_finish();
-			return RUN_RESUMED;
-		}
-		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
-			migrate_catalog_set_state(m, MIGRATE_STATE_PAUSED, "pause",
-									  "migrate_run reached its limit");
-		if (m)
-			migrate_runner_release(m);
-		SPI_finish();
-		return RUN_STOP;
-	}
-
-	if (!pacer->initialized)
-		migrate_pacer_init(pacer, m);
-	migrate_pacer_sample(pacer, 0);
-	hold = m->relation ? migrate_pacer_hold(pacer) : NULL;
-	if (hold)
-	{
-		ereport(NOTICE,
-				(errmsg("migration \"%s\" waits: %s", m->name, hold)));
-		SPI_finish();
-		progress->pause_ms = 1000;
-		return RUN_RESUMED;
-	}
-	m->throttled = pacer->reason;
-	memset(&res, 0, sizeof(res));
-	m->adapted_size = pacer->adaptive ? migrate_pacer_batch_size(pacer, m) : 0;
-	start = GetCurrentTimestamp();
-	edata = run_batch_in_subxact(m, migrate_pacer_batch_size(pacer, m), &res, errcxt);
-	elapsed_us = GetCurrentTimestamp() - start;
-	done = res.done;
-	if (edata && migrate_error_is_retryable(edata) &&
-		++(*lock_failures) < migrate_max_lock_retries)
-	{
-		ereport(NOTICE,
-				(errmsg("migration \"%s\": %s; retrying the batch (attempt %d of %d)",
-						m->name, edata->message, *lock_failures + 1,
-						migrate_max_lock_retries)));
-		FreeErrorData(edata);
-		migrate_pacer_lock_failed(pacer);
-		step = RUN_RETRY;
-	}
-	else if (edata)
-	{
-		*failure = edata;
-		m = migrate_catalog_load_by_id(id, true);
-		if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
-			migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", edata->message);
-		if (m)
-			migrate_runner_release(m);
-		step = RUN_STOP;
-	}
-	else
-	{
-		*lock_failures = 0;
-		if (done)
-			migrate_runner_release(m);
-		progress->processed = m->processed;
-		progress->changed = m->changed;
-		progress->pause_ms = m->pause_ms +
-			(done ? 0 : migrate_pacer_after_batch(pacer, m, res.visited, elapsed_us));
-		step = done ? RUN_STOP : RUN_BATCH_DONE;
-	}
-	SPI_finish();
-	return step;
 }
 
 /*
@@ -1002,16 +402,9 @@ migrate_run(PG_FUNCTION_ARGS)
 	int64		max_ms = -1;
 	bool		nonatomic;
 	Migration  *m;
-	int64		id;
 	int64		batches = 0;
 	TimestampTz started = GetCurrentTimestamp();
-	TimestampTz last_notice = started;
-	MemoryContext callercxt;
-	ErrorData  *volatile failure = NULL;
-	volatile bool limit_reached = false;
-	int			lock_failures = 0;
-	volatile int64 start_processed = 0;
-	Pacer		pacer;
+	Runner		r;
 
 	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
@@ -1025,93 +418,56 @@ migrate_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_batches must be greater than zero")));
 	if (!PG_ARGISNULL(2))
-		max_ms = interval_arg_ms(fcinfo, 2, "max_duration", 1, INT64CONST(100) * 365 * MSECS_PER_DAY,
+		max_ms = migrate_interval_arg_ms(fcinfo, 2, "max_duration", 1, INT64CONST(100) * 365 * MSECS_PER_DAY,
 								 "1 millisecond and 100 years");
 
-	memset(&pacer, 0, sizeof(pacer));
 	/* the error of a failed batch must outlive SPI_finish: keep it here */
-	callercxt = CurrentMemoryContext;
+	migrate_runner_init(&r, 0, name, false, CurrentMemoryContext);
 	SPI_connect_ext(SPI_OPT_NONATOMIC);
 
 	m = migrate_catalog_load(name, true, false);
 	migrate_check_may_manage(m, "run");
-	id = m->id;
+	r.id = m->id;
 	if (migrate_is_finished(m))
 	{
-		ereport(NOTICE, (errmsg("migration \"%s\" is already %s", m->name, m->state)));
+		ereport(NOTICE, (errmsg("migration \"%s\" is already %s", m->name,
+								migrate_state_name(m->state))));
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
-	if (migrate_runner_active(id))
+	if (migrate_runner_active(m->id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("migration \"%s\" is being run by another process", m->name),
 				 errhint("Pause it first, or let its worker do the work.")));
-	migrate_runner_lock(id);
+	migrate_runner_lock(m->id);
 
 	PG_TRY();
 	{
-		Oid			types[5] = {INT8OID, INT4OID, INT8OID, INT8OID, NAMEOID};
-		Datum		values[5];
-
-		values[0] = Int64GetDatum(id);
-		values[1] = Int32GetDatum(MyProcPid);
-		values[2] = Int64GetDatum(progress_total(m));
-		values[3] = Int64GetDatum(migrate_progress_done(m));
-		/* the caller, not the catalog owner the statement runs as */
-		values[4] = DirectFunctionCall1(namein,
-										CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
-		start_processed = migrate_progress_done(m);
-		migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
-							 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
-							 " started_by = $5, run_processed = $4,"
-							 " total_estimate = $3,"
-							 " last_batch_at = NULL, finished_at = NULL, last_error = NULL"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 5, types, values, NULL, SPI_OK_UPDATE);
-		migrate_catalog_log_event(m->name, m->owner, "run", "in the foreground");
+		migrate_catalog_start_foreground(m, progress_total(m));
 		SPI_commit();
 		/* from here each batch is committed here, before the role can change */
 		migrate_set_runner_commits(true);
 
 		for (;;)
 		{
-			RunStep		step;
-			RunProgress progress;
+			RunnerStep	step;
+			bool		limit_reached;
 
 			CHECK_FOR_INTERRUPTS();
-			if ((max_batches > 0 && batches >= max_batches) ||
-				(max_ms > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), max_ms)))
-				limit_reached = true;
-			step = run_one_batch(id, limit_reached, &lock_failures, &pacer,
-								 &progress, callercxt, (ErrorData **) &failure);
+			limit_reached = (max_batches > 0 && batches >= max_batches) ||
+				(max_ms > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), max_ms));
+			step = migrate_runner_step(&r, limit_reached);
 			SPI_commit();
-			if (step == RUN_STOP)
+			r.own_xacts++;
+			if (step == RUNNER_DONE || step == RUNNER_STOP)
 				break;
-			if (step == RUN_RETRY)
-			{
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Min(5000L, 100L << Min(lock_failures - 1, 6)),
-								 PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-				continue;
-			}
-			if (step == RUN_BATCH_DONE)
+			if (step == RUNNER_GO_ON && r.rows_this_step > 0)
 				batches++;
-			if (TimestampDifferenceExceeds(last_notice, GetCurrentTimestamp(), RUN_NOTICE_INTERVAL_MS))
-			{
-				double		secs = (GetCurrentTimestamp() - started) / 1000000.0;
-
-				last_notice = GetCurrentTimestamp();
-				ereport(NOTICE,
-						(errmsg("migration \"%s\": " INT64_FORMAT " rows processed, " INT64_FORMAT " changed, %.0f rows/s",
-								name, progress.processed, progress.changed,
-								secs > 0 ? (progress.processed - start_processed) / secs : 0)));
-			}
-			if ((step == RUN_BATCH_DONE || step == RUN_RESUMED) && progress.pause_ms > 0)
+			if (r.pause_ms > 0)
 			{
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 progress.pause_ms, PG_WAIT_EXTENSION);
+								 r.pause_ms, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 			}
 		}
@@ -1119,28 +475,14 @@ migrate_run(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		migrate_set_runner_commits(false);
-		migrate_runner_unlock(id);
+		migrate_runner_unlock(r.id);
 	}
 	PG_END_TRY();
 
 	SPI_finish();
-	if (failure)
-		ReThrowError(failure);
+	if (r.failure)
+		ReThrowError(r.failure);
 	PG_RETURN_VOID();
-}
-
-/* Is "name" waiting for its turn in a series that is still going? */
-static bool
-pending_in_series(const char *name)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(name)};
-
-	migrate_catalog_exec("SELECT 1 FROM migrate.migrations"
-						 " WHERE $1 OPERATOR(pg_catalog.=) ANY (series_rest)"
-						 " AND state OPERATOR(pg_catalog.=) ANY ('{running,paused}')",
-						 1, types, values, NULL, SPI_OK_SELECT);
-	return SPI_processed > 0;
 }
 
 /*
@@ -1154,13 +496,12 @@ Datum
 migrate_wait(PG_FUNCTION_ARGS)
 {
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
-	int64		timeout_ms = interval_arg_ms(fcinfo, 1, "timeout", 0,
+	int64		timeout_ms = migrate_interval_arg_ms(fcinfo, 1, "timeout", 0,
 											 INT64CONST(100) * 365 * MSECS_PER_DAY,
 											 "0 and 100 years");
 	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz orphan_since = 0;
-	char	   *state;
-	MemoryContext cxt = CurrentMemoryContext;
+	MigrateState state;
 
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
@@ -1182,18 +523,17 @@ migrate_wait(PG_FUNCTION_ARGS)
 		/* an SPI connection per poll, so that an hour of waiting costs nothing */
 		SPI_connect();
 		m = migrate_catalog_load(name, false, false);
-		state = MemoryContextStrdup(cxt, m->state);
+		state = m->state;
 		active = migrate_runner_active(m->id);
 		/* a stopped migration counts once its runner is gone too */
 		if ((migrate_is_finished(m) ||
-			 strcmp(state, MIGRATE_STATE_FAILED) == 0 ||
-			 strcmp(state, MIGRATE_STATE_CANCELLED) == 0 ||
-			 strcmp(state, MIGRATE_STATE_PAUSED) == 0) && !active)
+			 state == MIGRATE_FAILED || state == MIGRATE_CANCELLED ||
+			 state == MIGRATE_PAUSED) && !active)
 		{
 			SPI_finish();
 			break;
 		}
-		if (strcmp(state, MIGRATE_STATE_RUNNING) == 0 && !active)
+		if (state == MIGRATE_RUNNING && !active)
 		{
 			if (orphan_since == 0)
 				orphan_since = GetCurrentTimestamp();
@@ -1206,7 +546,7 @@ migrate_wait(PG_FUNCTION_ARGS)
 		}
 		else
 			orphan_since = 0;
-		if (strcmp(state, MIGRATE_STATE_REGISTERED) == 0 && !pending_in_series(name))
+		if (state == MIGRATE_REGISTERED && !migrate_catalog_pending_in_series(name))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration \"%s\" has not been started", name),
@@ -1215,7 +555,7 @@ migrate_wait(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("timed out waiting for migration \"%s\"", name),
-					 errdetail("It is still %s.", state)));
+					 errdetail("It is still %s.", migrate_state_name(state))));
 		SPI_finish();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100L, PG_WAIT_EXTENSION);
@@ -1223,7 +563,7 @@ migrate_wait(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(state));
+	PG_RETURN_TEXT_P(cstring_to_text(migrate_state_name(state)));
 }
 
 /* State shared with the dry-run callback */
@@ -1280,7 +620,7 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 				 errmsg("migration \"%s\" is being reverted; a dry run shows only batches of the change", m->name)));
 	if (migrate_is_finished(m))
 		ereport(NOTICE,
-				(errmsg("migration \"%s\" is %s; there is no next batch", m->name, m->state)));
+				(errmsg("migration \"%s\" is %s; there is no next batch", m->name, migrate_state_name(m->state))));
 	else
 		migrate_dry_run_batch(m, m->batch_size, max_rows, dry_run_row, &st);
 	SPI_finish();
@@ -1321,7 +661,7 @@ migrate_explain(PG_FUNCTION_ARGS)
 	SPI_connect();
 	m = migrate_catalog_load(name, false, false);
 	migrate_check_may_manage(m, "explain");
-	migrate_explain_batch(m, PG_ARGISNULL(1) ? m->batch_size : batch_size_arg(fcinfo, 1),
+	migrate_explain_batch(m, PG_ARGISNULL(1) ? m->batch_size : migrate_batch_size_arg(fcinfo, 1),
 						  explain_line, &st);
 	SPI_finish();
 	return (Datum) 0;
@@ -1451,26 +791,7 @@ migrate_start_series(PG_FUNCTION_ARGS)
 	first->series_started_at = GetCurrentTimestamp();
 	if (migrate_runner_active(first->id))
 	{
-		Oid			types[5] = {INT8OID, TEXTARRAYOID, INT8ARRAYOID, OIDOID, TIMESTAMPTZOID};
-		Datum		values[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-		bool		names_null;
-		bool		ids_null;
-
-		values[0] = Int64GetDatum(first->id);
-		migrate_series_datums(rest, &values[1], &names_null, &values[2], &ids_null);
-		nulls[1] = names_null ? 'n' : ' ';
-		nulls[2] = ids_null ? 'n' : ' ';
-		values[3] = ObjectIdGetDatum(first->series_starter);
-		values[4] = TimestampTzGetDatum(first->series_started_at);
-		migrate_catalog_exec(first->catalog_v3 ?
-							 "UPDATE migrate.migrations SET series_rest = $2,"
-							 " series_ids = $3, series_starter = $4::pg_catalog.regrole,"
-							 " series_started_at = $5"
-							 " WHERE id OPERATOR(pg_catalog.=) $1" :
-							 "UPDATE migrate.migrations SET series_rest = $2"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 5, types, values, nulls, SPI_OK_UPDATE);
+		migrate_catalog_set_series(first, rest);
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already running; the series goes on after it",
 						first->name)));
@@ -1491,8 +812,6 @@ migrate_unregister(PG_FUNCTION_ARGS)
 {
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
 
 	SPI_connect();
 	m = migrate_catalog_load(name, true, false);
@@ -1500,9 +819,7 @@ migrate_unregister(PG_FUNCTION_ARGS)
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "unregister", "Pause or cancel it first.");
 	forget_errors_check_undo(m, "unregister");
-	values[0] = Int64GetDatum(m->id);
-	migrate_catalog_exec("DELETE FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_DELETE);
+	migrate_catalog_delete(m);
 	migrate_catalog_log_event(m->name, m->owner, "unregister", NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -1537,7 +854,7 @@ migrate_retry_errors(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("migration \"%s\" is a one-off task and has no rows to retry", m->name)));
-	if (m->reverting || strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
+	if (m->reverting || m->state == MIGRATE_REVERTED)
 		wrong_state(m, "retry the rows of", m->reverting ? "Its revert is not finished." :
 					"Its changes were undone; restart it to run it again.");
 	if (migrate_runner_active(m->id))
@@ -1572,8 +889,6 @@ migrate_revert(PG_FUNCTION_ARGS)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	bool		keep_undo;
 	Migration  *m;
-	Oid			types[2] = {INT8OID, BOOLOID};
-	Datum		values[2];
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -1589,7 +904,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" kept no before-images", m->name),
 				 errhint("Only a migration registered with keep_before => true can be reverted.")));
-	if (strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
+	if (m->state == MIGRATE_REVERTED)
 	{
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" is already reverted", m->name)));
@@ -1597,7 +912,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 	}
 	if (migrate_runner_active(m->id))
 	{
-		if (m->reverting && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
+		if (m->reverting && m->state == MIGRATE_RUNNING)
 		{
 			ereport(NOTICE,
 					(errmsg("migration \"%s\" is already being reverted", m->name)));
@@ -1616,23 +931,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 					 errdetail("Reverting a delete inserts the rows again, as the migration's owner %s, who needs the INSERT privilege.",
 							   GetUserNameFromId(m->owner, false))));
 	}
-	values[0] = Int64GetDatum(m->id);
-	values[1] = BoolGetDatum(keep_undo);
-	if (!m->reverting)
-	{
-		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = true,"
-							 " revert_cursor = NULL, reverted = 0, keep_undo = $2"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, types, values, NULL, SPI_OK_UPDATE);
-		m->reverting = true;
-		m->has_revert_cursor = false;
-		m->reverted = 0;
-	}
-	else
-		migrate_catalog_exec("UPDATE migrate.migrations SET keep_undo = $2"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, types, values, NULL, SPI_OK_UPDATE);
-	m->keep_undo = keep_undo;
+	migrate_catalog_begin_revert(m, keep_undo);
 	migrate_start_locked(m, false, NIL, InvalidOid, "revert",
 						 m->has_revert_cursor ? "resumed" : NULL);
 	PG_RETURN_DATUM(return_row(m->id));
@@ -1649,8 +948,6 @@ migrate_forget(PG_FUNCTION_ARGS)
 {
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
 	int64		n;
 
 	SPI_connect();
@@ -1658,14 +955,7 @@ migrate_forget(PG_FUNCTION_ARGS)
 	migrate_check_may_manage(m, "forget");
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "forget the before-images of", "Pause or cancel it first.");
-	values[0] = CStringGetTextDatum(m->name);
-	migrate_catalog_exec("DELETE FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_DELETE);
-	n = SPI_processed;
-	/* what a revert reported about those images goes with them */
-	migrate_catalog_exec("DELETE FROM migrate.errors WHERE migration OPERATOR(pg_catalog.=) $1"
-						 " AND phase OPERATOR(pg_catalog.=) 'revert'",
-						 1, types, values, NULL, SPI_OK_DELETE);
+	n = migrate_catalog_forget_undo(m);
 	migrate_catalog_log_event(m->name, m->owner, "forget",
 							  psprintf(INT64_FORMAT " before-images dropped%s", n,
 									   m->reverting ? "; the unfinished revert ends here" : ""));
@@ -1676,15 +966,10 @@ migrate_forget(PG_FUNCTION_ARGS)
 		 * gone it cannot go on, and going forward again would not redo the
 		 * rows it restored.
 		 */
-		Oid			t2[1] = {INT8OID};
-		Datum		v2[1] = {Int64GetDatum(m->id)};
-
-		migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false,"
-							 " finished_at = pg_catalog.clock_timestamp()"
-							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 1, t2, v2, NULL, SPI_OK_UPDATE);
-		migrate_catalog_set_state(m, MIGRATE_STATE_REVERTED, "reverted",
-								  psprintf("restored " INT64_FORMAT " rows; the rest of the revert was given up", m->reverted));
+		migrate_catalog_end_revert(m);
+		migrate_catalog_transition(m, MIGRATE_REVERTED, "reverted",
+								   psprintf("restored " INT64_FORMAT " rows; the rest of the revert was given up",
+											m->restored));
 	}
 	SPI_finish();
 	PG_RETURN_INT64(n);

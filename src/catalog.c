@@ -101,6 +101,19 @@ text_array_to_list(Datum d, bool isnull)
 	return result;
 }
 
+/* Turn a List of C strings into a text[] datum. */
+static Datum
+list_to_text_array(List *list)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(list), 1));
+	ListCell   *lc;
+
+	foreach(lc, list)
+		elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(elems, list_length(list), TEXTOID,
+										   -1, false, TYPALIGN_INT));
+}
+
 /*
  * series_members
  *		Turn the names of a series' rest, and the ids they were pinned to
@@ -300,7 +313,7 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->lock_timeout_ms = DatumGetInt64(COL(12));
 	m->search_path = TextDatumGetCString(COL(13));
 	m->owner = DatumGetObjectId(COL(14));
-	m->state = TextDatumGetCString(COL(15));
+	m->state = migrate_state_parse(TextDatumGetCString(COL(15)));
 	COL(16);
 	m->cursor = isnull ? NULL : DatumGetJsonbPCopy(d);
 	m->processed = DatumGetInt64(COL(17));
@@ -322,7 +335,7 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	COL(32);
 	m->has_revert_cursor = !isnull;
 	m->revert_cursor = isnull ? 0 : DatumGetInt64(d);
-	m->reverted = DatumGetInt64(COL(33));
+	m->restored = DatumGetInt64(COL(33));
 	m->catalog_v2 = DatumGetBool(COL(34));
 	COL(35);
 	m->series_rest = series_members(m->series_rest, d, isnull);
@@ -501,9 +514,84 @@ migrate_catalog_log_event_by(const char *name, Oid owner, Oid actor,
 						 5, types, values, nulls, SPI_OK_INSERT);
 }
 
+/* The names of the states, as migrate.migrations.state stores them */
+static const char *const state_names[MIGRATE_NSTATES] = {
+	[MIGRATE_REGISTERED] = "registered",
+	[MIGRATE_RUNNING] = "running",
+	[MIGRATE_PAUSED] = "paused",
+	[MIGRATE_CANCELLED] = "cancelled",
+	[MIGRATE_DONE] = "done",
+	[MIGRATE_FAILED] = "failed",
+	[MIGRATE_REVERTED] = "reverted",
+};
+
+#define FROM(s) (1 << (s))
+#define FROM_ANY ((1 << MIGRATE_NSTATES) - 1)
+
 /*
- * migrate_catalog_set_state
- *		Set the state of migration m, log "event" and update m->state.
+ * The states each state may be entered from through
+ * migrate_catalog_transition: the table of docs/reference.md#states.
+ * "registered" is entered only by registering; "running" by
+ * migrate_catalog_start_run (from any state: a start, restart, take-over
+ * or revert); "done" and "reverted" by the batch that finds nothing left
+ * (migrate_catalog_record_batch and _record_revert) or, for a revert given
+ * up, here.
+ */
+static const int allowed_from[MIGRATE_NSTATES] = {
+	[MIGRATE_REGISTERED] = 0,
+	[MIGRATE_RUNNING] = FROM_ANY,
+	[MIGRATE_PAUSED] = FROM(MIGRATE_RUNNING) | FROM(MIGRATE_REGISTERED) | FROM(MIGRATE_FAILED),
+	[MIGRATE_CANCELLED] = FROM(MIGRATE_RUNNING) | FROM(MIGRATE_PAUSED),
+	[MIGRATE_DONE] = FROM_ANY & ~(FROM(MIGRATE_DONE) | FROM(MIGRATE_REVERTED)),
+	[MIGRATE_FAILED] = FROM(MIGRATE_REGISTERED) | FROM(MIGRATE_RUNNING) |
+	FROM(MIGRATE_PAUSED) | FROM(MIGRATE_CANCELLED) | FROM(MIGRATE_FAILED),
+	[MIGRATE_REVERTED] = FROM(MIGRATE_RUNNING) | FROM(MIGRATE_PAUSED) |
+	FROM(MIGRATE_CANCELLED) | FROM(MIGRATE_FAILED),
+};
+
+/*
+ * migrate_state_name
+ *		The name of a state, as the catalog stores it.
+ */
+const char *
+migrate_state_name(MigrateState state)
+{
+	Assert(state >= 0 && state < MIGRATE_NSTATES);
+	return state_names[state];
+}
+
+/*
+ * migrate_state_parse
+ *		The state called "name"; errors out on a name the catalog's CHECK
+ *		constraint would not have let in.
+ */
+MigrateState
+migrate_state_parse(const char *name)
+{
+	for (int i = 0; i < MIGRATE_NSTATES; i++)
+		if (strcmp(state_names[i], name) == 0)
+			return (MigrateState) i;
+	elog(ERROR, "unknown migration state \"%s\"", name);
+	return MIGRATE_REGISTERED;	/* keep the compiler quiet */
+}
+
+/*
+ * check_transition
+ *		Error out (an internal error: callers check states first) unless m
+ *		may go from its state to "to".
+ */
+static void
+check_transition(const Migration *m, MigrateState to)
+{
+	if (!(allowed_from[to] & FROM(m->state)))
+		elog(ERROR, "migration \"%s\" cannot go from %s to %s",
+			 m->name, migrate_state_name(m->state), migrate_state_name(to));
+}
+
+/*
+ * migrate_catalog_transition
+ *		Move migration m to state "to", log "event" (unless NULL) with
+ *		"detail", and update m->state.
  *
  * Entering "done" or "failed" sets finished_at; "failed" stores detail as
  * last_error; "cancelled" and "failed" end a series.  worker_pid is left
@@ -511,16 +599,17 @@ migrate_catalog_log_event_by(const char *name, Oid owner, Oid actor,
  * The caller holds the row lock or is the migration's runner.
  */
 void
-migrate_catalog_set_state(const Migration *m, const char *state,
-						  const char *event, const char *detail)
+migrate_catalog_transition(Migration *m, MigrateState to, const char *event,
+						   const char *detail)
 {
 	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
 
+	check_transition(m, to);
 	values[0] = Int64GetDatum(m->id);
-	values[1] = CStringGetTextDatum(state);
-	if (detail && strcmp(state, MIGRATE_STATE_FAILED) == 0)
+	values[1] = CStringGetTextDatum(migrate_state_name(to));
+	if (detail && to == MIGRATE_FAILED)
 		values[2] = CStringGetTextDatum(detail);
 	else
 		nulls[2] = 'n';
@@ -536,7 +625,61 @@ migrate_catalog_set_state(const Migration *m, const char *state,
 						 3, types, values, nulls, SPI_OK_UPDATE);
 	if (event)
 		migrate_catalog_log_event(m->name, m->owner, event, detail);
-	((Migration *) m)->state = pstrdup(state);
+	m->state = to;
+}
+
+/*
+ * migrate_catalog_start_foreground
+ *		Mark m running in this session (CALL migrate_run), which holds its
+ *		runner lock, and log the event "run".  total is the progress total
+ *		for migrate_status; started_by is the caller, not the catalog owner
+ *		the statement runs as.  The caller holds m's row lock.
+ */
+void
+migrate_catalog_start_foreground(Migration *m, int64 total)
+{
+	Oid			types[5] = {INT8OID, INT4OID, INT8OID, INT8OID, NAMEOID};
+	Datum		values[5];
+
+	check_transition(m, MIGRATE_RUNNING);
+	values[0] = Int64GetDatum(m->id);
+	values[1] = Int32GetDatum(MyProcPid);
+	values[2] = Int64GetDatum(total);
+	values[3] = Int64GetDatum(migrate_progress_done(m));
+	values[4] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
+						 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
+						 " started_by = $5, run_processed = $4,"
+						 " total_estimate = $3,"
+						 " last_batch_at = NULL, finished_at = NULL, last_error = NULL"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 5, types, values, NULL, SPI_OK_UPDATE);
+	m->state = MIGRATE_RUNNING;
+	m->worker_pid = MyProcPid;
+	migrate_catalog_log_event(m->name, m->owner, "run", "in the foreground");
+}
+
+/*
+ * migrate_catalog_set_throttled
+ *		Record why m's runner holds back (NULL: it does not).
+ */
+void
+migrate_catalog_set_throttled(const Migration *m, const char *why)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	values[0] = Int64GetDatum(m->id);
+	if (why)
+		values[1] = CStringGetTextDatum(why);
+	else
+		nulls[1] = 'n';
+	migrate_catalog_exec("UPDATE migrate.migrations SET throttled = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1"
+						 " AND throttled IS DISTINCT FROM $2",
+						 2, types, values, nulls, SPI_OK_UPDATE);
 }
 
 /*
@@ -601,9 +744,9 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("migration \"%s\" was changed by someone else while a batch ran", m->name),
 				 errdetail("It was unregistered, or its cursor moved; the batch was rolled back.")));
-	m->state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1,
-												 &isnull));
+	m->state = migrate_state_parse(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																	 SPI_tuptable->tupdesc, 1,
+																	 &isnull)));
 	m->processed += res->visited;
 	m->changed += res->changed;
 	if (res->new_cursor)
@@ -683,10 +826,10 @@ migrate_catalog_record_revert(Migration *m, const BatchResult *res, int64 new_cu
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("migration \"%s\" was changed by someone else while a revert batch ran", m->name),
 				 errdetail("It was unregistered, restarted, or its revert cursor moved; the batch was rolled back.")));
-	m->state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1,
-												 &isnull));
-	m->reverted += res->changed;
+	m->state = migrate_state_parse(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																	 SPI_tuptable->tupdesc, 1,
+																	 &isnull)));
+	m->restored += res->changed;
 	if (!res->done)
 	{
 		m->revert_cursor = new_cursor;
@@ -696,6 +839,496 @@ migrate_catalog_record_revert(Migration *m, const BatchResult *res, int64 new_cu
 	{
 		m->reverting = false;
 		migrate_catalog_log_event(m->name, m->owner, "reverted",
-								  psprintf("restored " INT64_FORMAT " rows", m->reverted));
+								  psprintf("restored " INT64_FORMAT " rows", m->restored));
 	}
+}
+
+/*
+ * migrate_catalog_set_batch_size
+ *		Fix m's batch size for good: no more adaptive sizing.
+ */
+void
+migrate_catalog_set_batch_size(Migration *m, int32 size)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(size)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET batch_size = $2, adaptive = false"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+	m->batch_size = size;
+	m->adaptive = false;
+}
+
+/*
+ * migrate_catalog_undo_left
+ *		How many before-images of m a revert has still to restore.
+ */
+int64
+migrate_catalog_undo_left(const Migration *m)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(m->name);
+	values[1] = Int64GetDatum(m->revert_cursor);
+	nulls[1] = m->has_revert_cursor ? ' ' : 'n';
+	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.undo"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)",
+						 2, types, values, nulls, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_catalog_has_undo
+ *		Are before-images of m kept in migrate.undo?
+ */
+bool
+migrate_catalog_has_undo(const Migration *m)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->name)};
+
+	if (!m->catalog_v2)
+		return false;
+	migrate_catalog_exec("SELECT FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1 LIMIT 1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/*
+ * migrate_catalog_delete_errors
+ *		Drop m's records in migrate.errors: all of them, or with
+ *		revert_only those a revert left.  Returns how many.
+ */
+int64
+migrate_catalog_delete_errors(const Migration *m, bool revert_only)
+{
+	Oid			types[2] = {TEXTOID, BOOLOID};
+	Datum		values[2] = {CStringGetTextDatum(m->name), BoolGetDatum(revert_only)};
+
+	if (!m->catalog_v2)
+		return 0;
+	migrate_catalog_exec("DELETE FROM migrate.errors WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND (NOT $2 OR phase OPERATOR(pg_catalog.=) 'revert')",
+						 2, types, values, NULL, SPI_OK_DELETE);
+	return (int64) SPI_processed;
+}
+
+/*
+ * migrate_catalog_forget_run
+ *		Before m runs again from its first key (restart => true): forget
+ *		the last run's revert and the rows it skipped, which the new run
+ *		finds again.
+ */
+void
+migrate_catalog_forget_run(Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+
+	if (!m->catalog_v2)
+		return;
+	migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false,"
+						 " revert_cursor = NULL, reverted = 0"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_UPDATE);
+	(void) migrate_catalog_delete_errors(m, false);
+	m->reverting = false;
+	m->has_revert_cursor = false;
+	m->restored = 0;
+}
+
+/*
+ * migrate_catalog_mark_started
+ *		Mark m running for a new runner, from its cursor or (restart) from
+ *		the first key with zeroed counters.  estimate is the progress total;
+ *		series_rest (SeriesMember) runs after m on behalf of
+ *		m->series_starter since m->series_started_at; actor is recorded as
+ *		started_by.  The caller holds m's row lock.
+ */
+void
+migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
+							 List *series_rest, Oid actor)
+{
+	Oid			types[9] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID,
+	INT8ARRAYOID, OIDOID, TIMESTAMPTZOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		names_null;
+	bool		ids_null;
+
+	check_transition(m, MIGRATE_RUNNING);
+	values[0] = Int64GetDatum(m->id);
+	values[1] = BoolGetDatum(restart);
+	values[2] = Int64GetDatum(estimate);
+	migrate_series_datums(series_rest, &values[3], &names_null, &values[6], &ids_null);
+	nulls[3] = names_null ? 'n' : ' ';
+	nulls[6] = ids_null ? 'n' : ' ';
+	values[4] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(actor, false)));
+	values[5] = Int64GetDatum(restart ? 0 : migrate_progress_done(m));
+	values[7] = ObjectIdGetDatum(m->series_starter);
+	nulls[7] = names_null ? 'n' : ' ';
+	values[8] = TimestampTzGetDatum(m->series_started_at);
+	nulls[8] = names_null ? 'n' : ' ';
+
+	migrate_catalog_exec(psprintf("UPDATE migrate.migrations SET"
+								  " state = 'running',"
+								  " cursor = CASE WHEN $2 THEN NULL ELSE cursor END,"
+								  " processed = CASE WHEN $2 THEN 0 ELSE processed END,"
+								  " changed = CASE WHEN $2 THEN 0 ELSE changed END,"
+								  " batches = CASE WHEN $2 THEN 0 ELSE batches END,"
+								  " run_processed = $6,"
+								  " total_estimate = $3,"
+								  " started_at = pg_catalog.clock_timestamp(),"
+								  " started_by = $5,"
+								  " last_batch_at = NULL,"
+								  " finished_at = NULL,"
+								  " last_error = NULL,"
+								  " series_rest = $4%s"
+								  " WHERE id OPERATOR(pg_catalog.=) $1",
+								  m->catalog_v3 ?
+								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole,"
+								  " series_started_at = $9" : ""),
+						 9, types, values, nulls, SPI_OK_UPDATE);
+	if (restart)
+	{
+		m->cursor = NULL;
+		m->processed = m->changed = m->batches = 0;
+	}
+	m->state = MIGRATE_RUNNING;
+}
+
+/*
+ * migrate_catalog_set_runner
+ *		Record pid as the process running m.  With "event", m is handed to
+ *		that process, a runner still finishing its batch after a pause or
+ *		cancel: m becomes running again, and the event is logged.
+ */
+void
+migrate_catalog_set_runner(Migration *m, int pid, const char *event)
+{
+	Oid			types[3] = {INT8OID, INT4OID, BOOLOID};
+	Datum		values[3] = {Int64GetDatum(m->id), Int32GetDatum(pid),
+	BoolGetDatum(event != NULL)};
+
+	if (event)
+		check_transition(m, MIGRATE_RUNNING);
+	migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = $2,"
+						 " state = CASE WHEN $3 THEN 'running' ELSE state END,"
+						 " last_error = CASE WHEN $3 THEN NULL ELSE last_error END"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 3, types, values, NULL, SPI_OK_UPDATE);
+	m->state = MIGRATE_RUNNING;
+	m->worker_pid = pid;
+	if (event)
+		migrate_catalog_log_event(m->name, m->owner, event,
+								  "handed to the process still running it");
+}
+
+/*
+ * migrate_catalog_begin_revert
+ *		Make m restore its before-images from the newest down, unless it is
+ *		already reverting (then it goes on from its revert cursor);
+ *		keep_undo keeps the images it applies.
+ */
+void
+migrate_catalog_begin_revert(Migration *m, bool keep_undo)
+{
+	Oid			types[3] = {INT8OID, BOOLOID, BOOLOID};
+	Datum		values[3] = {Int64GetDatum(m->id), BoolGetDatum(keep_undo),
+	BoolGetDatum(m->reverting)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET keep_undo = $2,"
+						 " reverting = true,"
+						 " revert_cursor = CASE WHEN $3 THEN revert_cursor END,"
+						 " reverted = CASE WHEN $3 THEN reverted ELSE 0 END"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 3, types, values, NULL, SPI_OK_UPDATE);
+	if (!m->reverting)
+	{
+		m->reverting = true;
+		m->has_revert_cursor = false;
+		m->restored = 0;
+	}
+	m->keep_undo = keep_undo;
+}
+
+/*
+ * migrate_catalog_end_revert
+ *		A stopped revert of m ends where it got (its images are gone).
+ */
+void
+migrate_catalog_end_revert(Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET reverting = false,"
+						 " finished_at = pg_catalog.clock_timestamp()"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_UPDATE);
+	m->reverting = false;
+}
+
+/*
+ * migrate_catalog_forget_undo
+ *		Drop m's before-images, and what a revert reported about them;
+ *		returns how many images were dropped.
+ */
+int64
+migrate_catalog_forget_undo(const Migration *m)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->name)};
+	int64		n;
+
+	migrate_catalog_exec("DELETE FROM migrate.undo WHERE migration OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_DELETE);
+	n = SPI_processed;
+	(void) migrate_catalog_delete_errors(m, true);
+	return n;
+}
+
+/*
+ * migrate_catalog_delete
+ *		Forget migration m (its events stay).
+ */
+void
+migrate_catalog_delete(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+
+	migrate_catalog_exec("DELETE FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_DELETE);
+}
+
+/*
+ * migrate_catalog_set_series
+ *		Make rest (SeriesMember) the series that runs after m, on behalf of
+ *		m->series_starter since m->series_started_at.
+ */
+void
+migrate_catalog_set_series(Migration *m, List *rest)
+{
+	Oid			types[5] = {INT8OID, TEXTARRAYOID, INT8ARRAYOID, OIDOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		names_null;
+	bool		ids_null;
+
+	values[0] = Int64GetDatum(m->id);
+	migrate_series_datums(rest, &values[1], &names_null, &values[2], &ids_null);
+	nulls[1] = names_null ? 'n' : ' ';
+	nulls[2] = ids_null ? 'n' : ' ';
+	values[3] = ObjectIdGetDatum(m->series_starter);
+	values[4] = TimestampTzGetDatum(m->series_started_at);
+	migrate_catalog_exec(m->catalog_v3 ?
+						 "UPDATE migrate.migrations SET series_rest = $2,"
+						 " series_ids = $3, series_starter = $4::pg_catalog.regrole,"
+						 " series_started_at = $5"
+						 " WHERE id OPERATOR(pg_catalog.=) $1" :
+						 "UPDATE migrate.migrations SET series_rest = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 5, types, values, nulls, SPI_OK_UPDATE);
+	m->series_rest = rest;
+}
+
+/*
+ * migrate_catalog_pending_in_series
+ *		Is "name" waiting for its turn in a series that is still going?
+ */
+bool
+migrate_catalog_pending_in_series(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	migrate_catalog_exec("SELECT 1 FROM migrate.migrations"
+						 " WHERE $1 OPERATOR(pg_catalog.=) ANY (series_rest)"
+						 " AND state OPERATOR(pg_catalog.=) ANY ('{running,paused}')",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/*
+ * migrate_catalog_store
+ *		Store the checked definition def as a new migration, or (replace) as
+ *		the new definition of the existing one of that name, which starts
+ *		over as registered; returns its id.  The caller holds the existing
+ *		row's lock.  The columns of later catalog versions are written only
+ *		where the catalog has them.
+ */
+int64
+migrate_catalog_store(const MigrationDef *def, bool replace)
+{
+	Oid			types[18];
+	Datum		values[18];
+	char		nulls[18];
+	int64		id;
+	bool		isnull;
+
+	memset(nulls, ' ', sizeof(nulls));
+#define ARG(i, type, value, isnull_) \
+	(types[i] = (type), values[i] = (isnull_) ? (Datum) 0 : (value), nulls[i] = (isnull_) ? 'n' : ' ')
+#define TEXT_OR_NULL(i, str) ARG(i, TEXTOID, (str) ? CStringGetTextDatum(str) : 0, (str) == NULL)
+	ARG(0, TEXTOID, CStringGetTextDatum(def->name), false);
+	ARG(1, TEXTOID, CStringGetTextDatum(def->action), false);
+	TEXT_OR_NULL(2, def->relation);
+	ARG(3, TEXTARRAYOID, def->key_columns ? list_to_text_array(def->key_columns) : 0,
+		def->key_columns == NIL);
+	TEXT_OR_NULL(4, def->set_clause);
+	TEXT_OR_NULL(5, def->where_clause);
+	TEXT_OR_NULL(6, def->row_fn_text);
+	TEXT_OR_NULL(7, def->sql);
+	ARG(8, INT4OID, Int32GetDatum(def->batch_size), false);
+	ARG(9, INTERVALOID, def->pause, false);
+	ARG(10, INTERVALOID, def->lock_timeout, false);
+	ARG(11, TEXTOID, CStringGetTextDatum(def->search_path), false);
+	ARG(12, OIDOID, ObjectIdGetDatum(def->owner), false);
+	ARG(13, BOOLOID, BoolGetDatum(def->adaptive), false);
+	ARG(14, INTERVALOID, def->target_batch_time, false);
+	ARG(15, INT4OID, Int32GetDatum(def->min_batch_size), false);
+	ARG(16, INT4OID, Int32GetDatum(def->max_batch_size), false);
+	ARG(17, FLOAT4OID, Float4GetDatum(def->busy_share), false);
+#undef TEXT_OR_NULL
+#undef ARG
+
+	if (replace)
+		migrate_catalog_exec("UPDATE migrate.migrations SET"
+							 " action = $2, relation = $3, key_columns = $4,"
+							 " set_clause = $5, where_clause = $6, row_fn = $7, sql = $8,"
+							 " batch_size = $9, pause = $10, lock_timeout = $11,"
+							 " search_path = $12, owner = $13::pg_catalog.regrole,"
+							 " state = 'registered', cursor = NULL, processed = 0,"
+							 " changed = 0, batches = 0, total_estimate = NULL,"
+							 " run_processed = 0, registered_at = pg_catalog.clock_timestamp(),"
+							 " started_at = NULL, started_by = NULL, last_batch_at = NULL,"
+							 " finished_at = NULL, last_error = NULL, worker_pid = NULL,"
+							 " series_rest = NULL, adaptive = $14, target_batch_time = $15,"
+							 " min_batch_size = $16, max_batch_size = $17, busy_share = $18,"
+							 " wal_bytes = 0, throttled = NULL"
+							 " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING id",
+							 18, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+	else
+		migrate_catalog_exec("INSERT INTO migrate.migrations"
+							 " (name, action, relation, key_columns, set_clause,"
+							 "  where_clause, row_fn, sql, batch_size, pause,"
+							 "  lock_timeout, search_path, owner, adaptive, target_batch_time,"
+							 "  min_batch_size, max_batch_size, busy_share)"
+							 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+							 "  $13::pg_catalog.regrole, $14, $15, $16, $17, $18) RETURNING id",
+							 18, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	if (def->has_v2_options)
+	{
+		Oid			t2[3] = {INT8OID, TEXTOID, BOOLOID};
+		Datum		v2[3] = {Int64GetDatum(id),
+			CStringGetTextDatum(def->skip_errors ? "skip" : "stop"),
+		BoolGetDatum(def->keep_before)};
+
+		migrate_catalog_exec("UPDATE migrate.migrations SET on_error = $2, keep_before = $3,"
+							 " reverting = false, keep_undo = false, revert_cursor = NULL,"
+							 " reverted = 0 WHERE id OPERATOR(pg_catalog.=) $1",
+							 3, t2, v2, NULL, SPI_OK_UPDATE);
+	}
+	if (migrate_catalog_is_v3())
+	{
+		Oid			t3[2] = {INT8OID, TEXTARRAYOID};
+		Datum		v3[2] = {Int64GetDatum(id), (Datum) 0};
+		char		n3[2] = {' ', 'n'};
+
+		if (def->key_types != NIL)
+		{
+			v3[1] = list_to_text_array(def->key_types);
+			n3[1] = ' ';
+		}
+		migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2,"
+							 " series_ids = NULL, series_starter = NULL, series_started_at = NULL"
+							 " WHERE id OPERATOR(pg_catalog.=) $1",
+							 2, t3, v3, n3, SPI_OK_UPDATE);
+	}
+	return id;
+}
+
+/*
+ * migrate_catalog_set_key_types
+ *		Record the key types of m, registered before 0.3, as they are now.
+ */
+void
+migrate_catalog_set_key_types(const Migration *m, List *key_types)
+{
+	Oid			types[2] = {INT8OID, TEXTARRAYOID};
+	Datum		values[2] = {Int64GetDatum(m->id), list_to_text_array(key_types)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1 AND key_types IS NULL",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_clear_runner
+ *		This process no longer runs m: clear worker_pid if it names us.
+ */
+void
+migrate_catalog_clear_runner(Migration *m)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(MyProcPid)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = NULL"
+						 " WHERE id OPERATOR(pg_catalog.=) $1"
+						 " AND worker_pid OPERATOR(pg_catalog.=) $2",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+	m->worker_pid = 0;
+}
+
+/*
+ * migrate_catalog_stop_series
+ *		Record on the finished member prev_id of a series why the series
+ *		went no further: its last_error, and the event "series stopped".
+ */
+void
+migrate_catalog_stop_series(int64 prev_id, const char *prev_name, Oid prev_owner,
+							const char *why)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(prev_id), CStringGetTextDatum(why)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET last_error = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+	migrate_catalog_log_event(prev_name, prev_owner, "series stopped", why);
+}
+
+/*
+ * migrate_catalog_running_names
+ *		The names of the migrations marked running, oldest first, in cxt.
+ */
+List *
+migrate_catalog_running_names(MemoryContext cxt)
+{
+	List	   *names = NIL;
+
+	migrate_catalog_exec("SELECT name FROM migrate.migrations"
+						 " WHERE state OPERATOR(pg_catalog.=) 'running' ORDER BY id",
+						 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		names = lappend(names, TextDatumGetCString(d));
+		MemoryContextSwitchTo(old);
+	}
+	return names;
 }

@@ -110,29 +110,6 @@ migrate_key_types(Oid relid, List *key_columns)
 }
 
 /*
- * record_key_types
- *		Store the current signatures of m's key columns in the catalog.
- */
-static void
-record_key_types(const Migration *m, Oid relid)
-{
-	List	   *sigs = migrate_key_types(relid, m->key_columns);
-	Datum	   *elems = palloc(sizeof(Datum) * list_length(sigs));
-	Oid			types[2] = {INT8OID, TEXTARRAYOID};
-	Datum		values[2];
-	ListCell   *lc;
-
-	foreach(lc, sigs)
-		elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
-	values[0] = Int64GetDatum(m->id);
-	values[1] = PointerGetDatum(construct_array(elems, list_length(sigs), TEXTOID,
-												-1, false, TYPALIGN_INT));
-	migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2"
-						 " WHERE id OPERATOR(pg_catalog.=) $1 AND key_types IS NULL",
-						 2, types, values, NULL, SPI_OK_UPDATE);
-}
-
-/*
  * migrate_check_key_types
  *		Before a batch of m on relid: lock relid as the batch will, then
  *		error out unless every key column still has the type and collation
@@ -153,7 +130,7 @@ migrate_check_key_types(const Migration *m, Oid relid)
 	{
 		/* registered before 0.3: what the key is now is what it stays */
 		if (m->catalog_v3)
-			record_key_types(m, relid);
+			migrate_catalog_set_key_types(m, migrate_key_types(relid, m->key_columns));
 		return;
 	}
 	forboth(col, m->key_columns, was, m->key_types)

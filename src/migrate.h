@@ -15,18 +15,28 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "nodes/pg_list.h"
 #include "storage/lock.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-/* States of a migration, exactly as stored in migrate.migrations.state */
-#define MIGRATE_STATE_REGISTERED	"registered"
-#define MIGRATE_STATE_RUNNING		"running"
-#define MIGRATE_STATE_PAUSED		"paused"
-#define MIGRATE_STATE_CANCELLED		"cancelled"
-#define MIGRATE_STATE_DONE			"done"
-#define MIGRATE_STATE_FAILED		"failed"
-#define MIGRATE_STATE_REVERTED		"reverted"
+/*
+ * States of a migration.  migrate.migrations.state stores their names
+ * (migrate_state_name); the transitions between them are checked by
+ * migrate_catalog_transition, in one table (catalog.c).
+ */
+typedef enum MigrateState
+{
+	MIGRATE_REGISTERED,
+	MIGRATE_RUNNING,
+	MIGRATE_PAUSED,
+	MIGRATE_CANCELLED,
+	MIGRATE_DONE,
+	MIGRATE_FAILED,
+	MIGRATE_REVERTED
+} MigrateState;
+
+#define MIGRATE_NSTATES (MIGRATE_REVERTED + 1)
 
 /* Kinds of change, as stored in migrate.migrations.action */
 #define MIGRATE_ACTION_UPDATE		"update"
@@ -38,6 +48,9 @@
 
 /* locktag_field4 of the advisory lock a runner holds for its migration */
 #define MIGRATE_RUNNER_LOCK_KIND	28007
+
+/* Milliseconds in a day, for interval arguments */
+#define MSECS_PER_DAY (INT64CONST(86400000))
 
 /* Longest migration name, in bytes; it must fit a worker's bgw_extra */
 #define MIGRATE_MAX_NAME_LEN		63
@@ -60,7 +73,7 @@ typedef struct Migration
 	int64		lock_timeout_ms;
 	char	   *search_path;
 	Oid			owner;
-	char	   *state;
+	MigrateState state;
 	Jsonb	   *cursor;			/* NULL before the first batch */
 	int64		processed;
 	int64		changed;
@@ -86,11 +99,41 @@ typedef struct Migration
 	bool		keep_undo;		/* a revert keeps the undo rows it applied */
 	bool		has_revert_cursor;
 	int64		revert_cursor;	/* lowest undo id a revert has handled */
-	int64		reverted;		/* rows a revert restored */
+	int64		restored;		/* rows a revert restored (column "reverted") */
 	/* added in 0.3; an older catalog reads as NULLs */
 	bool		catalog_v3;
 	List	   *key_types;		/* "type COLLATE collation" per key column */
 } Migration;
+
+/* A migration's definition, as migrate_register checks and stores it */
+typedef struct MigrationDef
+{
+	char	   *name;
+	char	   *action;			/* update, delete or task */
+	Oid			relid;			/* InvalidOid for a task */
+	char	   *relation;		/* quoted, qualified; NULL for a task */
+	List	   *key_columns;	/* char *, in key order */
+	List	   *key_types;		/* their signatures (key_types.c) */
+	char	   *set_clause;
+	char	   *where_clause;
+	Oid			row_fn;
+	char	   *row_fn_text;	/* qualified regprocedure text */
+	char	   *sql;
+	int32		batch_size;
+	bool		adaptive;
+	Datum		pause;			/* intervals, as given */
+	Datum		lock_timeout;
+	Datum		target_batch_time;
+	int32		min_batch_size;
+	int32		max_batch_size;
+	float4		busy_share;
+	bool		has_v2_options; /* called with on_error and keep_before */
+	bool		skip_errors;
+	bool		keep_before;
+	bool		replace;
+	char	   *search_path;	/* the registering session's */
+	Oid			owner;			/* the registering role */
+} MigrationDef;
 
 /* One migration still to run in a series, pinned by id when it started */
 typedef struct SeriesMember
@@ -103,15 +146,15 @@ typedef struct SeriesMember
 static inline bool
 migrate_is_finished(const Migration *m)
 {
-	return strcmp(m->state, MIGRATE_STATE_DONE) == 0 ||
-		strcmp(m->state, MIGRATE_STATE_REVERTED) == 0;
+	return m->state == MIGRATE_DONE ||
+		m->state == MIGRATE_REVERTED;
 }
 
 /* The progress counter of m's current direction: rows processed or restored */
 static inline int64
 migrate_progress_done(const Migration *m)
 {
-	return m->reverting ? m->reverted : m->processed;
+	return m->reverting ? m->restored : m->processed;
 }
 
 /* What one batch did */
@@ -141,6 +184,43 @@ typedef struct Pacer
 	double		replication_lag_s;	/* largest standby replay lag */
 	char	   *reason;			/* why we rest, for migrate_status */
 } Pacer;
+
+/* What one step of a runner came to (runner.c) */
+typedef enum RunnerStep
+{
+	RUNNER_GO_ON,				/* a batch ran, or a rest was asked for */
+	RUNNER_RETRY,				/* the batch could not get its locks */
+	RUNNER_DONE,				/* nothing is left: done or reverted */
+	RUNNER_STOP					/* stopped by a user, or failed */
+} RunnerStep;
+
+/*
+ * A runner of one migration: a background worker, or a session in CALL
+ * migrate_run.  What it remembers between steps, and what the last step
+ * left for its caller.
+ */
+typedef struct Runner
+{
+	int64		id;
+	char		name[MIGRATE_MAX_NAME_LEN + 1];
+	bool		in_worker;		/* reports to the log, not the client */
+	MemoryContext keepcxt;		/* outlives the steps' transactions */
+	Pacer		pacer;
+	int			lock_failures;	/* batches in a row that could not lock */
+	int64		own_xacts;		/* transactions this runner committed */
+	TimestampTz started;
+	int64		rows_at_start;	/* -1 until the first batch */
+	int64		rows_this_step;
+	TimestampTz last_report;
+	/* left by the last step */
+	int64		pause_ms;		/* wait this long before the next step */
+	ErrorData  *failure;		/* RUNNER_STOP by an error (in keepcxt) */
+	char	   *summary;		/* RUNNER_DONE: "is done: ..." */
+	List	   *series;			/* RUNNER_DONE: SeriesMember still to run */
+	Oid			series_starter;
+	TimestampTz series_since;
+	Oid			owner;
+} Runner;
 
 /* Callback a dry run uses to hand back one (key, before, after) row */
 typedef void (*DryRunRowCallback) (void *arg, Datum key, bool key_null,
@@ -203,11 +283,36 @@ extern void migrate_catalog_log_event(const char *name, Oid owner,
 extern void migrate_catalog_log_event_by(const char *name, Oid owner,
 										 Oid actor, const char *event,
 										 const char *detail);
-extern void migrate_catalog_set_state(const Migration *m, const char *state,
-									  const char *event, const char *detail);
+extern const char *migrate_state_name(MigrateState state);
+extern MigrateState migrate_state_parse(const char *name);
+extern void migrate_catalog_transition(Migration *m, MigrateState to,
+									   const char *event, const char *detail);
 extern void migrate_catalog_exec(const char *sql, int nargs, Oid *types,
 								 Datum *values, const char *nulls,
 								 int expected);
+extern void migrate_catalog_start_foreground(Migration *m, int64 total);
+extern void migrate_catalog_set_batch_size(Migration *m, int32 size);
+extern int64 migrate_catalog_undo_left(const Migration *m);
+extern bool migrate_catalog_has_undo(const Migration *m);
+extern int64 migrate_catalog_delete_errors(const Migration *m, bool revert_only);
+extern void migrate_catalog_forget_run(Migration *m);
+extern void migrate_catalog_mark_started(Migration *m, bool restart,
+										 int64 estimate, List *series_rest,
+										 Oid actor);
+extern void migrate_catalog_set_runner(Migration *m, int pid, const char *event);
+extern void migrate_catalog_begin_revert(Migration *m, bool keep_undo);
+extern void migrate_catalog_end_revert(Migration *m);
+extern int64 migrate_catalog_forget_undo(const Migration *m);
+extern void migrate_catalog_delete(const Migration *m);
+extern int64 migrate_catalog_store(const MigrationDef *def, bool replace);
+extern void migrate_catalog_clear_runner(Migration *m);
+extern void migrate_catalog_stop_series(int64 prev_id, const char *prev_name,
+										Oid prev_owner, const char *why);
+extern List *migrate_catalog_running_names(MemoryContext cxt);
+extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);
+extern void migrate_catalog_set_series(Migration *m, List *rest);
+extern bool migrate_catalog_pending_in_series(const char *name);
+extern void migrate_catalog_set_throttled(const Migration *m, const char *why);
 extern void migrate_catalog_record_batch(Migration *m, const BatchResult *res);
 extern void migrate_catalog_record_revert(Migration *m, const BatchResult *res,
 										  int64 new_cursor);
@@ -247,6 +352,12 @@ extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 extern List *migrate_key_types(Oid relid, List *key_columns);
 extern void migrate_check_key_types(const Migration *m, Oid relid);
 
+/* runner.c: the steps of a migration, for workers and CALL migrate_run */
+extern void migrate_runner_init(Runner *r, int64 id, const char *name,
+								bool in_worker, MemoryContext keepcxt);
+extern RunnerStep migrate_runner_step(Runner *r, bool stop_requested);
+extern char *migrate_format_duration(int64 us);
+
 /* worker.c: background workers and runner locks */
 extern bool migrate_error_is_retryable(const ErrorData *edata);
 extern void migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
@@ -258,8 +369,18 @@ extern void migrate_runner_release(Migration *m);
 extern int	migrate_launch_worker(Migration *m);
 extern void migrate_register_launcher(void);
 
-/* api.c: shared by the SQL functions and the workers */
+/* args.c: arguments of the SQL functions */
 extern char *migrate_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
+extern int64 migrate_interval_arg_ms(FunctionCallInfo fcinfo, int n,
+									 const char *what, int64 min_ms,
+									 int64 max_ms, const char *range);
+extern int32 migrate_batch_size_arg(FunctionCallInfo fcinfo, int n);
+
+/* register.c: a migration's definition, read and checked */
+extern void migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def);
+extern void migrate_validate_definition(MigrationDef *def);
+
+/* api.c: shared by the SQL functions and the workers */
 extern void migrate_start_locked(Migration *m, bool restart, List *series_rest,
 								 Oid starter, const char *event,
 								 const char *detail);

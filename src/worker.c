@@ -205,16 +205,7 @@ void
 migrate_runner_release(Migration *m)
 {
 	if (m->worker_pid == MyProcPid)
-	{
-		Oid			types[2] = {INT8OID, INT4OID};
-		Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(MyProcPid)};
-
-		migrate_catalog_exec("UPDATE migrate.migrations SET worker_pid = NULL"
-							 " WHERE id OPERATOR(pg_catalog.=) $1"
-							 " AND worker_pid OPERATOR(pg_catalog.=) $2",
-							 2, types, values, NULL, SPI_OK_UPDATE);
-		m->worker_pid = 0;
-	}
+		migrate_catalog_clear_runner(m);
 	migrate_runner_unlock(m->id);
 }
 
@@ -438,8 +429,8 @@ begin_unit(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-/* Transactions this process committed, for telling its load from others' */
-static int64 own_xacts = 0;
+/* The worker's runner; its own commits tell its load from others' */
+static Runner runner;
 
 /* Commit what begin_unit started. */
 static void
@@ -448,7 +439,7 @@ end_unit(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	own_xacts++;
+	runner.own_xacts++;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -504,7 +495,7 @@ worker_still_claimed(int64 id, bool stopping)
 	begin_unit("migrate: checking state");
 	exit_if_extension_dropped();
 	m = migrate_catalog_load_by_id(id, stopping);
-	claimed = m != NULL && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+	claimed = m != NULL && m->state == MIGRATE_RUNNING &&
 		m->worker_pid == MyProcPid;
 	if (stopping && !claimed)
 	{
@@ -541,9 +532,9 @@ worker_record_failure(int64 id, ErrorData *edata)
 
 	begin_unit("migrate: recording failure");
 	m = migrate_catalog_load_by_id(id, true);
-	if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+	if (m && m->state == MIGRATE_RUNNING &&
 		m->worker_pid == MyProcPid)
-		migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail", edata->message);
+		migrate_catalog_transition(m, MIGRATE_FAILED, "fail", edata->message);
 	if (m)
 		migrate_runner_release(m);
 	else
@@ -592,14 +583,8 @@ series_member_problem(const Migration *m, const SeriesMember *next, Oid starter,
 static void
 stop_series(int64 prev_id, const char *prev_name, Oid prev_owner, const char *why)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(prev_id), CStringGetTextDatum(why)};
-
 	ereport(WARNING, (errmsg("migrate: %s", why)));
-	migrate_catalog_exec("UPDATE migrate.migrations SET last_error = $2"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 2, types, values, NULL, SPI_OK_UPDATE);
-	migrate_catalog_log_event(prev_name, prev_owner, "series stopped", why);
+	migrate_catalog_stop_series(prev_id, prev_name, prev_owner, why);
 }
 
 /*
@@ -667,7 +652,7 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 					migrate_catalog_load(next->name, true, true);
 
 				if (m && series_member_problem(m, next, starter, since) == NULL)
-					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail",
+					migrate_catalog_transition(m, MIGRATE_FAILED, "fail",
 											  edata->message);
 				else
 					stop_series(prev_id, prev_name, prev_owner, edata->message);
@@ -681,194 +666,65 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 	}
 }
 
-/* When this worker began its migration, and the rows done by then */
-static TimestampTz worker_started = 0;
-static int64 worker_rows_at_start = -1;
-static TimestampTz last_progress_log = 0;
-
-/* "1h 02m 03s", "2m 05s" or "7s" for a duration in microseconds */
-static char *
-format_duration(int64 us)
-{
-	int64		secs = us / USECS_PER_SEC;
-
-	if (secs >= 3600)
-		return psprintf(INT64_FORMAT "h %02dm %02ds", secs / 3600,
-						(int) (secs % 3600 / 60), (int) (secs % 60));
-	if (secs >= 60)
-		return psprintf("%dm %02ds", (int) (secs / 60), (int) (secs % 60));
-	return psprintf("%ds", (int) secs);
-}
-
 /*
- * log_progress
- *		After a batch: every migrate.log_interval, LOG the rows done, the
- *		rate since this worker started and the estimated time left.
- */
-static void
-log_progress(const Migration *m, bool force)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	int64		rows = migrate_progress_done(m);
-	double		secs;
-	double		rate;
-	StringInfoData msg;
-
-	if (worker_rows_at_start < 0)
-	{
-		worker_rows_at_start = rows;
-		last_progress_log = worker_started;
-	}
-	if (!force && (migrate_log_interval_ms <= 0 ||
-				   !TimestampDifferenceExceeds(last_progress_log, now,
-											   migrate_log_interval_ms)))
-		return;
-	last_progress_log = now;
-	secs = (now - worker_started) / 1000000.0;
-	rate = secs > 0 ? (rows - worker_rows_at_start) / secs : 0;
-	initStringInfo(&msg);
-	appendStringInfo(&msg, "%s \"%s\": " INT64_FORMAT " rows %s",
-					 m->reverting ? "revert of migration" : "migration",
-					 m->name, rows, m->reverting ? "restored" : "processed");
-	if (m->total_estimate > 0)
-		appendStringInfo(&msg, " of about " INT64_FORMAT " (%.1f%%)",
-						 Max(m->total_estimate, rows),
-						 100.0 * rows / Max(m->total_estimate, rows));
-	appendStringInfo(&msg, ", %.0f rows/s", rate);
-	if (m->total_estimate > rows && rate > 0)
-		appendStringInfo(&msg, ", about %s left",
-						 format_duration((int64) ((m->total_estimate - rows) / rate * USECS_PER_SEC)));
-	ereport(LOG, (errmsg("migrate: %s", msg.data)));
-}
-
-/*
- * worker_iteration
- *		One batch in its own transaction, then the pause after it.
- *
- * Returns true when the worker should exit: the migration is done (the
- * next member of its series has been started), or it is no longer ours to
- * run.  Errors propagate to the caller, which decides between retrying and
- * failing the migration.
+ * worker_rest
+ *		Wait ms milliseconds between steps, looking every second whether the
+ *		migration is still ours to run.  Returns false when it is not.
  */
 static bool
-worker_iteration(const WorkerArgs *args, MemoryContext loopcxt, Pacer *pacer)
+worker_rest(int64 id, int64 ms)
 {
-	Migration  *m;
-	BatchResult res;
-	bool		stop;
-	bool		done = false;
-	int64		pause_ms = 0;
-	int64		elapsed_us = 0;
-	List	   *series = NIL;
-	Oid			series_starter = InvalidOid;
-	Oid			series_prev_owner = InvalidOid;
-	TimestampTz series_since = 0;
-	char	   *summary = NULL;
+	while (ms > 0)
+	{
+		long		chunk = Min(ms, 1000);
+
+		worker_sleep(chunk);
+		ms -= chunk;
+		if (!worker_goes_on(id))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * worker_step
+ *		One step of the runner in its own transaction; returns true when the
+ *		worker should exit (done, with the next member of a series started,
+ *		or no longer ours to run).
+ */
+static bool
+worker_step(const WorkerArgs *args)
+{
+	RunnerStep	step;
 
 	begin_unit("migrate: reading migration");
 	exit_if_extension_dropped();
-	m = migrate_catalog_load_by_id(args->id, false);
-	stop = m == NULL || strcmp(m->state, MIGRATE_STATE_RUNNING) != 0 ||
-		m->worker_pid != MyProcPid;
-	if (!stop)
-	{
-		char	   *hold;
-		TimestampTz start;
-
-		if (!pacer->initialized)
-			migrate_pacer_init(pacer, m);
-		migrate_pacer_sample(pacer, own_xacts);
-		hold = m->relation ? migrate_pacer_hold(pacer) : NULL;
-		if (hold)
-		{
-			/* say why, then look again in a second */
-			Oid			types[2] = {INT8OID, TEXTOID};
-			Datum		values[2] = {Int64GetDatum(m->id), CStringGetTextDatum(hold)};
-
-			migrate_catalog_exec("UPDATE migrate.migrations SET throttled = $2"
-								 " WHERE id OPERATOR(pg_catalog.=) $1"
-								 " AND throttled IS DISTINCT FROM $2",
-								 2, types, values, NULL, SPI_OK_UPDATE);
-			end_unit();
-			worker_sleep(1000);
-			return false;
-		}
-		m->throttled = pacer->reason;
-		if (m->reverting)
-			pgstat_report_activity(STATE_RUNNING,
-								   psprintf("migrate: revert of \"%s\", " INT64_FORMAT " rows restored",
-											m->name, m->reverted));
-		else
-			pgstat_report_activity(STATE_RUNNING,
-								   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
-											m->batches + 1, m->name));
-		m->adapted_size = pacer->adaptive ? migrate_pacer_batch_size(pacer, m) : 0;
-		start = GetCurrentTimestamp();
-		migrate_run_next(m, migrate_pacer_batch_size(pacer, m), &res);
-		elapsed_us = GetCurrentTimestamp() - start;
-		log_progress(m, false);
-		done = res.done;
-		stop = strcmp(m->state, MIGRATE_STATE_RUNNING) != 0;
-		pause_ms = m->pause_ms +
-			(done ? 0 : migrate_pacer_after_batch(pacer, m, res.visited, elapsed_us));
-		if (done)
-		{
-			MemoryContext old = MemoryContextSwitchTo(loopcxt);
-			ListCell   *lc;
-
-			if (strcmp(m->state, MIGRATE_STATE_REVERTED) == 0)
-				summary = psprintf("is reverted: " INT64_FORMAT " rows restored",
-								   m->reverted);
-			else
-				summary = psprintf("is done: " INT64_FORMAT " rows processed, " INT64_FORMAT " changed",
-								   m->processed, m->changed);
-			foreach(lc, m->series_rest)
-			{
-				SeriesMember *sm = palloc(sizeof(SeriesMember));
-
-				sm->id = ((SeriesMember *) lfirst(lc))->id;
-				sm->name = pstrdup(((SeriesMember *) lfirst(lc))->name);
-				series = lappend(series, sm);
-			}
-			/* a series started before 0.3 runs on behalf of its members' owner */
-			series_starter = OidIsValid(m->series_starter) ? m->series_starter : m->owner;
-			series_since = m->series_started_at;
-			series_prev_owner = m->owner;
-			MemoryContextSwitchTo(old);
-			/* the row is locked by the batch's catalog update */
-			migrate_runner_release(m);
-		}
-	}
+	step = migrate_runner_step(&runner, false);
 	end_unit();
 
-	if (done)
+	switch (step)
 	{
-		ereport(LOG, (errmsg("migrate: migration \"%s\" %s in %s", args->name, summary,
-							 format_duration(GetCurrentTimestamp() - worker_started))));
-		if (series != NIL)
-			start_next_in_series(args->id, args->name, series_prev_owner,
-								 series, series_starter, series_since);
-		return true;
-	}
-	if (stop && !worker_still_claimed(args->id, true))
-		return true;
-
-	/* the pause between batches, checking every second whether we still run */
-	while (pause_ms > 0)
-	{
-		long		chunk = Min(pause_ms, 1000);
-
-		worker_sleep(chunk);
-		pause_ms -= chunk;
-		if (!worker_goes_on(args->id))
+		case RUNNER_DONE:
+			ereport(LOG, (errmsg("migrate: migration \"%s\" %s in %s", args->name,
+								 runner.summary,
+								 migrate_format_duration(GetCurrentTimestamp() - runner.started))));
+			if (runner.series != NIL)
+				start_next_in_series(args->id, args->name, runner.owner,
+									 runner.series, runner.series_starter,
+									 runner.series_since);
 			return true;
+		case RUNNER_STOP:
+			return true;
+		case RUNNER_GO_ON:
+		case RUNNER_RETRY:
+			break;
 	}
-	return false;
+	return !worker_rest(args->id, runner.pause_ms);
 }
 
 /*
  * run_migration
- *		The worker's main loop: one transaction per batch until the
+ *		The worker's main loop: one step (a transaction) at a time until the
  *		migration is done, stopped by the user, or fails.
  */
 static void
@@ -877,17 +733,13 @@ run_migration(const WorkerArgs *args)
 	MemoryContext loopcxt = AllocSetContextCreate(TopMemoryContext,
 												  "migrate worker loop",
 												  ALLOCSET_DEFAULT_SIZES);
-	int			lock_failures = 0;
-	long		backoff_ms = 0;
-	Pacer		pacer;
 
-	memset(&pacer, 0, sizeof(pacer));
 	if (!worker_still_claimed(args->id, true))
 	{
 		elog(DEBUG1, "migrate: migration \"%s\" was not claimed for this worker", args->name);
 		return;
 	}
-	worker_started = GetCurrentTimestamp();
+	migrate_runner_init(&runner, args->id, args->name, true, loopcxt);
 	ereport(LOG, (errmsg("migrate: running migration \"%s\"", args->name)));
 
 	for (;;)
@@ -900,46 +752,23 @@ run_migration(const WorkerArgs *args)
 		MemoryContextSwitchTo(loopcxt);
 
 		/*
-		 * Everything an iteration does, sleeps included, is inside PG_TRY: a
-		 * query cancel at any point fails the migration with its message
-		 * instead of killing the worker and leaving the migration orphaned.
+		 * A batch's own errors are the runner's; anything else an iteration
+		 * meets, sleeps included (a query cancel in a rest), fails the
+		 * migration with its message instead of killing the worker and
+		 * leaving the migration orphaned.
 		 */
 		PG_TRY();
 		{
-			if (backoff_ms > 0)
-			{
-				worker_sleep(backoff_ms);
-				backoff_ms = 0;
-				if (!worker_goes_on(args->id))
-					exit_loop = true;
-			}
-			if (!exit_loop)
-				exit_loop = worker_iteration(args, loopcxt, &pacer);
-			lock_failures = 0;
+			exit_loop = worker_step(args);
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
 			MemoryContextSwitchTo(loopcxt);
-			edata = CopyErrorData();
+			failure = CopyErrorData();
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
-
-			if (migrate_error_is_retryable(edata) &&
-				++lock_failures < migrate_max_lock_retries)
-			{
-				ereport(LOG,
-						(errmsg("migrate: batch of migration \"%s\" will be retried (attempt %d of %d)",
-								args->name, lock_failures + 1, migrate_max_lock_retries)));
-				/* back off: 100 ms, 200 ms, ... up to 5 s, with a smaller batch */
-				backoff_ms = Min(5000L, 100L << Min(lock_failures - 1, 6));
-				migrate_pacer_lock_failed(&pacer);
-			}
-			else
-				failure = edata;
 		}
 		PG_END_TRY();
 
@@ -1042,21 +871,7 @@ migrate_recovery_main(Datum main_arg)
 
 	begin_unit("migrate: looking for migrations to resume");
 	if (OidIsValid(get_extension_oid("migrate", true)))
-	{
-		migrate_catalog_exec("SELECT name FROM migrate.migrations"
-							 " WHERE state OPERATOR(pg_catalog.=) 'running' ORDER BY id",
-							 0, NULL, NULL, NULL, SPI_OK_SELECT);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
-										  SPI_tuptable->tupdesc, 1, &isnull);
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-
-			names = lappend(names, TextDatumGetCString(d));
-			MemoryContextSwitchTo(old);
-		}
-	}
+		names = migrate_catalog_running_names(cxt);
 	end_unit();
 
 	foreach(lc, names)
@@ -1069,7 +884,7 @@ migrate_recovery_main(Datum main_arg)
 
 			begin_unit("migrate: resuming a migration");
 			m = migrate_catalog_load(name, true, true);
-			if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0 &&
+			if (m && m->state == MIGRATE_RUNNING &&
 				!migrate_runner_active(m->id))
 				migrate_start_locked(m, false, m->series_rest, InvalidOid, "resume",
 									 "resumed after a server restart");
@@ -1088,8 +903,8 @@ migrate_recovery_main(Datum main_arg)
 			{
 				Migration  *m = migrate_catalog_load(name, true, true);
 
-				if (m && strcmp(m->state, MIGRATE_STATE_RUNNING) == 0)
-					migrate_catalog_set_state(m, MIGRATE_STATE_FAILED, "fail",
+				if (m && m->state == MIGRATE_RUNNING)
+					migrate_catalog_transition(m, MIGRATE_FAILED, "fail",
 											  psprintf("could not resume after a server restart: %s",
 													   edata->message));
 			}

@@ -1,0 +1,379 @@
+/*-------------------------------------------------------------------------
+ *
+ * runner.c
+ *	  The runner: what a background worker and CALL migrate_run do for each
+ *	  step of a migration, written once.
+ *
+ * A step runs in a transaction the caller started and commits: it reads
+ * the migration, decides whether to go on (with the row locked when the
+ * answer is no, giving up the runner lock before the commit), asks the
+ * pacer whether to hold back, runs the next batch in a subtransaction, and
+ * sorts the outcome into "go on", "retry after a back-off", "done" or
+ * "stopped" (a failure recorded on the way).  The two callers keep only
+ * what differs: a worker commits with CommitTransactionCommand and reports
+ * to the server log, CALL migrate_run commits with SPI_commit and reports
+ * to the client with NOTICEs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "migrate.h"
+
+/* How often CALL migrate_run tells its progress */
+#define RUN_NOTICE_INTERVAL_MS 5000
+
+/*
+ * migrate_runner_init
+ *		Prepare r to run migration id ("name" for messages).  in_worker says
+ *		who runs it: a background worker (reports to the log) or a session
+ *		(reports to the client).  keepcxt must outlive every step's
+ *		transaction: a failure and the rest of a series are copied there.
+ */
+void
+migrate_runner_init(Runner *r, int64 id, const char *name, bool in_worker,
+					MemoryContext keepcxt)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = id;
+	strlcpy(r->name, name, sizeof(r->name));
+	r->in_worker = in_worker;
+	r->keepcxt = keepcxt;
+	r->started = GetCurrentTimestamp();
+	r->last_report = r->started;
+	r->rows_at_start = -1;
+}
+
+/*
+ * migrate_format_duration
+ *		"1h 02m 03s", "2m 05s" or "7s" for a duration in microseconds.
+ */
+char *
+migrate_format_duration(int64 us)
+{
+	int64		secs = us / USECS_PER_SEC;
+
+	if (secs >= 3600)
+		return psprintf(INT64_FORMAT "h %02dm %02ds", secs / 3600,
+						(int) (secs % 3600 / 60), (int) (secs % 60));
+	if (secs >= 60)
+		return psprintf("%dm %02ds", (int) (secs / 60), (int) (secs % 60));
+	return psprintf("%ds", (int) secs);
+}
+
+/*
+ * report_progress
+ *		After a batch: a worker LOGs, every migrate.log_interval, the rows
+ *		done, the rate since it started and the estimated time left; a
+ *		session sends a NOTICE with its rows and rate every few seconds.
+ */
+static void
+report_progress(Runner *r, const Migration *m)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		rows = migrate_progress_done(m);
+	double		secs;
+	double		rate;
+	StringInfoData msg;
+
+	if (r->rows_at_start < 0)
+		r->rows_at_start = rows - r->rows_this_step;
+	secs = (now - r->started) / 1000000.0;
+	rate = secs > 0 ? (rows - r->rows_at_start) / secs : 0;
+	if (!r->in_worker)
+	{
+		if (!TimestampDifferenceExceeds(r->last_report, now, RUN_NOTICE_INTERVAL_MS))
+			return;
+		r->last_report = now;
+		ereport(NOTICE,
+				(errmsg("migration \"%s\": " INT64_FORMAT " rows processed, " INT64_FORMAT " changed, %.0f rows/s",
+						m->name, m->processed, m->changed, rate)));
+		return;
+	}
+	if (migrate_log_interval_ms <= 0 ||
+		!TimestampDifferenceExceeds(r->last_report, now, migrate_log_interval_ms))
+		return;
+	r->last_report = now;
+	initStringInfo(&msg);
+	appendStringInfo(&msg, "%s \"%s\": " INT64_FORMAT " rows %s",
+					 m->reverting ? "revert of migration" : "migration",
+					 m->name, rows, m->reverting ? "restored" : "processed");
+	if (m->total_estimate > 0)
+		appendStringInfo(&msg, " of about " INT64_FORMAT " (%.1f%%)",
+						 Max(m->total_estimate, rows),
+						 100.0 * rows / Max(m->total_estimate, rows));
+	appendStringInfo(&msg, ", %.0f rows/s", rate);
+	if (m->total_estimate > rows && rate > 0)
+		appendStringInfo(&msg, ", about %s left",
+						 migrate_format_duration((int64) ((m->total_estimate - rows) / rate * USECS_PER_SEC)));
+	ereport(LOG, (errmsg("migrate: %s", msg.data)));
+}
+
+/*
+ * run_batch_in_subxact
+ *		Run m's next unit of work in a subtransaction of the current
+ *		transaction; return NULL on success, else the error (copied into
+ *		r->keepcxt, and in a worker also written to the server log) after
+ *		rolling the subtransaction back.
+ */
+static ErrorData *
+run_batch_in_subxact(Runner *r, Migration *m, int32 size, BatchResult *res)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		migrate_run_next(m, size, res);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(r->keepcxt);
+		edata = CopyErrorData();
+		if (r->in_worker)
+			EmitErrorReport();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+/*
+ * runner_claims
+ *		Is m (NULL if gone) running with this process as its runner?
+ */
+static bool
+runner_claims(const Migration *m)
+{
+	return m != NULL && m->state == MIGRATE_RUNNING &&
+		m->worker_pid == MyProcPid;
+}
+
+/*
+ * decide_to_stop
+ *		The migration is not (or, with stop_requested, no longer to be)
+ *		ours to run: with its row locked, decide for good.  Returns
+ *		RUNNER_GO_ON if a resume raced us and it is ours after all;
+ *		otherwise gives up the runner lock (pausing the migration first if
+ *		stop_requested) and returns RUNNER_STOP.
+ */
+static RunnerStep
+decide_to_stop(Runner *r, bool stop_requested)
+{
+	Migration  *m = migrate_catalog_load_by_id(r->id, true);
+
+	if (runner_claims(m) && !stop_requested)
+		return RUNNER_GO_ON;
+	if (runner_claims(m))
+		migrate_catalog_transition(m, MIGRATE_PAUSED, "pause",
+								   "migrate_run reached its limit");
+	if (m)
+		migrate_runner_release(m);
+	else
+		migrate_runner_unlock(r->id);
+	return RUNNER_STOP;
+}
+
+/*
+ * hold_back
+ *		The pacer says to rest ("why"): record it as the migration's
+ *		throttled reason, tell a session, and ask for a look again in a
+ *		second.
+ */
+static RunnerStep
+hold_back(Runner *r, const Migration *m, const char *why)
+{
+	migrate_catalog_set_throttled(m, why);
+	if (!r->in_worker)
+		ereport(NOTICE,
+				(errmsg("migration \"%s\" waits: %s", m->name, why)));
+	r->pause_ms = 1000;
+	return RUNNER_GO_ON;
+}
+
+/*
+ * after_failure
+ *		The batch failed with edata: retry it after a back-off if it could
+ *		not get its locks and attempts are left; otherwise mark the
+ *		migration failed (if it still runs) and stop being its runner.
+ */
+static RunnerStep
+after_failure(Runner *r, ErrorData *edata)
+{
+	Migration  *m;
+
+	if (migrate_error_is_retryable(edata) &&
+		++r->lock_failures < migrate_max_lock_retries)
+	{
+		if (r->in_worker)
+			ereport(LOG,
+					(errmsg("migrate: batch of migration \"%s\" will be retried (attempt %d of %d)",
+							r->name, r->lock_failures + 1, migrate_max_lock_retries)));
+		else
+			ereport(NOTICE,
+					(errmsg("migration \"%s\": %s; retrying the batch (attempt %d of %d)",
+							r->name, edata->message, r->lock_failures + 1,
+							migrate_max_lock_retries)));
+		FreeErrorData(edata);
+		/* back off: 100 ms, 200 ms, ... up to 5 s, with a smaller batch */
+		r->pause_ms = Min(5000L, 100L << Min(r->lock_failures - 1, 6));
+		migrate_pacer_lock_failed(&r->pacer);
+		return RUNNER_RETRY;
+	}
+	r->failure = edata;
+	m = migrate_catalog_load_by_id(r->id, true);
+	if (m && m->state == MIGRATE_RUNNING)
+		migrate_catalog_transition(m, MIGRATE_FAILED, "fail", edata->message);
+	if (m)
+		migrate_runner_release(m);
+	else
+		migrate_runner_unlock(r->id);
+	return RUNNER_STOP;
+}
+
+/*
+ * after_done
+ *		The last batch found nothing left: keep what the caller needs after
+ *		the commit (a summary, the rest of a series) and stop being the
+ *		runner, in this transaction (the batch's catalog update locked the
+ *		row).
+ */
+static void
+after_done(Runner *r, Migration *m)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->keepcxt);
+	ListCell   *lc;
+
+	if (m->state == MIGRATE_REVERTED)
+		r->summary = psprintf("is reverted: " INT64_FORMAT " rows restored",
+							  m->restored);
+	else
+		r->summary = psprintf("is done: " INT64_FORMAT " rows processed, " INT64_FORMAT " changed",
+							  m->processed, m->changed);
+	r->series = NIL;
+	foreach(lc, m->series_rest)
+	{
+		SeriesMember *sm = palloc(sizeof(SeriesMember));
+
+		sm->id = ((SeriesMember *) lfirst(lc))->id;
+		sm->name = pstrdup(((SeriesMember *) lfirst(lc))->name);
+		r->series = lappend(r->series, sm);
+	}
+	/* a series started before 0.3 runs on behalf of its members' owner */
+	r->series_starter = OidIsValid(m->series_starter) ? m->series_starter : m->owner;
+	r->series_since = m->series_started_at;
+	r->owner = m->owner;
+	MemoryContextSwitchTo(old);
+	migrate_runner_release(m);
+}
+
+/*
+ * migrate_runner_step
+ *		One step of migration r->id, in the caller's transaction (which the
+ *		caller commits whatever the result).
+ *
+ * With stop_requested (CALL migrate_run reached its limit) the migration
+ * is paused instead of run.  Returns RUNNER_GO_ON after a batch (or a rest
+ * the pacer asked for), RUNNER_RETRY after a batch that could not get its
+ * locks, RUNNER_DONE when nothing is left, RUNNER_STOP when the migration
+ * was stopped by a user or failed (r->failure).  r->pause_ms is how long
+ * to wait before the next step.
+ */
+RunnerStep
+migrate_runner_step(Runner *r, bool stop_requested)
+{
+	Migration  *m;
+	BatchResult res;
+	ErrorData  *edata;
+	TimestampTz start;
+	int64		elapsed_us;
+	char	   *hold;
+	RunnerStep	step;
+
+	r->pause_ms = 0;
+	r->failure = NULL;
+	r->rows_this_step = 0;
+	SPI_connect();
+	m = migrate_catalog_load_by_id(r->id, false);
+	if (stop_requested || !runner_claims(m))
+	{
+		step = decide_to_stop(r, stop_requested);
+		SPI_finish();
+		return step;
+	}
+
+	if (!r->pacer.initialized)
+		migrate_pacer_init(&r->pacer, m);
+	migrate_pacer_sample(&r->pacer, r->own_xacts);
+	hold = m->relation ? migrate_pacer_hold(&r->pacer) : NULL;
+	if (hold)
+	{
+		step = hold_back(r, m, hold);
+		SPI_finish();
+		return step;
+	}
+	m->throttled = r->pacer.reason;
+	if (r->in_worker)
+		pgstat_report_activity(STATE_RUNNING,
+							   m->reverting ?
+							   psprintf("migrate: revert of \"%s\", " INT64_FORMAT " rows restored",
+										m->name, m->restored) :
+							   psprintf("migrate: batch " INT64_FORMAT " of \"%s\"",
+										m->batches + 1, m->name));
+
+	memset(&res, 0, sizeof(res));
+	m->adapted_size = r->pacer.adaptive ? migrate_pacer_batch_size(&r->pacer, m) : 0;
+	start = GetCurrentTimestamp();
+	edata = run_batch_in_subxact(r, m, migrate_pacer_batch_size(&r->pacer, m), &res);
+	elapsed_us = GetCurrentTimestamp() - start;
+	if (edata)
+	{
+		step = after_failure(r, edata);
+		SPI_finish();
+		return step;
+	}
+
+	r->lock_failures = 0;
+	r->rows_this_step = res.visited;
+	report_progress(r, m);
+	if (res.done)
+	{
+		after_done(r, m);
+		step = RUNNER_DONE;
+	}
+	else if (m->state != MIGRATE_RUNNING)
+	{
+		/*
+		 * A pause or cancel committed while the batch ran.  The next step
+		 * gives up the runner lock, in a transaction of its own: released
+		 * here, before this batch commits, a migrate_wait could see the
+		 * migration stopped while its last batch is still uncommitted.
+		 */
+		step = RUNNER_GO_ON;
+	}
+	else
+	{
+		r->pause_ms = m->pause_ms +
+			migrate_pacer_after_batch(&r->pacer, m, res.visited, elapsed_us);
+		step = RUNNER_GO_ON;
+	}
+	SPI_finish();
+	return step;
+}
