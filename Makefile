@@ -6,13 +6,19 @@ OBJS = \
 	src/args.o \
 	src/batch.o \
 	src/catalog.o \
-	src/key_types.o \
+	src/keys.o \
+	src/launch.o \
 	src/migrate.o \
 	src/pacing.o \
+	src/preview.o \
 	src/register.o \
+	src/revert.o \
 	src/runner.o \
+	src/runner_lock.o \
 	src/schedule.o \
 	src/security.o \
+	src/statements.o \
+	src/validate.o \
 	src/worker.o
 
 EXTENSION = migrate
@@ -35,7 +41,7 @@ include $(PGXS)
 PG_CPPFLAGS += -I$(srcdir)/src
 
 # every source file includes the shared header
-$(OBJS): src/migrate.h
+$(OBJS): src/migrate.h src/batch.h
 
 # TAP tests alone (they need a non-root user: see test/run-tests.sh)
 tapcheck:

@@ -78,54 +78,6 @@ wrong_state(const Migration *m, const char *what, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
-/*
- * progress_total
- *		What migrate_status counts progress against: the table's estimated
- *		rows, the rows a revert has to restore, or 1 for a task.
- */
-static int64
-progress_total(const Migration *m)
-{
-	if (m->relation == NULL)
-		return 1;
-	if (!m->reverting)
-		return migrate_estimate_rows(migrate_resolve_relation(m, false));
-	return m->restored + migrate_catalog_undo_left(m);
-}
-
-/*
- * migrate_start_locked
- *		Mark m running and hand it to a new background worker.
- *
- * The caller holds m's row lock and has checked rights and state.  With
- * restart the cursor and counters start over.  series_rest (a List of
- * SeriesMember) becomes the list of migrations to run after this one, on
- * behalf of m->series_starter (the current user if none is set).  actor is
- * the role on whose behalf m starts (InvalidOid: the current user, or in a
- * worker the owner); it is recorded as started_by and in the event.  Everything happens
- * in the caller's transaction: if it rolls back, the worker leaves without
- * doing anything.
- */
-void
-migrate_start_locked(Migration *m, bool restart, List *series_rest,
-					 Oid actor, const char *event, const char *detail)
-{
-	int			pid;
-
-	/* a worker (resuming after a restart) acts for the migration's owner */
-	if (!OidIsValid(actor))
-		actor = MyBgworkerEntry != NULL ? m->owner : GetUserId();
-	if (!OidIsValid(m->series_starter))
-		m->series_starter = actor;
-	if (m->series_started_at == 0)
-		m->series_started_at = GetCurrentTimestamp();
-	if (restart)
-		migrate_catalog_forget_run(m);
-	migrate_catalog_mark_started(m, restart, progress_total(m), series_rest, actor);
-	pid = migrate_launch_worker(m);
-	migrate_catalog_set_runner(m, pid, NULL);
-	migrate_catalog_log_event_by(m->name, m->owner, actor, event, detail);
-}
 
 /*
  * forget_errors_check_undo
@@ -269,9 +221,7 @@ migrate_start(PG_FUNCTION_ARGS)
 				 errmsg("restart must not be null")));
 	restart = PG_GETARG_BOOL(2);
 
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, restart ? "restart" : "start");
+	m = migrate_load_to_manage(name, restart ? "restart" : "start", true);
 	if (!PG_ARGISNULL(1))
 		migrate_catalog_set_batch_size(m, migrate_batch_size_arg(fcinfo, 1));
 	start_common(m, restart,
@@ -291,9 +241,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, "resume");
+	m = migrate_load_to_manage(name, "resume", true);
 	if (m->state != MIGRATE_PAUSED)
 		wrong_state(m, "resume", "Only a paused migration can be resumed; use migrate_start() for the others.");
 	start_common(m, false, "resume");
@@ -311,9 +259,7 @@ stop_common(FunctionCallInfo fcinfo, MigrateState state, const char *verb)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, verb);
+	m = migrate_load_to_manage(name, verb, true);
 	if (m->state != MIGRATE_RUNNING &&
 		!(state == MIGRATE_CANCELLED && m->state == MIGRATE_PAUSED))
 		wrong_state(m, verb, NULL);
@@ -370,9 +316,7 @@ migrate_step(PG_FUNCTION_ARGS)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, "run");
+	m = migrate_load_to_manage(name, "run", true);
 	if (migrate_runner_active(m->id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -444,7 +388,7 @@ migrate_run(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		migrate_catalog_start_foreground(m, progress_total(m));
+		migrate_catalog_start_foreground(m, migrate_progress_total(m));
 		SPI_commit();
 		/* from here each batch is committed here, before the role can change */
 		migrate_set_runner_commits(true);
@@ -611,9 +555,7 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
 
-	SPI_connect();
-	m = migrate_catalog_load(name, false, false);
-	migrate_check_may_manage(m, "dry-run");
+	m = migrate_load_to_manage(name, "dry-run", false);
 	if (m->reverting)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -658,9 +600,7 @@ migrate_explain(PG_FUNCTION_ARGS)
 	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
 
-	SPI_connect();
-	m = migrate_catalog_load(name, false, false);
-	migrate_check_may_manage(m, "explain");
+	m = migrate_load_to_manage(name, "explain", false);
 	migrate_explain_batch(m, PG_ARGISNULL(1) ? m->batch_size : migrate_batch_size_arg(fcinfo, 1),
 						  explain_line, &st);
 	SPI_finish();
@@ -813,9 +753,7 @@ migrate_unregister(PG_FUNCTION_ARGS)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, "unregister");
+	m = migrate_load_to_manage(name, "unregister", true);
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "unregister", "Pause or cancel it first.");
 	forget_errors_check_undo(m, "unregister");
@@ -847,9 +785,7 @@ migrate_retry_errors(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, "retry");
+	m = migrate_load_to_manage(name, "retry", true);
 	if (m->relation == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -896,9 +832,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 				 errmsg("keep_undo must not be null")));
 	keep_undo = PG_GETARG_BOOL(1);
 
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, "revert");
+	m = migrate_load_to_manage(name, "revert", true);
 	if (!m->keep_before)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -950,9 +884,7 @@ migrate_forget(PG_FUNCTION_ARGS)
 	Migration  *m;
 	int64		n;
 
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, "forget");
+	m = migrate_load_to_manage(name, "forget", true);
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "forget the before-images of", "Pause or cancel it first.");
 	n = migrate_catalog_forget_undo(m);

@@ -54,6 +54,55 @@
 	"NULL::pg_catalog.timestamptz, registered_at"
 
 /*
+ * The positions of the columns load_sql reads, in the order of
+ * MIGRATION_COLUMNS and then MIGRATION_COLUMNS_V2 (or _V1) and
+ * MIGRATION_COLUMNS_V3 (or _PRE_V3).
+ */
+enum MigrationColumn
+{
+	MC_ID = 1,
+	MC_NAME,
+	MC_ACTION,
+	MC_RELATION,
+	MC_KEY_COLUMNS,
+	MC_SET_CLAUSE,
+	MC_WHERE_CLAUSE,
+	MC_ROW_FN,
+	MC_SQL,
+	MC_BATCH_SIZE,
+	MC_PAUSE_MS,
+	MC_LOCK_TIMEOUT_MS,
+	MC_SEARCH_PATH,
+	MC_OWNER,
+	MC_STATE,
+	MC_CURSOR,
+	MC_PROCESSED,
+	MC_CHANGED,
+	MC_BATCHES,
+	MC_WORKER_PID,
+	MC_SERIES_REST,
+	MC_ADAPTIVE,
+	MC_TARGET_BATCH_MS,
+	MC_MIN_BATCH_SIZE,
+	MC_MAX_BATCH_SIZE,
+	MC_BUSY_SHARE,
+	MC_TOTAL_ESTIMATE,
+	MC_SKIP_ERRORS,
+	MC_KEEP_BEFORE,
+	MC_REVERTING,
+	MC_KEEP_UNDO,
+	MC_REVERT_CURSOR,
+	MC_RESTORED,
+	MC_CATALOG_V2,
+	MC_SERIES_IDS,
+	MC_SERIES_STARTER,
+	MC_KEY_TYPES,
+	MC_CATALOG_V3,
+	MC_SERIES_STARTED_AT,
+	MC_REGISTERED_AT,
+};
+
+/*
  * load_sql
  *		The statement that reads one migration by "column" ($1), for the
  *		catalog version installed, optionally locking the row.
@@ -299,52 +348,52 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 #define COL(n) (d = SPI_getbinval(tuple, desc, (n), &isnull))
 #define TEXTCOL(n) (COL(n), migrate_text_or_null(d, isnull))
 #define ARRAYCOL(n) (COL(n), text_array_to_list(d, isnull))
-	m->id = DatumGetInt64(COL(1));
-	m->name = TextDatumGetCString(COL(2));
-	m->action = TextDatumGetCString(COL(3));
-	m->relation = TEXTCOL(4);
-	m->key_columns = ARRAYCOL(5);
-	m->set_clause = TEXTCOL(6);
-	m->where_clause = TEXTCOL(7);
-	m->row_fn = TEXTCOL(8);
-	m->sql = TEXTCOL(9);
-	m->batch_size = DatumGetInt32(COL(10));
-	m->pause_ms = DatumGetInt64(COL(11));
-	m->lock_timeout_ms = DatumGetInt64(COL(12));
-	m->search_path = TextDatumGetCString(COL(13));
-	m->owner = DatumGetObjectId(COL(14));
-	m->state = migrate_state_parse(TextDatumGetCString(COL(15)));
-	COL(16);
+	m->id = DatumGetInt64(COL(MC_ID));
+	m->name = TextDatumGetCString(COL(MC_NAME));
+	m->action = TextDatumGetCString(COL(MC_ACTION));
+	m->relation = TEXTCOL(MC_RELATION);
+	m->key_columns = ARRAYCOL(MC_KEY_COLUMNS);
+	m->set_clause = TEXTCOL(MC_SET_CLAUSE);
+	m->where_clause = TEXTCOL(MC_WHERE_CLAUSE);
+	m->row_fn = TEXTCOL(MC_ROW_FN);
+	m->sql = TEXTCOL(MC_SQL);
+	m->batch_size = DatumGetInt32(COL(MC_BATCH_SIZE));
+	m->pause_ms = DatumGetInt64(COL(MC_PAUSE_MS));
+	m->lock_timeout_ms = DatumGetInt64(COL(MC_LOCK_TIMEOUT_MS));
+	m->search_path = TextDatumGetCString(COL(MC_SEARCH_PATH));
+	m->owner = DatumGetObjectId(COL(MC_OWNER));
+	m->state = migrate_state_parse(TextDatumGetCString(COL(MC_STATE)));
+	COL(MC_CURSOR);
 	m->cursor = isnull ? NULL : DatumGetJsonbPCopy(d);
-	m->processed = DatumGetInt64(COL(17));
-	m->changed = DatumGetInt64(COL(18));
-	m->batches = DatumGetInt64(COL(19));
-	COL(20);
+	m->processed = DatumGetInt64(COL(MC_PROCESSED));
+	m->changed = DatumGetInt64(COL(MC_CHANGED));
+	m->batches = DatumGetInt64(COL(MC_BATCHES));
+	COL(MC_WORKER_PID);
 	m->worker_pid = isnull ? 0 : DatumGetInt32(d);
-	m->series_rest = ARRAYCOL(21);	/* names; series_members adds ids */
-	m->adaptive = DatumGetBool(COL(22));
-	m->target_batch_ms = DatumGetInt64(COL(23));
-	m->min_batch_size = DatumGetInt32(COL(24));
-	m->max_batch_size = DatumGetInt32(COL(25));
-	m->busy_share = DatumGetFloat4(COL(26));
-	m->total_estimate = DatumGetInt64(COL(27));
-	m->skip_errors = DatumGetBool(COL(28));
-	m->keep_before = DatumGetBool(COL(29));
-	m->reverting = DatumGetBool(COL(30));
-	m->keep_undo = DatumGetBool(COL(31));
-	COL(32);
+	m->series_rest = ARRAYCOL(MC_SERIES_REST);	/* names; series_members adds ids */
+	m->adaptive = DatumGetBool(COL(MC_ADAPTIVE));
+	m->target_batch_ms = DatumGetInt64(COL(MC_TARGET_BATCH_MS));
+	m->min_batch_size = DatumGetInt32(COL(MC_MIN_BATCH_SIZE));
+	m->max_batch_size = DatumGetInt32(COL(MC_MAX_BATCH_SIZE));
+	m->busy_share = DatumGetFloat4(COL(MC_BUSY_SHARE));
+	m->total_estimate = DatumGetInt64(COL(MC_TOTAL_ESTIMATE));
+	m->skip_errors = DatumGetBool(COL(MC_SKIP_ERRORS));
+	m->keep_before = DatumGetBool(COL(MC_KEEP_BEFORE));
+	m->reverting = DatumGetBool(COL(MC_REVERTING));
+	m->keep_undo = DatumGetBool(COL(MC_KEEP_UNDO));
+	COL(MC_REVERT_CURSOR);
 	m->has_revert_cursor = !isnull;
 	m->revert_cursor = isnull ? 0 : DatumGetInt64(d);
-	m->restored = DatumGetInt64(COL(33));
-	m->catalog_v2 = DatumGetBool(COL(34));
-	COL(35);
+	m->restored = DatumGetInt64(COL(MC_RESTORED));
+	m->catalog_v2 = DatumGetBool(COL(MC_CATALOG_V2));
+	COL(MC_SERIES_IDS);
 	m->series_rest = series_members(m->series_rest, d, isnull);
-	m->series_starter = DatumGetObjectId(COL(36));
-	m->key_types = ARRAYCOL(37);
-	m->catalog_v3 = DatumGetBool(COL(38));
-	COL(39);
+	m->series_starter = DatumGetObjectId(COL(MC_SERIES_STARTER));
+	m->key_types = ARRAYCOL(MC_KEY_TYPES);
+	m->catalog_v3 = DatumGetBool(COL(MC_CATALOG_V3));
+	COL(MC_SERIES_STARTED_AT);
 	m->series_started_at = isnull ? 0 : DatumGetTimestampTz(d);
-	m->registered_at = DatumGetTimestampTz(COL(40));
+	m->registered_at = DatumGetTimestampTz(COL(MC_REGISTERED_AT));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL
@@ -1331,4 +1380,174 @@ migrate_catalog_running_names(MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 	}
 	return names;
+}
+
+/*
+ * migrate_catalog_next_undo
+ *		The next batch_size before-images of m below its revert cursor,
+ *		newest first, as a jsonb array of {i: id, k: key, b: before,
+ *		a: after} in *images, with the lowest id and their count.  Returns
+ *		false when none is left.
+ */
+bool
+migrate_catalog_next_undo(const Migration *m, int32 batch_size, Datum *images,
+						  int64 *lowest, int64 *count)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, INT4OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(m->name);
+	values[1] = Int64GetDatum(m->revert_cursor);
+	nulls[1] = m->has_revert_cursor ? ' ' : 'n';
+	values[2] = Int32GetDatum(batch_size);
+	migrate_catalog_exec("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+						 "'i', u.id, 'k', u.key, 'b', u.before, 'a', u.after) ORDER BY u.id DESC),"
+						 " pg_catalog.min(u.id), pg_catalog.count(*)"
+						 " FROM (SELECT id, key, before, after FROM migrate.undo"
+						 "  WHERE migration OPERATOR(pg_catalog.=) $1"
+						 "  AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)"
+						 "  ORDER BY id DESC LIMIT $3) u",
+						 3, types, values, nulls, SPI_OK_SELECT);
+	*images = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	*lowest = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	*count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	return true;
+}
+
+/*
+ * migrate_catalog_settle_revert
+ *		After a revert batch of m over the images down to id "lowest":
+ *		forget the images restored (int8[] "restored", 0 for none) unless
+ *		keep_undo, and record in migrate.errors every image of the batch
+ *		that was neither restored nor failed (int8[] "failed"): its row was
+ *		changed or removed after the migration wrote it.  Returns how many
+ *		such rows were recorded.
+ */
+int64
+migrate_catalog_settle_revert(const Migration *m, int64 lowest, Datum restored,
+							  Datum failed)
+{
+	Oid			types[6] = {TEXTOID, INT8OID, INT8ARRAYOID, BOOLOID, INT8OID, INT8ARRAYOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(m->name);
+	values[1] = Int64GetDatum(m->revert_cursor);
+	nulls[1] = m->has_revert_cursor ? ' ' : 'n';
+	values[2] = restored;
+	nulls[2] = restored == (Datum) 0 ? 'n' : ' ';
+	values[3] = BoolGetDatum(m->keep_undo);
+	values[4] = Int64GetDatum(lowest);
+	values[5] = failed;
+	nulls[5] = failed == (Datum) 0 ? 'n' : ' ';
+	migrate_catalog_exec("WITH batch AS MATERIALIZED (SELECT id, key FROM migrate.undo"
+						 "  WHERE migration OPERATOR(pg_catalog.=) $1"
+						 "  AND ($2 IS NULL OR id OPERATOR(pg_catalog.<) $2)"
+						 "  AND id OPERATOR(pg_catalog.>=) $5),"
+						 " done AS MATERIALIZED (SELECT pg_catalog.unnest($3) AS id),"
+						 " failed AS MATERIALIZED (SELECT pg_catalog.unnest($6) AS id),"
+						 " gone AS (DELETE FROM migrate.undo u USING done"
+						 "  WHERE NOT $4 AND u.migration OPERATOR(pg_catalog.=) $1"
+						 "  AND u.id OPERATOR(pg_catalog.=) done.id)"
+						 " INSERT INTO migrate.errors (migration, key, sqlstate, message, phase)"
+						 " SELECT $1, b.key, '55000',"
+						 "  'row was changed or removed after the migration wrote it; left as it is',"
+						 "  'revert' FROM batch b"
+						 "  WHERE NOT EXISTS (SELECT FROM done d WHERE d.id OPERATOR(pg_catalog.=) b.id)"
+						 "  AND NOT EXISTS (SELECT FROM failed f WHERE f.id OPERATOR(pg_catalog.=) b.id)",
+						 6, types, values, nulls, SPI_OK_INSERT);
+	return (int64) SPI_processed;
+}
+
+/*
+ * migrate_catalog_add_images
+ *		Keep the before-images of a batch of m in migrate.undo: three
+ *		parallel jsonb[] of keys, before- and after-images.
+ */
+void
+migrate_catalog_add_images(const Migration *m, Datum keys, Datum befores,
+						   Datum afters)
+{
+	Oid			types[4] = {TEXTOID, JSONBARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
+	Datum		values[4] = {CStringGetTextDatum(m->name), keys, befores, afters};
+
+	migrate_catalog_exec("INSERT INTO migrate.undo (migration, key, before, after)"
+						 " SELECT $1, u.k, u.b, u.a"
+						 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+						 " pg_catalog.unnest($4)) AS u (k, b, a)",
+						 4, types, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * migrate_catalog_skipped_rows
+ *		The rows m's change set aside (migrate.errors, phase "change"),
+ *		oldest first: their ids and keys, palloc'd; returns how many.
+ */
+int64
+migrate_catalog_skipped_rows(const Migration *m, int64 **ids, Jsonb ***keys)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->name)};
+	uint64		n;
+
+	migrate_catalog_exec("SELECT id, key FROM migrate.errors"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND phase OPERATOR(pg_catalog.=) 'change' ORDER BY id",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	n = SPI_processed;
+	*ids = palloc(sizeof(int64) * (n + 1));
+	*keys = palloc(sizeof(Jsonb *) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		(*ids)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		(*keys)[i] = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return (int64) n;
+}
+
+/*
+ * migrate_catalog_settle_skipped_row
+ *		A set-aside row (migrate.errors id) was tried again: forget it if
+ *		it now succeeded (edata NULL), else record its new error.
+ */
+void
+migrate_catalog_settle_skipped_row(int64 id, const ErrorData *edata)
+{
+	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(id);
+	values[1] = edata ? CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode)) : (Datum) 0;
+	nulls[1] = edata ? ' ' : 'n';
+	values[2] = edata ? CStringGetTextDatum(edata->message) : (Datum) 0;
+	nulls[2] = edata ? ' ' : 'n';
+	values[3] = BoolGetDatum(edata == NULL);
+	migrate_catalog_exec("WITH gone AS (DELETE FROM migrate.errors"
+						 "  WHERE $4 AND id OPERATOR(pg_catalog.=) $1)"
+						 " UPDATE migrate.errors SET sqlstate = $2, message = $3,"
+						 "  at = pg_catalog.clock_timestamp()"
+						 " WHERE NOT $4 AND id OPERATOR(pg_catalog.=) $1",
+						 4, types, values, nulls, 0);
+}
+
+/*
+ * migrate_catalog_add_changed
+ *		Count "changed" more rows changed by m (rows retried by hand).
+ */
+void
+migrate_catalog_add_changed(const Migration *m, int64 changed)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int64GetDatum(changed)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET changed = changed OPERATOR(pg_catalog.+) $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
 }

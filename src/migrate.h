@@ -263,6 +263,8 @@ extern void migrate_become_migration_owner_ext(RoleSwitch *rs,
 											   bool restricted);
 extern void migrate_restore_role(RoleSwitch *rs);
 extern void migrate_check_may_manage(const Migration *m, const char *what);
+extern Migration *migrate_load_to_manage(const char *name, const char *what,
+										 bool for_update);
 extern void migrate_check_table_privilege(Oid relid, const char *action);
 extern void migrate_check_statement_privileges(const Migration *m,
 											   const char *sql, int nparams,
@@ -309,6 +311,17 @@ extern void migrate_catalog_clear_runner(Migration *m);
 extern void migrate_catalog_stop_series(int64 prev_id, const char *prev_name,
 										Oid prev_owner, const char *why);
 extern List *migrate_catalog_running_names(MemoryContext cxt);
+extern bool migrate_catalog_next_undo(const Migration *m, int32 batch_size,
+									  Datum *images, int64 *lowest,
+									  int64 *count);
+extern void migrate_catalog_add_images(const Migration *m, Datum keys,
+									   Datum befores, Datum afters);
+extern int64 migrate_catalog_skipped_rows(const Migration *m, int64 **ids,
+										  Jsonb ***keys);
+extern void migrate_catalog_settle_skipped_row(int64 id, const ErrorData *edata);
+extern void migrate_catalog_add_changed(const Migration *m, int64 changed);
+extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
+										   Datum restored, Datum failed);
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);
 extern void migrate_catalog_set_series(Migration *m, List *rest);
 extern bool migrate_catalog_pending_in_series(const char *name);
@@ -338,9 +351,11 @@ extern void migrate_run_task(Migration *m, BatchResult *res);
 extern void migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res);
 extern void migrate_run_next(Migration *m, int32 batch_size, BatchResult *res);
 extern bool migrate_error_is_row_error(const ErrorData *edata);
+extern ErrorData *migrate_try_in_subxact(void (*work) (void *arg), void *arg,
+										 bool row_errors_only,
+										 MemoryContext errcxt, bool log);
 extern void migrate_retry_rows(Migration *m, int64 *retried, int64 *fixed,
 							   int64 *failing);
-extern char *migrate_written_columns_text(const Migration *m);
 extern void migrate_explain_batch(Migration *m, int32 batch_size,
 								  void (*cb) (void *arg, const char *line),
 								  void *arg);
@@ -348,9 +363,19 @@ extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 								  int32 max_rows, DryRunRowCallback cb,
 								  void *arg);
 
-/* key_types.c: the key's types, recorded and checked */
+/* keys.c: the key's types, recorded and checked */
 extern List *migrate_key_types(Oid relid, List *key_columns);
 extern void migrate_check_key_types(const Migration *m, Oid relid);
+
+/* What a migration worker is told at start, through bgw_extra (launch.c) */
+typedef struct WorkerArgs
+{
+	Oid			dbid;
+	Oid			connect_as;		/* role to connect as: the owner */
+	TransactionId start_xid;	/* the transaction that starts us */
+	int64		id;				/* migrate.migrations.id */
+	char		name[MIGRATE_MAX_NAME_LEN + 1];
+} WorkerArgs;
 
 /* runner.c: the steps of a migration, for workers and CALL migrate_run */
 extern void migrate_runner_init(Runner *r, int64 id, const char *name,
@@ -358,7 +383,8 @@ extern void migrate_runner_init(Runner *r, int64 id, const char *name,
 extern RunnerStep migrate_runner_step(Runner *r, bool stop_requested);
 extern char *migrate_format_duration(int64 us);
 
-/* worker.c: background workers and runner locks */
+/* launch.c, runner_lock.c, worker.c: background workers and runner locks */
+extern bool migrate_handing_over;
 extern bool migrate_error_is_retryable(const ErrorData *edata);
 extern void migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
 extern bool migrate_runner_active(int64 id);
@@ -380,7 +406,8 @@ extern int32 migrate_batch_size_arg(FunctionCallInfo fcinfo, int n);
 extern void migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def);
 extern void migrate_validate_definition(MigrationDef *def);
 
-/* api.c: shared by the SQL functions and the workers */
+/* launch.c: starting a migration in a worker */
+extern int64 migrate_progress_total(const Migration *m);
 extern void migrate_start_locked(Migration *m, bool restart, List *series_rest,
 								 Oid starter, const char *event,
 								 const char *detail);

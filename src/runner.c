@@ -34,6 +34,19 @@
 #define RUN_NOTICE_INTERVAL_MS 5000
 
 /*
+ * migrate_error_is_retryable
+ *		Is this the error of a batch that could not get its locks in time (or
+ *		lost a race), which is worth trying again after a pause?
+ */
+bool
+migrate_error_is_retryable(const ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
+/*
  * migrate_runner_init
  *		Prepare r to run migration id ("name" for messages).  in_worker says
  *		who runs it: a background worker (reports to the log) or a session
@@ -119,40 +132,20 @@ report_progress(Runner *r, const Migration *m)
 	ereport(LOG, (errmsg("migrate: %s", msg.data)));
 }
 
-/*
- * run_batch_in_subxact
- *		Run m's next unit of work in a subtransaction of the current
- *		transaction; return NULL on success, else the error (copied into
- *		r->keepcxt, and in a worker also written to the server log) after
- *		rolling the subtransaction back.
- */
-static ErrorData *
-run_batch_in_subxact(Runner *r, Migration *m, int32 size, BatchResult *res)
+/* What a runner's batch needs, for migrate_try_in_subxact */
+typedef struct NextWork
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
+	Migration  *m;
+	int32		size;
+	BatchResult *res;
+} NextWork;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		migrate_run_next(m, size, res);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(r->keepcxt);
-		edata = CopyErrorData();
-		if (r->in_worker)
-			EmitErrorReport();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return edata;
+static void
+next_work(void *arg)
+{
+	NextWork   *w = (NextWork *) arg;
+
+	migrate_run_next(w->m, w->size, w->res);
 }
 
 /*
@@ -341,7 +334,12 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	memset(&res, 0, sizeof(res));
 	m->adapted_size = r->pacer.adaptive ? migrate_pacer_batch_size(&r->pacer, m) : 0;
 	start = GetCurrentTimestamp();
-	edata = run_batch_in_subxact(r, m, migrate_pacer_batch_size(&r->pacer, m), &res);
+	{
+		NextWork	w = {m, migrate_pacer_batch_size(&r->pacer, m), &res};
+
+		/* in a worker the error goes to the log; a session gets it at the end */
+		edata = migrate_try_in_subxact(next_work, &w, false, r->keepcxt, r->in_worker);
+	}
 	elapsed_us = GetCurrentTimestamp() - start;
 	if (edata)
 	{

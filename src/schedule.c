@@ -111,9 +111,7 @@ migrate_schedule(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	require_pg_cron();
-	SPI_connect();
-	m = migrate_catalog_load(name, true, false);
-	migrate_check_may_manage(m, "schedule");
+	m = migrate_load_to_manage(name, "schedule", true);
 	if (m->relation == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -167,9 +165,7 @@ migrate_unschedule(PG_FUNCTION_ARGS)
 	int64		n;
 
 	require_pg_cron();
-	SPI_connect();
-	m = migrate_catalog_load(name, false, false);
-	migrate_check_may_manage(m, "unschedule");
+	m = migrate_load_to_manage(name, "unschedule", false);
 	job_names(m, &jobs[0], &jobs[1]);
 	values[0] = CStringGetTextDatum(jobs[0]);
 	values[1] = CStringGetTextDatum(jobs[1]);

@@ -20,6 +20,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
@@ -221,6 +222,23 @@ migrate_check_may_manage(const Migration *m, const char *what)
 			 errmsg("permission denied to %s migration \"%s\"", what, m->name),
 			 errdetail("Only the owner of the migration, members of its role and superusers may %s it.",
 					   what)));
+}
+
+/*
+ * migrate_load_to_manage
+ *		The preamble of the SQL functions that act on one migration: connect
+ *		SPI, read migration "name" (locking its row for_update), and check
+ *		that the current user may "what" it.
+ */
+Migration *
+migrate_load_to_manage(const char *name, const char *what, bool for_update)
+{
+	Migration  *m;
+
+	SPI_connect();
+	m = migrate_catalog_load(name, for_update, false);
+	migrate_check_may_manage(m, what);
+	return m;
 }
 
 /*

@@ -2,20 +2,14 @@
  *
  * worker.c
  *	  Background workers: the per-migration worker, the launcher that
- *	  restarts running migrations after a server restart, and the runner
- *	  lock that guarantees one runner per migration.
+ *	  restarts running migrations after a server restart, and the hand-over
+ *	  to the next member of a series.
  *
- * Whoever runs a migration's batches (a background worker, or a session in
- * CALL migrate_run) holds a session-level advisory lock on the migration
- * for as long as it runs.  "Is it running?" is therefore answered by the
- * lock table, which forgets a runner the moment its process ends, and a
- * second runner can never start.
- *
- * Starting a worker happens inside the transaction that marks the
- * migration running, with its row locked.  The new worker takes the runner
- * lock, then waits for that row lock, so it only ever sees committed state:
- * if the starting transaction rolls back, the worker finds the migration
- * not running (or not claimed by it) and leaves quietly.
+ * A worker is a session of the migration's owner.  Its main loop runs the
+ * runner (runner.c) one step per transaction, rests between steps looking
+ * every second whether the migration is still its to run, and records a
+ * failure that happens outside a batch (a query cancel in a rest) in a
+ * transaction of its own.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,360 +45,10 @@
 #include "migrate.h"
 
 PGDLLEXPORT void migrate_worker_main(Datum main_arg);
+
 PGDLLEXPORT void migrate_launcher_main(Datum main_arg);
+
 PGDLLEXPORT void migrate_recovery_main(Datum main_arg);
-
-/* What a migration worker is told at start, through bgw_extra */
-typedef struct WorkerArgs
-{
-	Oid			dbid;
-	Oid			connect_as;		/* role to connect as: the owner */
-	TransactionId start_xid;	/* the transaction that starts us */
-	int64		id;				/* migrate.migrations.id */
-	char		name[MIGRATE_MAX_NAME_LEN + 1];
-} WorkerArgs;
-
-StaticAssertDecl(sizeof(WorkerArgs) <= BGW_EXTRALEN, "WorkerArgs must fit bgw_extra");
-
-static pid_t launch_worker_locked(Migration *m);
-
-/* How long migrate_launch_worker waits for a new worker to claim its lock */
-#define WORKER_CLAIM_TIMEOUT_MS 60000
-
-/*
- * migrate_error_is_retryable
- *		Is this the error of a batch that could not get its locks in time (or
- *		lost a race), which is worth trying again after a pause?
- */
-bool
-migrate_error_is_retryable(const ErrorData *edata)
-{
-	return edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-		edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-		edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
-}
-
-/*
- * migrate_runner_locktag
- *		Fill in the advisory lock tag of migration id in database dbid.
- *
- * The fourth field keeps it apart from pg_advisory_lock()'s keys.
- */
-void
-migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id)
-{
-	SET_LOCKTAG_ADVISORY(*tag, dbid, (uint32) (((uint64) id) >> 32),
-						 (uint32) id, MIGRATE_RUNNER_LOCK_KIND);
-}
-
-/*
- * migrate_runner_active
- *		Is some process (this one included) running migration id?
- *
- * Only looks at the lock table: taking the runner lock to test it could
- * make a starting runner's own attempt fail.
- */
-bool
-migrate_runner_active(int64 id)
-{
-	LOCKTAG		tag;
-
-	migrate_runner_locktag(&tag, MyDatabaseId, id);
-#if PG_VERSION_NUM >= 170000
-	if (LockHeldByMe(&tag, ExclusiveLock, false))
-#else
-	if (LockHeldByMe(&tag, ExclusiveLock))
-#endif
-		return true;
-	return migrate_runner_pid(id) != 0;
-}
-
-/*
- * migrate_runner_pid
- *		Return the pid of the process running migration id, or 0.
- *
- * Reads the lock table, so it names the actual holder of the runner lock:
- * unlike worker_pid in the catalog, it cannot be stale or uncommitted.
- */
-int
-migrate_runner_pid(int64 id)
-{
-	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
-	Datum		values[3];
-	bool		isnull;
-
-	int			pid = 0;
-
-	values[0] = ObjectIdGetDatum(MyDatabaseId);
-	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
-	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
-	/* a connection of its own: callers poll this in loops */
-	SPI_connect();
-	migrate_catalog_exec(psprintf("SELECT pid FROM pg_catalog.pg_locks"
-								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
-								  " AND granted AND mode OPERATOR(pg_catalog.=) 'ExclusiveLock'"
-								  " AND database OPERATOR(pg_catalog.=) $1"
-								  " AND classid OPERATOR(pg_catalog.=) $2"
-								  " AND objid OPERATOR(pg_catalog.=) $3"
-								  " AND objsubid OPERATOR(pg_catalog.=) %d",
-								  MIGRATE_RUNNER_LOCK_KIND),
-						 3, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-		pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return pid;
-}
-
-/*
- * migrate_runner_lock
- *		Become the runner of migration id for the rest of this session (until
- *		migrate_runner_unlock); error out if another process runs it.
- */
-void
-migrate_runner_lock(int64 id)
-{
-	LOCKTAG		tag;
-
-	migrate_runner_locktag(&tag, MyDatabaseId, id);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("migration is already being run by another process")));
-}
-
-/*
- * migrate_runner_unlock
- *		Stop being the runner of migration id (if we are).
- */
-void
-migrate_runner_unlock(int64 id)
-{
-	LOCKTAG		tag;
-
-	migrate_runner_locktag(&tag, MyDatabaseId, id);
-#if PG_VERSION_NUM >= 170000
-	if (LockHeldByMe(&tag, ExclusiveLock, false))
-#else
-	if (LockHeldByMe(&tag, ExclusiveLock))
-#endif
-		LockRelease(&tag, ExclusiveLock, true);
-}
-
-/*
- * migrate_runner_release
- *		Stop being the runner of m: clear its worker_pid if it is ours and
- *		release the runner lock.
- *
- * Called in the runner's last transaction, with m's row locked, before
- * that transaction commits.  Whoever decides next whether m needs a new
- * runner must first get the row lock, so it finds either us still running
- * or no runner at all, never a runner on its way out.
- */
-void
-migrate_runner_release(Migration *m)
-{
-	if (m->worker_pid == MyProcPid)
-		migrate_catalog_clear_runner(m);
-	migrate_runner_unlock(m->id);
-}
-
-/* Is this worker starting the next member of its series (and about to exit)? */
-static bool handing_over = false;
-
-/*
- * count_other_workers
- *		Count migrate workers in the whole cluster, all of them (role
- *		InvalidOid) or those connected as role.  A worker handing over to the
- *		next member of its series is about to exit and does not count
- *		itself; any other worker that starts a migration (a task can) does.
- *
- * Called with the cluster-wide start lock held, so that two starts cannot
- * both see a free slot.  A worker connects as its migration's owner, so
- * pg_stat_activity.usesysid names the role whose slot it takes.
- */
-static int64
-count_other_workers(Oid role)
-{
-	Oid			types[2] = {OIDOID, BOOLOID};
-	Datum		values[2] = {ObjectIdGetDatum(role), BoolGetDatum(handing_over)};
-	bool		isnull;
-
-	pgstat_clear_backend_activity_snapshot();
-	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
-						 " WHERE backend_type OPERATOR(pg_catalog.=) 'migrate worker'"
-						 " AND NOT ($2 AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())"
-						 " AND ($1 OPERATOR(pg_catalog.=) 0"
-						 " OR usesysid OPERATOR(pg_catalog.=) $1)",
-						 2, types, values, NULL, SPI_OK_SELECT);
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
- * check_worker_can_connect
- *		Error out unless a worker can connect as m's owner.
- *
- * A worker connects as the owner and as nobody else, so that the owner's
- * code, and the commit of every transaction it runs in, has exactly the
- * owner's rights.  From PostgreSQL 17 a background worker may connect as
- * a role without LOGIN; before that it cannot, and such a migration runs
- * only in the foreground, in a session of a member of the owner's role.
- */
-static void
-check_worker_can_connect(const Migration *m)
-{
-	HeapTuple	roletup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(m->owner));
-	bool		canlogin;
-	char	   *rolname;
-
-	if (!HeapTupleIsValid(roletup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("owner of migration \"%s\" no longer exists", m->name),
-				 errhint("Register the migration again with replace => true.")));
-	canlogin = ((Form_pg_authid) GETSTRUCT(roletup))->rolcanlogin;
-	rolname = pstrdup(NameStr(((Form_pg_authid) GETSTRUCT(roletup))->rolname));
-	ReleaseSysCache(roletup);
-#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
-	(void) canlogin;
-	(void) rolname;
-#else
-	if (!canlogin)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("could not start migration \"%s\" in the background", m->name),
-				 errdetail("Its owner, role \"%s\", cannot log in, and before PostgreSQL 17 a background worker can only connect as a role that can.",
-						   rolname),
-				 errhint("Run it in the foreground with CALL migrate_run('%s') as a member of role \"%s\", or register it as a role with LOGIN.",
-						 m->name, rolname)));
-#endif
-}
-
-/*
- * migrate_launch_worker
- *		Start a background worker for migration m and return its pid once it
- *		holds the migration's runner lock.
- *
- * The caller holds m's row lock and has marked m running in the current
- * transaction; the worker waits for that transaction to end before it
- * does anything.  Errors out (leaving the caller to roll back) when
- * migrate.max_workers or max_worker_processes is exhausted, or when the
- * worker dies before it claims the migration.
- */
-int
-migrate_launch_worker(Migration *m)
-{
-	LOCKTAG		start_tag;
-	volatile pid_t pid = 0;
-
-	/*
-	 * Serialize starts across the cluster, so the slot count is exact.  The
-	 * lock is held only until the new worker shows up, not until our
-	 * transaction ends.
-	 */
-	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_RUNNER_LOCK_KIND + 1);
-	(void) LockAcquire(&start_tag, ExclusiveLock, true, false);
-	PG_TRY();
-	{
-		pid = launch_worker_locked(m);
-	}
-	PG_FINALLY();
-	{
-		LockRelease(&start_tag, ExclusiveLock, true);
-	}
-	PG_END_TRY();
-	return (int) pid;
-}
-
-/*
- * launch_worker_locked
- *		The work of migrate_launch_worker, with the start lock held.
- */
-static pid_t
-launch_worker_locked(Migration *m)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	WorkerArgs	args;
-	pid_t		pid;
-	BgwHandleStatus status;
-	TimestampTz deadline;
-	int64		others;
-
-	check_worker_can_connect(m);
-	others = count_other_workers(InvalidOid);
-	if (others >= migrate_max_workers)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start migration \"%s\": all %d migrate workers are busy",
-						m->name, migrate_max_workers),
-				 errhint("Wait for a running migration to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers.")));
-	if (migrate_max_workers_per_role > 0 &&
-		count_other_workers(m->owner) >= migrate_max_workers_per_role)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start migration \"%s\": role \"%s\" already has %d migrate workers",
-						m->name, GetUserNameFromId(m->owner, false),
-						migrate_max_workers_per_role),
-				 errhint("Wait for one of its migrations to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers_per_role.")));
-
-	memset(&args, 0, sizeof(args));
-	args.dbid = MyDatabaseId;
-	args.connect_as = m->owner;
-	args.start_xid = GetTopTransactionIdIfAny();
-	args.id = m->id;
-	strlcpy(args.name, m->name, sizeof(args.name));
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "migrate", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "migrate_worker_main", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate worker for %s", m->name);
-	strlcpy(worker.bgw_type, "migrate worker", BGW_MAXLEN);
-	worker.bgw_notify_pid = MyProcPid;
-	memcpy(worker.bgw_extra, &args, sizeof(args));
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start migration \"%s\": no free background worker slot", m->name),
-				 errdetail("All max_worker_processes slots are in use."),
-				 errhint("Raise max_worker_processes, or wait for other background workers to finish.")));
-
-	status = WaitForBackgroundWorkerStartup(handle, &pid);
-	if (status != BGWH_STARTED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not start migration \"%s\": its background worker did not start", m->name),
-				 errhint("See the server log for the reason.")));
-
-	/* wait until the new worker holds the runner lock */
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   WORKER_CLAIM_TIMEOUT_MS);
-	while (migrate_runner_pid(m->id) != (int) pid)
-	{
-		if (GetBackgroundWorkerPid(handle, &pid) != BGWH_STARTED)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("could not start migration \"%s\": its background worker exited at start", m->name),
-					 errhint("See the server log for the reason.")));
-		if (GetCurrentTimestamp() > deadline)
-		{
-			TerminateBackgroundWorker(handle);
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("could not start migration \"%s\": its background worker did not report for duty", m->name)));
-		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-	return pid;
-}
 
 /* The migration a migration worker runs, for its activity; else NULL */
 static const char *worker_subject = NULL;
@@ -629,9 +273,9 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 				{
 					m->series_starter = starter;
 					m->series_started_at = since;
-					handing_over = true;
+					migrate_handing_over = true;
 					migrate_start_locked(m, false, rest, starter, "start", "next in series");
-					handing_over = false;
+					migrate_handing_over = false;
 				}
 				started = true;
 			}
@@ -642,7 +286,7 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 			ErrorData  *edata;
 
 			MemoryContextSwitchTo(oldcxt);
-			handing_over = false;
+			migrate_handing_over = false;
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortCurrentTransaction();

@@ -1,0 +1,325 @@
+/*-------------------------------------------------------------------------
+ *
+ * keys.c
+ *	  The table a migration changes and its key: finding the key columns
+ *	  and their types, checking them before each batch, the table by its
+ *	  name at run time, and a row estimate.
+ *
+ * A migration walks its table in the order of a key: the primary key, or
+ * a unique index whose columns are NOT NULL and of a type the jsonb cursor
+ * can hold and read back exactly.  The cursor is compared with the key by
+ * its type's btree operators, so if a key column's type or collation
+ * changes under a running migration (ALTER TABLE ... ALTER COLUMN ... TYPE)
+ * the same cursor would compare differently and rows would be changed
+ * twice or never: the key's signature is recorded when the migration is
+ * registered (key_types), and a batch that finds another one fails the
+ * migration before it changes anything.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "executor/instrument.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "nodes/parsenodes.h"
+#include "optimizer/plancat.h"
+#include "parser/parser.h"
+#include "tcop/cmdtag.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "migrate.h"
+#include "batch.h"
+
+/*
+ * key_type_supported
+ *		Can a key column of this type be kept in the jsonb cursor and read
+ *		back exactly?  Scalars can; arrays, composites, ranges and JSON
+ *		values come back in a form their input function does not take.
+ */
+static bool
+key_type_supported(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	char		typtype = get_typtype(base);
+
+	return (typtype == TYPTYPE_BASE || typtype == TYPTYPE_ENUM) &&
+		!OidIsValid(get_element_type(base)) &&
+		base != JSONOID && base != JSONBOID;
+}
+
+/*
+ * migrate_find_key_columns
+ *		Return the names of the columns of relid's batching key.
+ *
+ * The key is the primary key, else the unique, valid, non-partial index
+ * without expressions whose columns are all NOT NULL, not generated, of a
+ * type the cursor can hold (key_type_supported) and use their type's
+ * default btree operator class, preferring fewer columns.  Returns NIL if
+ * there is none.  The caller holds a lock on the relation.
+ */
+List *
+migrate_find_key_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	Oid			pk = rel->rd_pkindex;
+	ListCell   *lc;
+	Oid			best = InvalidOid;
+	int			best_natts = INT_MAX;
+	List	   *result = NIL;
+
+	foreach(lc, indexes)
+	{
+		Oid			indexoid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		Form_pg_index idx;
+		bool		usable;
+		bool		isnull;
+		Datum		d;
+		oidvector  *indclass;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", indexoid);
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		usable = idx->indisunique && idx->indisvalid &&
+			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+		d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
+		indclass = (oidvector *) DatumGetPointer(d);
+		for (int i = 0; usable && i < idx->indnkeyatts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+												  idx->indkey.values[i] - 1);
+
+			if (idx->indkey.values[i] <= 0 || !att->attnotnull ||
+				att->attgenerated || !key_type_supported(att->atttypid) ||
+				indclass->values[i] != GetDefaultOpClass(att->atttypid, BTREE_AM_OID))
+				usable = false;
+		}
+		if (usable && (indexoid == pk ||
+					   (!(OidIsValid(best) && best == pk) &&
+						(idx->indnkeyatts < best_natts ||
+						 (idx->indnkeyatts == best_natts && indexoid < best)))))
+		{
+			best = indexoid;
+			best_natts = idx->indnkeyatts;
+			list_free_deep(result);
+			result = NIL;
+			for (int i = 0; i < idx->indnkeyatts; i++)
+				result = lappend(result,
+								 pstrdup(NameStr(TupleDescAttr(RelationGetDescr(rel),
+															   idx->indkey.values[i] - 1)->attname)));
+		}
+		ReleaseSysCache(tup);
+	}
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * migrate_resolve_relation
+ *		Return the OID of the migration's table, or error out if it is gone.
+ */
+Oid
+migrate_resolve_relation(const Migration *m, bool missing_ok)
+{
+#if PG_VERSION_NUM >= 160000
+	List	   *names = stringToQualifiedNameList(m->relation, NULL);
+#else
+	List	   *names = stringToQualifiedNameList(m->relation);
+#endif
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s of migration \"%s\" does not exist", m->relation, m->name),
+				 errdetail("The table was dropped or renamed after the migration was registered.")));
+	return relid;
+}
+
+/*
+ * migrate_estimate_rows
+ *		Estimate the rows of relid (summed over its partitions) the way the
+ *		planner does, also for a table that was never analyzed.
+ */
+int64
+migrate_estimate_rows(Oid relid)
+{
+	List	   *rels = find_all_inheritors(relid, AccessShareLock, NULL);
+	ListCell   *lc;
+	double		total = 0;
+
+	foreach(lc, rels)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+
+		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		{
+			BlockNumber pages;
+			double		tuples;
+			double		allvisfrac;
+
+			estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+			total += tuples;
+		}
+		table_close(rel, NoLock);
+		if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+			break;				/* plain inheritance children are not migrated */
+	}
+	return (int64) total;
+}
+
+/* The namespace of type typid. */
+static Oid
+type_namespace(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			nsp;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	nsp = ((Form_pg_type) GETSTRUCT(tup))->typnamespace;
+	ReleaseSysCache(tup);
+	return nsp;
+}
+
+/*
+ * key_column_signature
+ *		"type" or "type COLLATE collation" of column "name" of relid, or NULL
+ *		if there is no such column.
+ */
+static char *
+key_column_signature(Oid relid, const char *name)
+{
+	HeapTuple	tup = SearchSysCacheAttName(relid, name);
+	Form_pg_attribute att;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	att = (Form_pg_attribute) GETSTRUCT(tup);
+	/*
+	 * The same text whatever the search_path: types outside pg_catalog are
+	 * qualified.  A collation is named only if it is not the type's own.
+	 */
+	result = format_type_extended(att->atttypid, att->atttypmod,
+								  FORMAT_TYPE_TYPEMOD_GIVEN |
+								  (type_namespace(att->atttypid) == PG_CATALOG_NAMESPACE ?
+								   0 : FORMAT_TYPE_FORCE_QUALIFY));
+	if (OidIsValid(att->attcollation) &&
+		att->attcollation != get_typcollation(att->atttypid))
+	{
+		HeapTuple	ctup = SearchSysCache1(COLLOID, ObjectIdGetDatum(att->attcollation));
+		Form_pg_collation coll;
+
+		if (!HeapTupleIsValid(ctup))
+			elog(ERROR, "cache lookup failed for collation %u", att->attcollation);
+		coll = (Form_pg_collation) GETSTRUCT(ctup);
+		result = psprintf("%s COLLATE %s", result,
+						  quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+													 NameStr(coll->collname)));
+		ReleaseSysCache(ctup);
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * migrate_key_types
+ *		The signatures of relid's columns key_columns, in key order, for the
+ *		catalog's key_types.  The caller holds a lock on relid.
+ */
+List *
+migrate_key_types(Oid relid, List *key_columns)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, key_columns)
+	{
+		char	   *sig = key_column_signature(relid, lfirst(lc));
+
+		if (sig == NULL)
+			elog(ERROR, "key column \"%s\" of relation %u not found",
+				 (char *) lfirst(lc), relid);
+		result = lappend(result, sig);
+	}
+	return result;
+}
+
+/*
+ * migrate_check_key_types
+ *		Before a batch of m on relid: lock relid as the batch will, then
+ *		error out unless every key column still has the type and collation
+ *		recorded at registration.
+ *
+ * Taking the batch's lock first means no ALTER TABLE can commit between
+ * this check and the batch.  A migration registered before 0.3 recorded
+ * nothing and is not checked.
+ */
+void
+migrate_check_key_types(const Migration *m, Oid relid)
+{
+	ListCell   *col;
+	ListCell   *was;
+
+	LockRelationOid(relid, RowExclusiveLock);
+	if (m->key_types == NIL)
+	{
+		/* registered before 0.3: what the key is now is what it stays */
+		if (m->catalog_v3)
+			migrate_catalog_set_key_types(m, migrate_key_types(relid, m->key_columns));
+		return;
+	}
+	forboth(col, m->key_columns, was, m->key_types)
+	{
+		char	   *now = key_column_signature(relid, lfirst(col));
+
+		if (now == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" of migration \"%s\" no longer exists",
+							(char *) lfirst(col), m->name),
+					 errhint("Register the migration again with replace => true.")));
+		if (strcmp(now, lfirst(was)) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("key column \"%s\" of migration \"%s\" changed type from %s to %s",
+							(char *) lfirst(col), m->name, (char *) lfirst(was), now),
+					 errdetail("The migration's cursor orders keys as %s; walking on could change rows twice or never. Nothing was changed by this batch.",
+							   (char *) lfirst(was)),
+					 errhint("Change the column back, or register the migration again with replace => true and start it with restart => true.")));
+	}
+}

@@ -1,0 +1,169 @@
+/*-------------------------------------------------------------------------
+ *
+ * runner_lock.c
+ *	  The runner lock: one runner per migration, whoever it is.
+ *
+ * Whoever runs a migration's batches (a background worker, or a session in
+ * CALL migrate_run) holds a session-level advisory lock on the migration
+ * for as long as it runs.  "Is it running?" is therefore answered by the
+ * lock table, which forgets a runner the moment its process ends, and a
+ * second runner can never start.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "migrate.h"
+
+/*
+ * migrate_runner_locktag
+ *		Fill in the advisory lock tag of migration id in database dbid.
+ *
+ * The fourth field keeps it apart from pg_advisory_lock()'s keys.
+ */
+void
+migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, dbid, (uint32) (((uint64) id) >> 32),
+						 (uint32) id, MIGRATE_RUNNER_LOCK_KIND);
+}
+
+/* Does this process hold the runner lock of migration id? */
+static bool
+runner_lock_held(int64 id)
+{
+	LOCKTAG		tag;
+
+	migrate_runner_locktag(&tag, MyDatabaseId, id);
+#if PG_VERSION_NUM >= 170000
+	return LockHeldByMe(&tag, ExclusiveLock, false);
+#else
+	return LockHeldByMe(&tag, ExclusiveLock);
+#endif
+}
+
+/*
+ * migrate_runner_active
+ *		Is some process (this one included) running migration id?
+ *
+ * Only looks at the lock table: taking the runner lock to test it could
+ * make a starting runner's own attempt fail.
+ */
+bool
+migrate_runner_active(int64 id)
+{
+	return runner_lock_held(id) || migrate_runner_pid(id) != 0;
+}
+
+/*
+ * migrate_runner_pid
+ *		Return the pid of the process running migration id, or 0.
+ *
+ * Reads the lock table, so it names the actual holder of the runner lock:
+ * unlike worker_pid in the catalog, it cannot be stale or uncommitted.
+ */
+int
+migrate_runner_pid(int64 id)
+{
+	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
+	Datum		values[3];
+	bool		isnull;
+
+	int			pid = 0;
+
+	values[0] = ObjectIdGetDatum(MyDatabaseId);
+	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
+	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
+	/* a connection of its own: callers poll this in loops */
+	SPI_connect();
+	migrate_catalog_exec(psprintf("SELECT pid FROM pg_catalog.pg_locks"
+								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
+								  " AND granted AND mode OPERATOR(pg_catalog.=) 'ExclusiveLock'"
+								  " AND database OPERATOR(pg_catalog.=) $1"
+								  " AND classid OPERATOR(pg_catalog.=) $2"
+								  " AND objid OPERATOR(pg_catalog.=) $3"
+								  " AND objsubid OPERATOR(pg_catalog.=) %d",
+								  MIGRATE_RUNNER_LOCK_KIND),
+						 3, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return pid;
+}
+
+/*
+ * migrate_runner_lock
+ *		Become the runner of migration id for the rest of this session (until
+ *		migrate_runner_unlock); error out if another process runs it.
+ */
+void
+migrate_runner_lock(int64 id)
+{
+	LOCKTAG		tag;
+
+	migrate_runner_locktag(&tag, MyDatabaseId, id);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration is already being run by another process")));
+}
+
+/*
+ * migrate_runner_unlock
+ *		Stop being the runner of migration id (if we are).
+ */
+void
+migrate_runner_unlock(int64 id)
+{
+	LOCKTAG		tag;
+
+	migrate_runner_locktag(&tag, MyDatabaseId, id);
+	if (runner_lock_held(id))
+		LockRelease(&tag, ExclusiveLock, true);
+}
+
+/*
+ * migrate_runner_release
+ *		Stop being the runner of m: clear its worker_pid if it is ours and
+ *		release the runner lock.
+ *
+ * Called in the runner's last transaction, with m's row locked, before
+ * that transaction commits.  Whoever decides next whether m needs a new
+ * runner must first get the row lock, so it finds either us still running
+ * or no runner at all, never a runner on its way out.
+ */
+void
+migrate_runner_release(Migration *m)
+{
+	if (m->worker_pid == MyProcPid)
+		migrate_catalog_clear_runner(m);
+	migrate_runner_unlock(m->id);
+}
