@@ -240,7 +240,7 @@ apply_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper)
  *		exception, a constraint violation, an error raised by a trigger or
  *		function), rather than one that every row would hit (permissions,
  *		missing objects, lock timeouts, cancels)?  Only such errors are
- *		quarantined with on_error => 'skip'.
+ *		set aside with on_error => 'skip'.
  */
 bool
 migrate_error_is_row_error(const ErrorData *edata)
@@ -389,11 +389,11 @@ keys_in_range(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper, int *nk
  * "first" and "after" are the batch statements for a range without and
  * with a lower bound.  Every row of the range is either changed or
  * recorded, in the caller's transaction.  Returns the rows changed and
- * adds the rows recorded to *quarantined.
+ * adds the rows recorded to *set_aside.
  */
 static int64
 change_or_split(Migration *m, BatchSql *first, BatchSql *after,
-				Jsonb *lower, Jsonb *upper, int depth, int64 *quarantined)
+				Jsonb *lower, Jsonb *upper, int depth, int64 *set_aside)
 {
 	BatchSql   *b = lower ? after : first;
 	int64		changed = 0;
@@ -414,7 +414,7 @@ change_or_split(Migration *m, BatchSql *first, BatchSql *after,
 		{
 			/* failed twice as a range of this one row: it is the culprit */
 			migrate_catalog_add_error(m, JsonbPGetDatum(keys[0]), "change", edata);
-			(*quarantined)++;
+			(*set_aside)++;
 			return 0;
 		}
 		/* halving must get somewhere; the key range must not be odd */
@@ -429,8 +429,8 @@ change_or_split(Migration *m, BatchSql *first, BatchSql *after,
 		}
 		FreeErrorData(edata);
 		half = nkeys / 2;
-		return change_or_split(m, first, after, lower, keys[half - 1], depth + 1, quarantined) +
-			change_or_split(m, first, after, keys[half - 1], upper, depth + 1, quarantined);
+		return change_or_split(m, first, after, lower, keys[half - 1], depth + 1, set_aside) +
+			change_or_split(m, first, after, keys[half - 1], upper, depth + 1, set_aside);
 	}
 }
 
@@ -472,7 +472,7 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 			BatchSql   *after = m->cursor ? b : migrate_build_batch_sql(m, relid, RANGE_AFTER);
 
 			res->changed = change_or_split(m, first, after, m->cursor,
-										   res->new_cursor, 0, &res->quarantined);
+										   res->new_cursor, 0, &res->set_aside);
 		}
 	}
 	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
@@ -510,7 +510,7 @@ migrate_run_next(Migration *m, int32 batch_size, BatchResult *res)
 
 /*
  * migrate_retry_rows
- *		Apply m's change again to each row it quarantined, one row per
+ *		Apply m's change again to each row it set aside, one row per
  *		subtransaction, in the current transaction: rows that now succeed
  *		leave migrate.errors, the others get their new error.
  *

@@ -93,7 +93,7 @@ typedef struct Migration
 	int64		total_estimate; /* rows expected, or -1 if unknown */
 	/* added in 0.2; a 0.1 catalog reads as the defaults */
 	bool		catalog_v2;		/* the catalog has the 0.2 columns and tables */
-	bool		skip_errors;	/* on_error = 'skip': quarantine failing rows */
+	bool		skip_errors;	/* on_error = 'skip': set failing rows aside */
 	bool		keep_before;	/* keep before-images in migrate.undo */
 	bool		reverting;		/* batches restore before-images */
 	bool		keep_undo;		/* a revert keeps the undo rows it applied */
@@ -163,7 +163,7 @@ typedef struct BatchResult
 	bool		done;			/* no rows were left after the cursor */
 	int64		visited;		/* rows in the batch's key range */
 	int64		changed;		/* rows written or deleted */
-	int64		quarantined;	/* rows recorded in migrate.errors */
+	int64		set_aside;	/* rows recorded in migrate.errors */
 	Jsonb	   *new_cursor;		/* last key of the batch, or NULL */
 	int64		wal_bytes;		/* WAL the batch wrote */
 } BatchResult;

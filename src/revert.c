@@ -118,7 +118,7 @@ int8_list_array(List *ids, bool *none)
  *		itself (it is recorded in migrate.errors).  Returns the ids of the
  *		images restored in *restored and of those that failed in *failed
  *		(int8[], with *none_* when empty); adds the failures to
- *		res->quarantined.
+ *		res->set_aside.
  */
 static void
 revert_row_by_row(Migration *m, const char *revert_sql, Datum images,
@@ -172,7 +172,7 @@ revert_row_by_row(Migration *m, const char *revert_sql, Datum images,
 	}
 	*restored = int8_list_array(ok_ids, none_restored);
 	*failed = int8_list_array(bad_ids, none_failed);
-	res->quarantined = list_length(bad_ids);
+	res->set_aside = list_length(bad_ids);
 }
 
 /*
@@ -216,11 +216,11 @@ migrate_revert_batch(Migration *m, int32 batch_size, BatchResult *res)
 			revert_row_by_row(m, revert_sql, images, &restored, &none_restored,
 							  &failed, &none_failed, res);
 		}
-		res->quarantined +=
+		res->set_aside +=
 			migrate_catalog_settle_revert(m, lowest,
 										  none_restored ? (Datum) 0 : restored,
 										  none_failed ? (Datum) 0 : failed);
-		res->changed = res->visited - res->quarantined;
+		res->changed = res->visited - res->set_aside;
 	}
 	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
 	migrate_catalog_record_revert(m, res, lowest);

@@ -119,6 +119,24 @@ migrate_runner_pid(int64 id)
 	return pid;
 }
 
+PG_FUNCTION_INFO_V1(migrate_runner_pid_sql);
+
+/*
+ * migrate.runner_pid(id)
+ *
+ * The pid of the process running migration id in this database, or NULL;
+ * what migrate_status shows as worker_pid.
+ */
+Datum
+migrate_runner_pid_sql(PG_FUNCTION_ARGS)
+{
+	int			pid = migrate_runner_pid(PG_GETARG_INT64(0));
+
+	if (pid == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT32(pid);
+}
+
 /*
  * migrate_runner_lock
  *		Become the runner of migration id for the rest of this session (until
