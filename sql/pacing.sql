@@ -54,6 +54,47 @@ SHOW migrate.pause_all;
 CALL migrate_run('fixed');
 SELECT state, processed, batch_size, adaptive FROM migrate_status('fixed');
 
+-- the worker vacuums the table as it goes (vacuum => true, the default),
+-- once the rows it replaced are 5% of the table; status shows the table's
+-- size at the start and now
+SELECT name, vacuum, max_wal_rate
+  FROM migrate_register('vac', 'big', set_clause => 'external_id = external_id || $$!$$');
+SELECT state FROM migrate_start('vac');
+SELECT migrate_wait('vac');
+SELECT state, processed, vacuum, vacuums > 0 AS vacuumed_as_it_went,
+       size_at_start > 0 AS has_size_at_start, size > 0 AS has_size
+  FROM migrate_status('vac');
+SELECT name, vacuum FROM migrate_register('novac', 'big', set_clause => 'email = email', vacuum => false);
+SELECT state FROM migrate_start('novac');
+SELECT migrate_wait('novac');
+SELECT state, vacuums FROM migrate_status('novac');
+
+-- a WAL budget: the runner rests so that the migration writes no more WAL
+-- per second than max_wal_rate, and says why
+CREATE TABLE walt (id int PRIMARY KEY, pad text NOT NULL);
+INSERT INTO walt SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
+SELECT name, max_wal_rate
+  FROM migrate_register('budget', 'walt', set_clause => $$pad = repeat('y', 200)$$,
+                        batch_size => 1000, max_wal_rate => 2000000);
+SELECT state FROM migrate_start('budget');
+DO $$
+BEGIN   -- until the runner has said why it rests, or is done
+    FOR i IN 1..600 LOOP
+        EXIT WHEN (SELECT throttled LIKE 'WAL budget%' OR state <> 'running'
+                     FROM migrate.migrations WHERE name = 'budget');
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+SELECT throttled FROM migrate.migrations WHERE name = 'budget';
+SELECT migrate_wait('budget');
+SELECT state, processed, wal_bytes > 2000000 AS wrote_enough_to_rest,
+       wal_per_second <= max_wal_rate * 1.2 AS within_budget
+  FROM migrate_status('budget');
+SELECT migrate_register('bad', 'walt', set_clause => 'pad = pad', max_wal_rate => -1);
+SELECT migrate_register('bad', 'walt', set_clause => 'pad = pad', vacuum => NULL);
+
 -- clean up
-SELECT count(migrate_unregister(name)) FROM migrate.migrations WHERE name IN ('auto', 'fixed', 'off');
-DROP TABLE big;
+SELECT count(migrate_unregister(name)) FROM migrate.migrations
+ WHERE name IN ('auto', 'fixed', 'off', 'vac', 'novac', 'budget');
+DROP TABLE big, walt;

@@ -48,10 +48,10 @@
 /* The columns 0.3 added, and what an older catalog stands for instead */
 #define MIGRATION_COLUMNS_V3 \
 	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true, " \
-	"series_started_at, registered_at"
+	"series_started_at, registered_at, vacuum, COALESCE(max_wal_rate, 0)"
 #define MIGRATION_COLUMNS_PRE_V3 \
 	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false, " \
-	"NULL::pg_catalog.timestamptz, registered_at"
+	"NULL::pg_catalog.timestamptz, registered_at, false, 0::pg_catalog.int8"
 
 /*
  * The positions of the columns load_sql reads, in the order of
@@ -100,6 +100,8 @@ enum MigrationColumn
 	MC_CATALOG_V3,
 	MC_SERIES_STARTED_AT,
 	MC_REGISTERED_AT,
+	MC_VACUUM,
+	MC_MAX_WAL_RATE,
 };
 
 /*
@@ -394,6 +396,8 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	COL(MC_SERIES_STARTED_AT);
 	m->series_started_at = isnull ? 0 : DatumGetTimestampTz(d);
 	m->registered_at = DatumGetTimestampTz(COL(MC_REGISTERED_AT));
+	m->vacuum = DatumGetBool(COL(MC_VACUUM));
+	m->max_wal_rate = DatumGetInt64(COL(MC_MAX_WAL_RATE));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL
@@ -697,12 +701,13 @@ migrate_catalog_start_foreground(Migration *m, int64 total)
 	values[3] = Int64GetDatum(migrate_progress_done(m));
 	values[4] = DirectFunctionCall1(namein,
 									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
-	migrate_catalog_exec("UPDATE migrate.migrations SET state = 'running',"
-						 " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
-						 " started_by = $5, run_processed = $4,"
-						 " total_estimate = $3,"
-						 " last_batch_at = NULL, finished_at = NULL, last_error = NULL"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
+	migrate_catalog_exec(psprintf("UPDATE migrate.migrations SET state = 'running',"
+								  " worker_pid = $2, started_at = pg_catalog.clock_timestamp(),"
+								  " started_by = $5, run_processed = $4,"
+								  " total_estimate = $3,"
+								  " last_batch_at = NULL, finished_at = NULL, last_error = NULL%s"
+								  " WHERE id OPERATOR(pg_catalog.=) $1",
+								  m->catalog_v3 ? ", run_wal_bytes = wal_bytes" : ""),
 						 5, types, values, NULL, SPI_OK_UPDATE);
 	m->state = MIGRATE_RUNNING;
 	m->worker_pid = MyProcPid;
@@ -1043,7 +1048,14 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 								  " WHERE id OPERATOR(pg_catalog.=) $1",
 								  m->catalog_v3 ?
 								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole,"
-								  " series_started_at = $9" : ""),
+								  " series_started_at = $9, run_wal_bytes = wal_bytes,"
+								  " size_at_start = CASE WHEN $2 OR cursor IS NULL OR size_at_start IS NULL"
+								  "  THEN (SELECT pg_catalog.sum(pg_catalog.pg_table_size(c.oid))::pg_catalog.int8"
+								  "   FROM pg_catalog.pg_class c"
+								  "   WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(relation)"
+								  "   OR c.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pt.relid FROM"
+								  "    pg_catalog.pg_partition_tree(pg_catalog.to_regclass(relation)) pt)))"
+								  "  ELSE size_at_start END" : ""),
 						 9, types, values, nulls, SPI_OK_UPDATE);
 	if (restart)
 	{
@@ -1290,9 +1302,10 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 	}
 	if (migrate_catalog_is_v3())
 	{
-		Oid			t3[2] = {INT8OID, TEXTARRAYOID};
-		Datum		v3[2] = {Int64GetDatum(id), (Datum) 0};
-		char		n3[2] = {' ', 'n'};
+		Oid			t3[4] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID};
+		Datum		v3[4] = {Int64GetDatum(id), (Datum) 0, BoolGetDatum(def->vacuum),
+		Int64GetDatum(def->max_wal_rate)};
+		char		n3[4] = {' ', 'n', ' ', def->max_wal_rate < 0 ? 'n' : ' '};
 
 		if (def->key_types != NIL)
 		{
@@ -1300,9 +1313,10 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 			n3[1] = ' ';
 		}
 		migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2,"
-							 " series_ids = NULL, series_starter = NULL, series_started_at = NULL"
+							 " series_ids = NULL, series_starter = NULL, series_started_at = NULL,"
+							 " vacuum = $3, max_wal_rate = $4, size_at_start = NULL, vacuums = 0"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 2, t3, v3, n3, SPI_OK_UPDATE);
+							 4, t3, v3, n3, SPI_OK_UPDATE);
 	}
 	return id;
 }
@@ -1550,4 +1564,19 @@ migrate_catalog_add_changed(const Migration *m, int64 changed)
 	migrate_catalog_exec("UPDATE migrate.migrations SET changed = changed OPERATOR(pg_catalog.+) $2"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
 						 2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_count_vacuum
+ *		Count a VACUUM of m's table by its worker.
+ */
+void
+migrate_catalog_count_vacuum(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET vacuums = vacuums OPERATOR(pg_catalog.+) 1"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_UPDATE);
 }

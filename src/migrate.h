@@ -103,6 +103,8 @@ typedef struct Migration
 	/* added in 0.3; an older catalog reads as NULLs */
 	bool		catalog_v3;
 	List	   *key_types;		/* "type COLLATE collation" per key column */
+	bool		vacuum;			/* the worker vacuums the table as it goes */
+	int64		max_wal_rate;	/* WAL bytes per second; 0: no budget */
 } Migration;
 
 /* A migration's definition, as migrate_register checks and stores it */
@@ -131,6 +133,8 @@ typedef struct MigrationDef
 	bool		skip_errors;
 	bool		keep_before;
 	bool		replace;
+	bool		vacuum;
+	int64		max_wal_rate;	/* -1: NULL */
 	char	   *search_path;	/* the registering session's */
 	Oid			owner;			/* the registering role */
 } MigrationDef;
@@ -212,7 +216,9 @@ typedef struct Runner
 	int64		rows_at_start;	/* -1 until the first batch */
 	int64		rows_this_step;
 	TimestampTz last_report;
+	int64		dead_rows;		/* row versions replaced since the last vacuum */
 	/* left by the last step */
+	char	   *vacuum_due;		/* vacuum this table (quoted, qualified) now */
 	int64		pause_ms;		/* wait this long before the next step */
 	ErrorData  *failure;		/* RUNNER_STOP by an error (in keepcxt) */
 	char	   *summary;		/* RUNNER_DONE: "is done: ..." */
@@ -320,6 +326,7 @@ extern int64 migrate_catalog_skipped_rows(const Migration *m, int64 **ids,
 										  Jsonb ***keys);
 extern void migrate_catalog_settle_skipped_row(int64 id, const ErrorData *edata);
 extern void migrate_catalog_add_changed(const Migration *m, int64 changed);
+extern void migrate_catalog_count_vacuum(int64 id);
 extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
 										   Datum restored, Datum failed);
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);

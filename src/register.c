@@ -31,8 +31,8 @@
  *		Read migrate_register's arguments into def, each checked on its own:
  *		name, relation, set_clause, where_clause, row_fn, action, sql,
  *		batch_size (NULL: adaptive from 1000), pause, lock_timeout, replace,
- *		target_batch_time, min_batch_size, max_batch_size, busy_share, and
- *		since 0.2 on_error and keep_before.
+ *		target_batch_time, min_batch_size, max_batch_size, busy_share, since
+ *		0.2 on_error and keep_before, and since 0.3 vacuum and max_wal_rate.
  */
 void
 migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def)
@@ -95,6 +95,26 @@ migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("keep_before must not be null")));
 		def->keep_before = PG_GETARG_BOOL(16);
+	}
+	/* vacuum and max_wal_rate came with 0.3 */
+	def->vacuum = true;
+	def->max_wal_rate = -1;
+	if (PG_NARGS() > 17)
+	{
+		if (PG_ARGISNULL(17))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("vacuum must not be null")));
+		def->vacuum = PG_GETARG_BOOL(17);
+		if (!PG_ARGISNULL(18))
+		{
+			def->max_wal_rate = PG_GETARG_INT64(18);
+			if (def->max_wal_rate < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("max_wal_rate must not be negative"),
+						 errdetail("It is in bytes per second; 0 or NULL set no budget.")));
+		}
 	}
 	def->search_path = GetConfigOptionByName("search_path", NULL, false);
 	def->owner = GetUserId();

@@ -278,6 +278,50 @@ after_done(Runner *r, Migration *m)
 }
 
 /*
+ * wal_budget_rest
+ *		How long to rest after a batch that wrote wal_bytes in elapsed_us,
+ *		so that m writes no more than its max_wal_rate bytes per second
+ *		(0: no budget).  Sets the throttle reason when it rests for it.
+ */
+static int64
+wal_budget_rest(Runner *r, const Migration *m, int64 wal_bytes, int64 elapsed_us)
+{
+	int64		due_ms;
+
+	if (m->max_wal_rate <= 0 || wal_bytes <= 0)
+		return 0;
+	due_ms = (int64) ((double) wal_bytes * 1000.0 / m->max_wal_rate) - elapsed_us / 1000;
+	if (due_ms <= 0)
+		return 0;
+	if (r->pacer.reason == NULL)
+		r->pacer.reason = MemoryContextStrdup(TopMemoryContext,
+											  psprintf("WAL budget: " INT64_FORMAT " bytes/s",
+													   m->max_wal_rate));
+	return due_ms;
+}
+
+/*
+ * note_dead_rows
+ *		Count the row versions a batch replaced; once they are 5% of the
+ *		table (at least 10,000), a worker vacuums the table before its next
+ *		batch, so that new versions fill the space of the old ones instead
+ *		of growing the file.  A session in CALL migrate_run cannot run
+ *		VACUUM and leaves it to autovacuum.
+ */
+static void
+note_dead_rows(Runner *r, const Migration *m, int64 changed)
+{
+	if (!r->in_worker || !m->vacuum || m->relation == NULL)
+		return;
+	r->dead_rows += changed;
+	if (r->dead_rows >= Max(INT64CONST(10000), m->total_estimate / 20))
+	{
+		r->vacuum_due = MemoryContextStrdup(r->keepcxt, m->relation);
+		r->dead_rows = 0;
+	}
+}
+
+/*
  * migrate_runner_step
  *		One step of migration r->id, in the caller's transaction (which the
  *		caller commits whatever the result).
@@ -301,6 +345,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	RunnerStep	step;
 
 	r->pause_ms = 0;
+	r->vacuum_due = NULL;
 	r->failure = NULL;
 	r->rows_this_step = 0;
 	SPI_connect();
@@ -370,6 +415,8 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	{
 		r->pause_ms = m->pause_ms +
 			migrate_pacer_after_batch(&r->pacer, m, res.visited, elapsed_us);
+		r->pause_ms = Max(r->pause_ms, wal_budget_rest(r, m, res.wal_bytes, elapsed_us));
+		note_dead_rows(r, m, res.changed);
 		step = RUNNER_GO_ON;
 	}
 	SPI_finish();

@@ -22,7 +22,14 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "commands/extension.h"
+#include "commands/vacuum.h"
+#include "parser/parse_node.h"
+#include "parser/parser.h"
+#include "utils/acl.h"
+#include "utils/regproc.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -331,6 +338,74 @@ worker_rest(int64 id, int64 ms)
 }
 
 /*
+ * may_vacuum
+ *		May the current user (the migration's owner) VACUUM relid?  The
+ *		table's owner may (and from PostgreSQL 17 a role with MAINTAIN).
+ */
+static bool
+may_vacuum(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			relowner;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	relowner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+#ifdef ACL_MAINTAIN
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_MAINTAIN) == ACLCHECK_OK)
+		return true;
+#endif
+	return has_privs_of_role(GetUserId(), relowner);
+}
+
+/*
+ * worker_vacuum
+ *		VACUUM the migration's table ("relation", quoted and qualified)
+ *		between two batches, outside any batch transaction, as the owner.
+ *
+ * The space of the row versions the batches replaced becomes reusable, so
+ * the next batches' new versions fill it instead of growing the file.
+ * SKIP_LOCKED: if another VACUUM (autovacuum) is at work on the table,
+ * that one does the job.  PostgreSQL runs the VACUUM itself as the
+ * table's owner, in a security-restricted operation.  An owner that may
+ * not vacuum the table leaves it to autovacuum.
+ */
+static void
+worker_vacuum(int64 id, const char *relation)
+{
+	char	   *sql = psprintf("VACUUM (SKIP_LOCKED) %s", relation);
+	List	   *stmts;
+	ParseState *pstate;
+	Oid			relid;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: vacuum of %s for \"%s\"",
+												   relation, worker_subject));
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(relation
+#if PG_VERSION_NUM >= 160000
+																				 , NULL
+#endif
+																				 )),
+							 NoLock, true);
+	if (!OidIsValid(relid) || !may_vacuum(relid))
+	{
+		CommitTransactionCommand();
+		return;
+	}
+	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	pstate = make_parsestate(NULL);
+	pstate->p_sourcetext = sql;
+	ExecVacuum(pstate, castNode(VacuumStmt, linitial_node(RawStmt, stmts)->stmt), true);
+	CommitTransactionCommand();
+
+	begin_unit("migrate: counting a vacuum");
+	migrate_catalog_count_vacuum(id);
+	end_unit();
+}
+
+/*
  * worker_step
  *		One step of the runner in its own transaction; returns true when the
  *		worker should exit (done, with the next member of a series started,
@@ -363,6 +438,8 @@ worker_step(const WorkerArgs *args)
 		case RUNNER_RETRY:
 			break;
 	}
+	if (runner.vacuum_due)
+		worker_vacuum(args->id, runner.vacuum_due);
 	return !worker_rest(args->id, runner.pause_ms);
 }
 
@@ -484,6 +561,18 @@ migrate_worker_main(Datum main_arg)
 	 * worker need not wait for WAL flushes.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+
+	/*
+	 * A backfill's WAL is largely full-page images of the pages it is the
+	 * first to change after a checkpoint: unless the server compresses them
+	 * already, compress the worker's own, with lz4 where the server has it.
+	 * Other sessions are not affected.
+	 */
+	if (strcmp(GetConfigOption("wal_compression", false, false), "off") == 0 &&
+		set_config_option("wal_compression", "lz4", PGC_SUSET, PGC_S_SESSION,
+						  GUC_ACTION_SET, true, DEBUG1, false) <= 0)
+		(void) set_config_option("wal_compression", "pglz", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SET, true, DEBUG1, false);
 
 	/* each batch commits as the owner, the only role this session has */
 	migrate_set_runner_commits(true);

@@ -1,0 +1,113 @@
+#!/bin/bash
+# Table size, time and WAL of a whole-table change on an idle server, in one
+# run on one throw-away cluster (issue 10, "No bloat" and "A WAL budget"):
+#
+#   sudo bash test/bench/bloat.sh [ROWS]        (ROWS defaults to 1000000)
+#
+#   update            one UPDATE of the whole table
+#   migrate           migrate, default options (vacuum => true)
+#   migrate_novacuum  migrate with vacuum => false
+# each on the same content (rebuilt, VACUUM ANALYZE, CHECKPOINT), with a
+# bigint key and with a random uuid key.  Autovacuum runs as it would on a
+# server.  The migration is waited for by polling from new sessions, which
+# hold no snapshot that would keep VACUUM from reclaiming space.
+#
+# Prints, per way: seconds, WAL bytes, and the table's size after the change
+# divided by the size of a packed copy of the same rows (CREATE TABLE AS,
+# what VACUUM FULL would leave), plus the ratios to one UPDATE; writes
+# bloat.csv into OUT (default /tmp/migrate-bloat-<timestamp>).
+set -euo pipefail
+export LC_ALL=C
+
+ROWS=${1:-1000000}
+PGVER=${PGVER:-15}
+BIN="/usr/lib/postgresql/$PGVER/bin"
+OUT=${OUT:-/tmp/migrate-bloat-$(date +%Y%m%d-%H%M%S)}
+PORT=${PORT:-5488}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    bash "$top/test/install-deps.sh"
+    make -s -C "$top" PG_CONFIG="$BIN/pg_config"
+    make -s -C "$top" install PG_CONFIG="$BIN/pg_config" >/dev/null
+fi
+
+mkdir -p "$OUT"
+data=$(mktemp -d /tmp/migrate-bloat-data.XXXXXX)
+chown postgres "$data" "$OUT"
+as_pg() { runuser -u postgres -- "$@"; }
+cleanup() { as_pg "$BIN/pg_ctl" -D "$data/pg" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$data"; }
+trap cleanup EXIT
+
+as_pg "$BIN/initdb" -D "$data/pg" -A trust >/dev/null
+cat >> "$data/pg/postgresql.conf" <<EOF
+port = $PORT
+unix_socket_directories = '$data'
+listen_addresses = ''
+shared_preload_libraries = 'migrate'
+shared_buffers = 256MB
+max_wal_size = 4GB
+EOF
+as_pg "$BIN/pg_ctl" -D "$data/pg" -l "$data/log" -w start >/dev/null
+q() { as_pg "$BIN/psql" -X -q -At -h "$data" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 "$@"; }
+
+q -c "CREATE EXTENSION migrate"
+q <<SQL
+CREATE TABLE tpl_bigint AS
+SELECT g::bigint AS id, 'User' || g || '@Example.COM' AS email, NULL::text AS external_id,
+       now() - g * interval '1 minute' AS created_at
+  FROM generate_series(1, $ROWS) g;
+CREATE TABLE tpl_uuid AS
+SELECT gen_random_uuid() AS id, email, external_id, created_at FROM tpl_bigint;
+SQL
+
+echo "key,way,seconds,wal_bytes,size_before,size_after,packed,after_per_packed" > "$OUT/bloat.csv"
+now_ms() { date +%s%3N; }
+
+for key in bigint uuid; do
+    for way in update migrate migrate_novacuum; do
+        q <<SQL
+DROP TABLE IF EXISTS accounts, packed;
+SELECT count(migrate_unregister(name)) FROM migrate.migrations;
+CREATE TABLE accounts AS SELECT * FROM tpl_$key;
+ALTER TABLE accounts ADD PRIMARY KEY (id);
+VACUUM ANALYZE accounts;
+CHECKPOINT;
+SQL
+        before=$(q -c "SELECT pg_table_size('accounts')")
+        lsn0=$(q -c "SELECT pg_current_wal_insert_lsn()")
+        t0=$(now_ms)
+        case $way in
+            update)
+                q -c "UPDATE accounts SET external_id = 'ext-' || id, email = lower(email)" ;;
+            migrate|migrate_novacuum)
+                vac=true; [ $way = migrate_novacuum ] && vac=false
+                q -c "SELECT name FROM migrate_register('bloat', 'accounts',
+                          set_clause => \$\$external_id = 'ext-' || id, email = lower(email)\$\$,
+                          vacuum => $vac)" >/dev/null
+                q -c "SELECT state FROM migrate_start('bloat')" >/dev/null
+                while [ "$(q -c "SELECT state FROM migrate.migrations WHERE name = 'bloat'")" = running ]; do
+                    sleep 0.2
+                done ;;
+        esac
+        t1=$(now_ms)
+        wal=$(q -c "SELECT pg_current_wal_insert_lsn() - '$lsn0'::pg_lsn")
+        after=$(q -c "SELECT pg_table_size('accounts')")
+        q -c "CREATE TABLE packed AS SELECT * FROM accounts"
+        packed=$(q -c "SELECT pg_table_size('packed')")
+        secs=$(awk "BEGIN { printf \"%.2f\", ($t1 - $t0) / 1000 }")
+        ratio=$(awk "BEGIN { printf \"%.3f\", $after / $packed }")
+        echo "$key,$way,$secs,$wal,$before,$after,$packed,$ratio" >> "$OUT/bloat.csv"
+        echo "$key $way: ${secs}s, WAL $wal bytes, size $after = $ratio x packed ($packed)"
+    done
+done
+
+echo
+echo "ratios to one UPDATE (time, WAL, size after / packed):"
+awk -F, 'NR > 1 { t[$1","$2] = $3; w[$1","$2] = $4; r[$1","$2] = $8; keys[$1] = 1 }
+    END { split("migrate migrate_novacuum", ws, " ");
+          for (k in keys) for (i in ws) {
+              u = k",update"; m = k","ws[i];
+              printf "%s %-17s time %.2f x, WAL %.2f x, size %.3f x packed (one UPDATE: %.3f x)\n",
+                     k, ws[i], t[m] / t[u], w[m] / w[u], r[m], r[u] } }' "$OUT/bloat.csv"
+echo "results: $OUT/bloat.csv"
