@@ -33,6 +33,7 @@ ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I $(srcdir)/test/perl
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -1580,3 +1580,25 @@ migrate_catalog_count_vacuum(int64 id)
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_UPDATE);
 }
+
+/*
+ * migrate_catalog_table_size
+ *		The size of m's table with all its partitions, in bytes (0 if gone).
+ */
+int64
+migrate_catalog_table_size(const Migration *m)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(m->relation)};
+	bool		isnull;
+	Datum		d;
+
+	migrate_catalog_exec("SELECT pg_catalog.sum(pg_catalog.pg_table_size(c.oid))::pg_catalog.int8"
+						 " FROM pg_catalog.pg_class c"
+						 " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)"
+						 " OR c.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pt.relid FROM"
+						 "  pg_catalog.pg_partition_tree(pg_catalog.to_regclass($1)) pt))",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}

@@ -217,6 +217,9 @@ typedef struct Runner
 	int64		rows_this_step;
 	TimestampTz last_report;
 	int64		dead_rows;		/* row versions replaced since the last vacuum */
+	int64		work_us;		/* time in batches since the last vacuum */
+	int64		vacuum_us;		/* how long the last vacuum took */
+	int64		vacuumed_size;	/* table size then (or at the first batch) */
 	/* left by the last step */
 	char	   *vacuum_due;		/* vacuum this table (quoted, qualified) now */
 	int64		pause_ms;		/* wait this long before the next step */
@@ -327,6 +330,7 @@ extern int64 migrate_catalog_skipped_rows(const Migration *m, int64 **ids,
 extern void migrate_catalog_settle_skipped_row(int64 id, const ErrorData *edata);
 extern void migrate_catalog_add_changed(const Migration *m, int64 changed);
 extern void migrate_catalog_count_vacuum(int64 id);
+extern int64 migrate_catalog_table_size(const Migration *m);
 extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
 										   Datum restored, Datum failed);
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);

@@ -302,22 +302,42 @@ wal_budget_rest(Runner *r, const Migration *m, int64 wal_bytes, int64 elapsed_us
 
 /*
  * note_dead_rows
- *		Count the row versions a batch replaced; once they are 5% of the
- *		table (at least 10,000), a worker vacuums the table before its next
- *		batch, so that new versions fill the space of the old ones instead
- *		of growing the file.  A session in CALL migrate_run cannot run
- *		VACUUM and leaves it to autovacuum.
+ *		Count the row versions a batch (of elapsed_us) replaced; once they
+ *		are 5% of the table (at least 10,000), a worker vacuums the table
+ *		before its next batch, so that new versions fill the space of the
+ *		old ones instead of growing the file.  Vacuums take at most a quarter
+ *		of the time: where one is dear (keys in random order touch every
+ *		page, and pruning on page access already frees most space there),
+ *		the next waits for more work.  And only if the table grew since the
+ *		last one.  A session in CALL migrate_run
+ *		cannot run VACUUM and leaves it to autovacuum.
  */
 static void
-note_dead_rows(Runner *r, const Migration *m, int64 changed)
+note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 {
 	if (!r->in_worker || !m->vacuum || m->relation == NULL)
 		return;
+	if (r->vacuumed_size == 0)
+		r->vacuumed_size = migrate_catalog_table_size(m);
 	r->dead_rows += changed;
-	if (r->dead_rows >= Max(INT64CONST(10000), m->total_estimate / 20))
+	r->work_us += elapsed_us;
+	if (r->dead_rows >= Max(INT64CONST(10000), m->total_estimate / 20) &&
+		r->work_us >= 3 * r->vacuum_us)
 	{
-		r->vacuum_due = MemoryContextStrdup(r->keepcxt, m->relation);
+		int64		size = migrate_catalog_table_size(m);
+
+		/*
+		 * Only if the file grew: where new versions find room in their own
+		 * pages (pruning frees it as old versions die), a VACUUM would cost
+		 * time and give nothing back.
+		 */
+		if (size - r->vacuumed_size > Max(INT64CONST(1024 * 1024), r->vacuumed_size / 50))
+		{
+			r->vacuum_due = MemoryContextStrdup(r->keepcxt, m->relation);
+			r->vacuumed_size = size;
+		}
 		r->dead_rows = 0;
+		r->work_us = 0;
 	}
 }
 
@@ -416,7 +436,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 		r->pause_ms = m->pause_ms +
 			migrate_pacer_after_batch(&r->pacer, m, res.visited, elapsed_us);
 		r->pause_ms = Max(r->pause_ms, wal_budget_rest(r, m, res.wal_bytes, elapsed_us));
-		note_dead_rows(r, m, res.changed);
+		note_dead_rows(r, m, res.changed, elapsed_us);
 		step = RUNNER_GO_ON;
 	}
 	SPI_finish();

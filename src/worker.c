@@ -439,7 +439,12 @@ worker_step(const WorkerArgs *args)
 			break;
 	}
 	if (runner.vacuum_due)
+	{
+		TimestampTz start = GetCurrentTimestamp();
+
 		worker_vacuum(args->id, runner.vacuum_due);
+		runner.vacuum_us = GetCurrentTimestamp() - start;
+	}
 	return !worker_rest(args->id, runner.pause_ms);
 }
 

@@ -66,7 +66,7 @@ now_ms() { date +%s%3N; }
 
 for key in bigint uuid; do
     for way in update migrate migrate_novacuum; do
-        q <<SQL
+        q >/dev/null 2>&1 <<SQL
 DROP TABLE IF EXISTS accounts, packed;
 SELECT count(migrate_unregister(name)) FROM migrate.migrations;
 CREATE TABLE accounts AS SELECT * FROM tpl_$key;

@@ -6,23 +6,19 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'migrate'");
-$node->start;
+my $node = migrate_node('worker');
 
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION migrate;
 	CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 50000) g;
 	SELECT migrate_register('bump', 't', set_clause => 'n = n + 1', batch_size => 100);
 });
 
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
-ok( $node->poll_query_until('postgres', q{
-		SELECT count(*) > 0 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'})
+ok( $node->poll_query_until('postgres',
+		'SELECT count(*) > 0 FROM pg_stat_activity WHERE ' . worker_of('bump'))
 	  || $node->safe_psql('postgres', q{SELECT state FROM migrate.migrations}) eq 'done',
 	'worker visible in pg_stat_activity');
 

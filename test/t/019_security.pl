@@ -27,15 +27,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('security');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'migrate'
-max_worker_processes = 20
-migrate.max_workers = 10
-});
-$node->start;
+my $node = migrate_node('security', 'max_worker_processes = 20', 'migrate.max_workers = 10');
 my $bg_nologin = $node->pg_version >= 17;
 
 $node->safe_psql('postgres', q{
@@ -44,7 +38,6 @@ $node->safe_psql('postgres', q{
 	CREATE ROLE carol LOGIN;
 	CREATE ROLE readers NOLOGIN;
 	GRANT readers TO alice;
-	CREATE EXTENSION migrate;
 	CREATE TABLE audit (what text, cur name, sess name);
 	GRANT INSERT, SELECT ON audit TO PUBLIC;
 	GRANT CREATE ON SCHEMA public TO PUBLIC;
@@ -66,13 +59,14 @@ sub superusers
 		   WHERE rolsuper AND rolname IN ('alice', 'bob', 'carol', 'readers')});
 }
 
+# wait until migration $name (in database $db) stops running; its state
 sub wait_state
 {
 	my ($name, $db) = @_;
-	$node->poll_query_until($db // 'postgres',
-		qq{SELECT state NOT IN ('running') FROM migrate.migrations WHERE name = '$name'});
-	return $node->safe_psql($db // 'postgres',
-		qq{SELECT state FROM migrate.migrations WHERE name = '$name'});
+	return wait_for_state($node, $name) unless $db;
+	$node->poll_query_until($db,
+		qq{SELECT state <> 'running' FROM migrate.migrations WHERE name = '$name'});
+	return $node->safe_psql($db, qq{SELECT state FROM migrate.migrations WHERE name = '$name'});
 }
 
 # --- 1. a held cursor in a NOLOGIN role's task (the review's reproduction)
@@ -365,7 +359,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE n = 1) FROM tx})
 });
 is($ret, 0, 'register and start, rolled back') or diag($err);
 ok($node->poll_query_until('postgres', q{
-		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate worker' AND query LIKE '%"b9"%'}),
+		SELECT count(*) = 0 FROM pg_stat_activity WHERE } . worker_of('b9')),
 	'rolled back: its worker left');
 is($node->safe_psql('postgres', q{
 		SELECT (SELECT count(*) FROM migrate.migrations WHERE name = 'b9'),
