@@ -33,13 +33,15 @@ ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-PROVE_FLAGS = -I $(srcdir)/test/perl
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 PG_CPPFLAGS += -I$(srcdir)/src
+
+# the TAP tests' own module (test/perl/MigrateTest.pm)
+PROVE_FLAGS += -I $(srcdir)/test/perl
 
 # every source file includes the shared header
 $(OBJS): src/migrate.h src/batch.h
