@@ -785,7 +785,6 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 						 " finished_at = CASE WHEN $5 THEN pg_catalog.clock_timestamp() ELSE finished_at END,"
 						 " worker_pid = CASE WHEN $5 THEN NULL ELSE worker_pid END,"
 						 " last_error = CASE WHEN $5 THEN NULL ELSE last_error END,"
-						 " series_rest = CASE WHEN $5 THEN NULL ELSE series_rest END,"
 						 " batch_size = CASE WHEN adaptive THEN $7 ELSE batch_size END,"
 						 " wal_bytes = wal_bytes OPERATOR(pg_catalog.+) $8,"
 						 " throttled = $9"
@@ -1211,11 +1210,39 @@ migrate_catalog_pending_in_series(const char *name)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	migrate_catalog_exec("SELECT 1 FROM migrate.migrations"
+	migrate_catalog_exec("SELECT id, state OPERATOR(pg_catalog.=) 'done' FROM migrate.migrations"
 						 " WHERE $1 OPERATOR(pg_catalog.=) ANY (series_rest)"
-						 " AND state OPERATOR(pg_catalog.=) ANY ('{running,paused}')",
+						 " AND state OPERATOR(pg_catalog.=) ANY ('{running,paused,done}')",
 						 1, types, values, NULL, SPI_OK_SELECT);
-	return SPI_processed > 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		bool		done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 2, &isnull));
+
+		/* a member that is done hands over while its worker still holds on */
+		if (!done || migrate_runner_active(id))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * migrate_catalog_end_series
+ *		The series after migration id has been handed over (or has
+ *		stopped): forget its rest.
+ */
+void
+migrate_catalog_end_series(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET series_rest = NULL"
+						 " WHERE id OPERATOR(pg_catalog.=) $1 AND series_rest IS NOT NULL",
+						 1, types, values, NULL, SPI_OK_UPDATE);
 }
 
 /*

@@ -336,6 +336,7 @@ extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);
 extern void migrate_catalog_set_series(Migration *m, List *rest);
 extern bool migrate_catalog_pending_in_series(const char *name);
+extern void migrate_catalog_end_series(int64 id);
 extern void migrate_catalog_set_throttled(const Migration *m, const char *why);
 extern void migrate_catalog_record_batch(Migration *m, const BatchResult *res);
 extern void migrate_catalog_record_revert(Migration *m, const BatchResult *res,

@@ -274,6 +274,17 @@ after_done(Runner *r, Migration *m)
 	r->series_since = m->series_started_at;
 	r->owner = m->owner;
 	MemoryContextSwitchTo(old);
+
+	/*
+	 * A worker hands over to the next member of the series in a transaction
+	 * of its own, and holds on to the runner lock until it exits, so that
+	 * until then migrate_wait of a later member sees the series going on.
+	 * A session does not hand over: the series ends here.
+	 */
+	if (r->series != NIL && r->in_worker)
+		return;
+	if (r->series != NIL)
+		migrate_catalog_end_series(m->id);
 	migrate_runner_release(m);
 }
 

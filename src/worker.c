@@ -266,6 +266,7 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 			char	   *problem;
 
 			begin_unit("migrate: starting next migration of a series");
+			migrate_catalog_end_series(prev_id);
 			m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
 				migrate_catalog_load(next->name, true, true);
 			problem = series_member_problem(m, next, starter, since);
@@ -298,6 +299,7 @@ start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
 			FlushErrorState();
 			AbortCurrentTransaction();
 			begin_unit("migrate: recording failure");
+			migrate_catalog_end_series(prev_id);
 			{
 				Migration  *m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
 					migrate_catalog_load(next->name, true, true);
