@@ -499,7 +499,7 @@ migrate_run_next(Migration *m, int32 batch_size, BatchResult *res)
 		int			nestlevel = NewGUCNestLevel();
 
 		migrate_set_lock_timeout(m->lock_timeout_ms);
-		migrate_check_key_types(m, migrate_resolve_relation(m, false));
+		migrate_check_key_types(m);
 		AtEOXact_GUC(true, nestlevel);
 	}
 	if (m->reverting)

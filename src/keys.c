@@ -281,21 +281,32 @@ migrate_key_types(Oid relid, List *key_columns)
 
 /*
  * migrate_check_key_types
- *		Before a batch of m on relid: lock relid as the batch will, then
- *		error out unless every key column still has the type and collation
+ *		Before a batch of m: lock its table as the batch will, then error
+ *		out unless every key column still has the type and collation
  *		recorded at registration.
  *
- * Taking the batch's lock first means no ALTER TABLE can commit between
- * this check and the batch.  A migration registered before 0.3 recorded
- * nothing and is not checked.
+ * Taking the batch's lock first, by name and rechecking the name (as
+ * RangeVarGetRelidExtended does), means no ALTER TABLE or DROP can commit
+ * between this check and the batch.  A migration registered before 0.3
+ * records its key types here, at its first batch after the update.
  */
 void
-migrate_check_key_types(const Migration *m, Oid relid)
+migrate_check_key_types(const Migration *m)
 {
 	ListCell   *col;
 	ListCell   *was;
+	Oid			relid;
+#if PG_VERSION_NUM >= 160000
+	List	   *names = stringToQualifiedNameList(m->relation, NULL);
+#else
+	List	   *names = stringToQualifiedNameList(m->relation);
+#endif
 
-	LockRelationOid(relid, RowExclusiveLock);
+	/* lock the table by name, as the batch will: a concurrent DROP or rename is seen */
+	relid = RangeVarGetRelidExtended(makeRangeVarFromNameList(names), RowExclusiveLock,
+									 RVR_MISSING_OK, NULL, NULL);
+	if (!OidIsValid(relid))
+		(void) migrate_resolve_relation(m, false);	/* says it is gone */
 	if (m->key_types == NIL)
 	{
 		/* registered before 0.3: what the key is now is what it stays */

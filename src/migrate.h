@@ -377,7 +377,7 @@ extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 
 /* keys.c: the key's types, recorded and checked */
 extern List *migrate_key_types(Oid relid, List *key_columns);
-extern void migrate_check_key_types(const Migration *m, Oid relid);
+extern void migrate_check_key_types(const Migration *m);
 
 /* What a migration worker is told at start, through bgw_extra (launch.c) */
 typedef struct WorkerArgs
