@@ -29,12 +29,14 @@ sub migrate_node
 	return $node;
 }
 
-# The condition on pg_stat_activity that finds the worker of a migration:
-# a worker's activity names its migration (application_name does not).
+# The condition on pg_stat_activity (or on its alias, if given) that finds
+# the worker of a migration: a worker's activity names its migration
+# (application_name does not).
 sub worker_of
 {
-	my ($migration) = @_;
-	return qq{backend_type = 'migrate worker' AND query LIKE '%"$migration"%'};
+	my ($migration, $alias) = @_;
+	my $p = defined $alias ? "$alias." : '';
+	return qq{${p}backend_type = 'migrate worker' AND ${p}query LIKE '%"$migration"%'};
 }
 
 # Wait until the migration is no longer running (or in one of @states, if

@@ -14,6 +14,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 use Time::HiRes qw(time);
 
 my $rows = 200_000;
@@ -36,7 +37,7 @@ $node->safe_psql('postgres', qq{
 });
 
 my $worker_q = q{SELECT pid FROM pg_stat_activity
-	WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'};
+	WHERE } . worker_of('bump') . q{};
 
 # Wait until a worker other than $old_pid runs 'bump' and the migration has
 # gone beyond $min_processed rows; return the new pid.

@@ -11,6 +11,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
 my $node = PostgreSQL::Test::Cluster->new('states');
 $node->init;
@@ -44,7 +45,7 @@ sub worker_gone
 	my $name = shift;
 	return $node->poll_query_until('postgres', qq{
 		SELECT count(*) = 0 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE '%"$name"%'});
+		 WHERE } . worker_of($name) . qq{});
 }
 
 # done
@@ -119,7 +120,7 @@ $node->restart;
 ok( $node->poll_query_until('postgres', qq{
 		SELECT count(*) = 1
 		  FROM pg_stat_activity a, migrate.migrations m
-		 WHERE a.backend_type = 'migrate worker' AND a.query LIKE '%"m_run"%'
+		 WHERE } . worker_of('m_run', 'a') . qq{
 		   AND m.name = 'm_run' AND m.processed > $run_before}),
 	'running migration resumed after the restart with a new worker')
   or diag($node->safe_psql('postgres', 'SELECT * FROM migrate.migrations'));

@@ -15,6 +15,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 use Time::HiRes qw(time);
 
 my $rows = 100_000;
@@ -34,7 +35,7 @@ $node->safe_psql('postgres', qq{
 });
 
 my $no_worker_q = q{SELECT count(*) = 0 FROM pg_stat_activity
-	WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'};
+	WHERE } . worker_of('bump') . q{};
 
 # The table agrees with the catalog: "state|consistent" where consistent
 # means rows up to the cursor are at 1, the rest at 0, none above 1, and
@@ -114,7 +115,7 @@ for my $x ([ 'migrate_cancel', 'migrate_start' ], [ 'migrate_pause', 'migrate_re
 		'running', "$stop then $go at once: the migration is running afterwards");
 	ok( $node->poll_query_until('postgres', q{
 			SELECT count(*) = 1 FROM pg_stat_activity
-			 WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'}),
+			 WHERE } . worker_of('bump') . q{}),
 		"$stop then $go at once: a worker runs it");
 	$last = $node->safe_psql('postgres', $processed_q);
 	# make sure it goes on whatever the outcome above: once the old worker
@@ -150,7 +151,7 @@ for my $x ([ 'migrate_cancel', 'migrate_start' ], [ 'migrate_pause', 'migrate_re
 		'running', "slow: $stop then $go at once: the migration is running afterwards");
 	ok( $node->poll_query_until('postgres', q{
 			SELECT count(*) = 1 FROM pg_stat_activity
-			 WHERE backend_type = 'migrate worker' AND query LIKE '%"slow"%'}),
+			 WHERE } . worker_of('slow') . q{}),
 		"slow: $stop then $go at once: a worker runs it");
 }
 $node->safe_psql('postgres', q{SELECT migrate_cancel('slow')});

@@ -13,6 +13,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
 my $node = PostgreSQL::Test::Cluster->new('ddl');
 $node->init;
@@ -60,7 +61,7 @@ for my $m (sort keys %expect)
 	like($err, $expect{$m}, "$m: last_error says what happened ($err)");
 	ok( $node->poll_query_until('postgres', qq{
 			SELECT count(*) = 0 FROM pg_stat_activity
-			 WHERE backend_type = 'migrate worker' AND query LIKE '%"$m"%'}),
+			 WHERE } . worker_of($m) . qq{}),
 		"$m: worker exited");
 	is( $node->safe_psql('postgres', qq{
 			SELECT worker_pid IS NULL, finished_at IS NOT NULL,

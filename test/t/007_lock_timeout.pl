@@ -18,6 +18,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 use Time::HiRes qw(time);
 
 my $node = PostgreSQL::Test::Cluster->new('locks');
@@ -65,7 +66,7 @@ is( $node->safe_psql('postgres', q{
 	'5000|0', 'while retrying: no row of the blocked batch is changed');
 is( $node->safe_psql('postgres', q{
 		SELECT count(*) FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'}),
+		 WHERE } . worker_of('bump') . q{}),
 	'1', 'while retrying: the worker is alive');
 
 # An application update of another row of the blocked batch (which the
@@ -124,7 +125,7 @@ is( $node->safe_psql('postgres', q{
 	'5000|0', 'no row of the blocked batch is changed');
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) = 0 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE '%"bump2"%'}),
+		 WHERE } . worker_of('bump2') . q{}),
 	'the worker exited');
 {
 	my $log = substr(slurp_file($node->logfile), $log_offset);

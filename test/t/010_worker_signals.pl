@@ -18,6 +18,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 use Time::HiRes qw(time usleep);
 
 my $rows = 50_000;
@@ -53,7 +54,7 @@ sub worker_pid
 	my $m = shift;
 	return $node->safe_psql('postgres', qq{
 		SELECT pid FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE '%"$m"%'});
+		 WHERE } . worker_of($m) . qq{});
 }
 
 sub consistent
@@ -141,7 +142,7 @@ ok(poll_for(sprintf($orphan_q, 'm_is'), 't', 15),
 		  FROM migrate.migrations WHERE name = 'm_is'}));
 is(consistent('m_is', 't_is'), 't', 'cancel in a pause: table agrees with cursor and counters');
 # take it up again however it ended, and finish
-poll_for(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'migrate worker' AND query LIKE '%"m_is"%'}, '0', 10)
+poll_for(q{SELECT count(*) FROM pg_stat_activity WHERE } . worker_of('m_is') . q{}, '0', 10)
   if $node->safe_psql('postgres', q{SELECT state FROM migrate.migrations WHERE name = 'm_is'}) ne 'running';
 $node->safe_psql('postgres', q{SELECT migrate_start('m_is', batch_size => 2000)});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m_is', '60s')}), 'done',
@@ -193,7 +194,7 @@ $pid = worker_pid('s1');
 is(kill('KILL', $pid), 1, 'worker of s1 killed with SIGKILL');
 ok( $node->poll_query_until('postgres', qq{
 		SELECT count(*) = 1 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE '%"s1"%' AND pid <> $pid}),
+		 WHERE } . worker_of('s1') . qq{ AND pid <> $pid}),
 	's1 resumed after the crash');
 is($node->safe_psql('postgres', q{SELECT migrate_wait('s1', '60s')}), 'done', 's1 finishes');
 ok( $node->poll_query_until('postgres', q{SELECT state FROM migrate.migrations WHERE name = 's2'},

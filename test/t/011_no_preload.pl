@@ -13,6 +13,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
 my $node = PostgreSQL::Test::Cluster->new('nopreload');
 $node->init;
@@ -36,7 +37,7 @@ is($node->safe_psql('postgres', q{SHOW shared_preload_libraries}), '',
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) = 1 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'}),
+		 WHERE } . worker_of('bump') . q{}),
 	'the migration runs in a dynamic background worker');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'migrate launcher'}),
 	'0', 'there is no launcher');

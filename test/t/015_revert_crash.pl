@@ -18,6 +18,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
 my $rows = 60_000;
 
@@ -44,7 +45,7 @@ $node->safe_psql('postgres', qq{
 });
 
 my $worker_q = q{SELECT pid FROM pg_stat_activity
-	WHERE backend_type = 'migrate worker' AND query LIKE '%"bump"%'};
+	WHERE } . worker_of('bump') . q{};
 
 # Kill the worker once the counter $col is past $min, and wait until a new
 # worker has gone further.
