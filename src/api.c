@@ -664,11 +664,7 @@ series_names_arg(FunctionCallInfo fcinfo)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("names must not contain nulls")));
 		name = TextDatumGetCString(elems[i]);
-		if (strlen(name) > MIGRATE_MAX_NAME_LEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_NAME_TOO_LONG),
-					 errmsg("migration name is too long"),
-					 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
+		migrate_check_name_length(name);
 		(void) hash_search(seen, name, HASH_ENTER, &found);
 		if (found)
 			ereport(ERROR,

@@ -453,11 +453,7 @@ migrate_catalog_load(const char *name, bool for_update, bool missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("migration name must not be null")));
-	if (strlen(name) > MIGRATE_MAX_NAME_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("migration name is too long"),
-				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
+	migrate_check_name_length(name);
 
 	values[0] = CStringGetTextDatum(name);
 	migrate_catalog_exec(load_sql("name", for_update), 1, types, values, NULL,
@@ -469,6 +465,21 @@ migrate_catalog_load(const char *name, bool for_update, bool missing_ok)
 		migrate_report_missing(name);
 	}
 	return migration_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+}
+
+/*
+ * migrate_check_name_length
+ *		Error out if "name" is longer than a migration name may be (it must
+ *		fit a worker's bgw_extra).
+ */
+void
+migrate_check_name_length(const char *name)
+{
+	if (strlen(name) > MIGRATE_MAX_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("migration name is too long"),
+				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
 }
 
 /*
@@ -1008,10 +1019,10 @@ void
 migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 							 List *series_rest, Oid actor)
 {
-	Oid			types[9] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID,
-	INT8ARRAYOID, OIDOID, TIMESTAMPTZOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[10] = {INT8OID, BOOLOID, INT8OID, TEXTARRAYOID, NAMEOID, INT8OID,
+	INT8ARRAYOID, OIDOID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		names_null;
 	bool		ids_null;
 
@@ -1029,6 +1040,10 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 	nulls[7] = names_null ? 'n' : ' ';
 	values[8] = TimestampTzGetDatum(m->series_started_at);
 	nulls[8] = names_null ? 'n' : ' ';
+	/* the table's size, for a migration of a table on a 0.3 catalog */
+	values[9] = Int64GetDatum(m->catalog_v3 && m->relation ?
+							  migrate_catalog_table_size(m) : -1);
+	nulls[9] = DatumGetInt64(values[9]) < 0 ? 'n' : ' ';
 
 	migrate_catalog_exec(psprintf("UPDATE migrate.migrations SET"
 								  " state = 'running',"
@@ -1049,13 +1064,8 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole,"
 								  " series_started_at = $9, run_wal_bytes = wal_bytes,"
 								  " size_at_start = CASE WHEN $2 OR cursor IS NULL OR size_at_start IS NULL"
-								  "  THEN (SELECT pg_catalog.sum(pg_catalog.pg_table_size(c.oid))::pg_catalog.int8"
-								  "   FROM pg_catalog.pg_class c"
-								  "   WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(relation)"
-								  "   OR c.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pt.relid FROM"
-								  "    pg_catalog.pg_partition_tree(pg_catalog.to_regclass(relation)) pt)))"
-								  "  ELSE size_at_start END" : ""),
-						 9, types, values, nulls, SPI_OK_UPDATE);
+								  "  THEN $10 ELSE size_at_start END" : ""),
+						 10, types, values, nulls, SPI_OK_UPDATE);
 	if (restart)
 	{
 		m->cursor = NULL;
@@ -1610,7 +1620,8 @@ migrate_catalog_count_vacuum(int64 id)
 
 /*
  * migrate_catalog_table_size
- *		The size of m's table with all its partitions, in bytes (0 if gone).
+ *		The size of m's table with all its partitions, in bytes (-1 if it is
+ *		gone).
  */
 int64
 migrate_catalog_table_size(const Migration *m)
@@ -1627,5 +1638,5 @@ migrate_catalog_table_size(const Migration *m)
 						 "  pg_catalog.pg_partition_tree(pg_catalog.to_regclass($1)) pt))",
 						 1, types, values, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetInt64(d);
+	return isnull ? -1 : DatumGetInt64(d);
 }

@@ -148,18 +148,28 @@ migrate_find_key_columns(Oid relid)
 }
 
 /*
+ * migrate_relation_rangevar
+ *		The RangeVar of a table name as the catalog stores it (quoted and
+ *		qualified), for looking the table up by name at run time.
+ */
+RangeVar *
+migrate_relation_rangevar(const char *relation)
+{
+#if PG_VERSION_NUM >= 160000
+	return makeRangeVarFromNameList(stringToQualifiedNameList(relation, NULL));
+#else
+	return makeRangeVarFromNameList(stringToQualifiedNameList(relation));
+#endif
+}
+
+/*
  * migrate_resolve_relation
  *		Return the OID of the migration's table, or error out if it is gone.
  */
 Oid
 migrate_resolve_relation(const Migration *m, bool missing_ok)
 {
-#if PG_VERSION_NUM >= 160000
-	List	   *names = stringToQualifiedNameList(m->relation, NULL);
-#else
-	List	   *names = stringToQualifiedNameList(m->relation);
-#endif
-	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+	Oid			relid = RangeVarGetRelid(migrate_relation_rangevar(m->relation), NoLock, true);
 
 	if (!OidIsValid(relid) && !missing_ok)
 		ereport(ERROR,
@@ -296,15 +306,10 @@ migrate_check_key_types(const Migration *m)
 	ListCell   *col;
 	ListCell   *was;
 	Oid			relid;
-#if PG_VERSION_NUM >= 160000
-	List	   *names = stringToQualifiedNameList(m->relation, NULL);
-#else
-	List	   *names = stringToQualifiedNameList(m->relation);
-#endif
 
 	/* lock the table by name, as the batch will: a concurrent DROP or rename is seen */
-	relid = RangeVarGetRelidExtended(makeRangeVarFromNameList(names), RowExclusiveLock,
-									 RVR_MISSING_OK, NULL, NULL);
+	relid = RangeVarGetRelidExtended(migrate_relation_rangevar(m->relation),
+									 RowExclusiveLock, RVR_MISSING_OK, NULL, NULL);
 	if (!OidIsValid(relid))
 		(void) migrate_resolve_relation(m, false);	/* says it is gone */
 	if (m->key_types == NIL)

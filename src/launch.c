@@ -126,6 +126,27 @@ check_worker_can_connect(const Migration *m)
 }
 
 /*
+ * migrate_worker_template
+ *		Fill in w for one of migrate's background workers, which connect to
+ *		a database once recovery has finished, are not restarted, and run
+ *		"function" of this library; bgw_name is "type" until the caller
+ *		says more.
+ */
+void
+migrate_worker_template(BackgroundWorker *w, const char *function,
+						const char *type)
+{
+	memset(w, 0, sizeof(*w));
+	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w->bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(w->bgw_library_name, "migrate", BGW_MAXLEN);
+	strlcpy(w->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(w->bgw_name, type, BGW_MAXLEN);
+	strlcpy(w->bgw_type, type, BGW_MAXLEN);
+}
+
+/*
  * migrate_launch_worker
  *		Start a background worker for migration m and return its pid once it
  *		holds the migration's runner lock.
@@ -200,14 +221,8 @@ launch_worker_locked(Migration *m)
 	args.id = m->id;
 	strlcpy(args.name, m->name, sizeof(args.name));
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "migrate", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "migrate_worker_main", BGW_MAXLEN);
+	migrate_worker_template(&worker, "migrate_worker_main", "migrate worker");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate worker for %s", m->name);
-	strlcpy(worker.bgw_type, "migrate worker", BGW_MAXLEN);
 	worker.bgw_notify_pid = MyProcPid;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 

@@ -16,6 +16,8 @@
 
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "nodes/primnodes.h"
+#include "postmaster/bgworker.h"
 #include "storage/lock.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -267,9 +269,6 @@ extern void migrate_become_catalog_owner(RoleSwitch *rs);
 extern void migrate_set_runner_commits(bool on);
 extern bool migrate_owner_commits(const Migration *m);
 extern void migrate_become_migration_owner(RoleSwitch *rs, const Migration *m);
-extern void migrate_become_migration_owner_ext(RoleSwitch *rs,
-											   const Migration *m,
-											   bool restricted);
 extern void migrate_restore_role(RoleSwitch *rs);
 extern void migrate_check_may_manage(const Migration *m, const char *what);
 extern Migration *migrate_load_to_manage(const char *name, const char *what,
@@ -287,6 +286,7 @@ extern int	migrate_execute_cached(const char *sql, int nargs, Oid *types,
 extern Migration *migrate_catalog_load(const char *name, bool for_update,
 									   bool missing_ok);
 extern void migrate_report_missing(const char *name);
+extern void migrate_check_name_length(const char *name);
 extern Migration *migrate_catalog_load_by_id(int64 id, bool for_update);
 extern Datum migrate_catalog_row_datum(int64 id);
 extern void migrate_catalog_log_event(const char *name, Oid owner,
@@ -356,6 +356,7 @@ extern void migrate_validate_clause(const char *clause, bool is_set,
 extern void migrate_validate_task_sql(const char *sql);
 extern void migrate_validate_row_fn(Oid fnoid, Oid relid);
 extern void migrate_explain_check(Migration *m);
+extern RangeVar *migrate_relation_rangevar(const char *relation);
 extern Oid	migrate_resolve_relation(const Migration *m, bool missing_ok);
 extern int64 migrate_estimate_rows(Oid relid);
 extern void migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res);
@@ -393,6 +394,8 @@ typedef struct WorkerArgs
 extern void migrate_runner_init(Runner *r, int64 id, const char *name,
 								bool in_worker, MemoryContext keepcxt);
 extern RunnerStep migrate_runner_step(Runner *r, bool stop_requested);
+extern bool migrate_runner_claims(const Migration *m);
+extern void migrate_runner_fail(int64 id, const char *message);
 extern char *migrate_format_duration(int64 us);
 
 /* launch.c, runner_lock.c, worker.c: background workers and runner locks */
@@ -403,7 +406,9 @@ extern bool migrate_runner_active(int64 id);
 extern int	migrate_runner_pid(int64 id);
 extern void migrate_runner_lock(int64 id);
 extern void migrate_runner_unlock(int64 id);
-extern void migrate_runner_release(Migration *m);
+extern void migrate_runner_release(int64 id, Migration *m);
+extern void migrate_worker_template(BackgroundWorker *w,
+									const char *function, const char *type);
 extern int	migrate_launch_worker(Migration *m);
 extern void migrate_register_launcher(void);
 

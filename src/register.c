@@ -232,11 +232,7 @@ migrate_validate_definition(MigrationDef *def)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("migration name must not be empty")));
-	if (strlen(def->name) > MIGRATE_MAX_NAME_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("migration name is too long"),
-				 errdetail("A migration name may have at most %d bytes.", MIGRATE_MAX_NAME_LEN)));
+	migrate_check_name_length(def->name);
 	if (!OidIsValid(def->relid))
 	{
 		validate_task(def);

@@ -149,11 +149,11 @@ next_work(void *arg)
 }
 
 /*
- * runner_claims
+ * migrate_runner_claims
  *		Is m (NULL if gone) running with this process as its runner?
  */
-static bool
-runner_claims(const Migration *m)
+bool
+migrate_runner_claims(const Migration *m)
 {
 	return m != NULL && m->state == MIGRATE_RUNNING &&
 		m->worker_pid == MyProcPid;
@@ -172,16 +172,29 @@ decide_to_stop(Runner *r, bool stop_requested)
 {
 	Migration  *m = migrate_catalog_load_by_id(r->id, true);
 
-	if (runner_claims(m) && !stop_requested)
+	if (migrate_runner_claims(m) && !stop_requested)
 		return RUNNER_GO_ON;
-	if (runner_claims(m))
+	if (migrate_runner_claims(m))
 		migrate_catalog_transition(m, MIGRATE_PAUSED, "pause",
 								   "migrate_run reached its limit");
-	if (m)
-		migrate_runner_release(m);
-	else
-		migrate_runner_unlock(r->id);
+	migrate_runner_release(r->id, m);
 	return RUNNER_STOP;
+}
+
+/*
+ * migrate_runner_fail
+ *		With the row of migration id locked: mark it failed with "message"
+ *		if it still runs with this process as its runner (a user may have
+ *		stopped it meanwhile), and stop being its runner.
+ */
+void
+migrate_runner_fail(int64 id, const char *message)
+{
+	Migration  *m = migrate_catalog_load_by_id(id, true);
+
+	if (migrate_runner_claims(m))
+		migrate_catalog_transition(m, MIGRATE_FAILED, "fail", message);
+	migrate_runner_release(id, m);
 }
 
 /*
@@ -210,8 +223,6 @@ hold_back(Runner *r, const Migration *m, const char *why)
 static RunnerStep
 after_failure(Runner *r, ErrorData *edata)
 {
-	Migration  *m;
-
 	if (migrate_error_is_retryable(edata) &&
 		++r->lock_failures < migrate_max_lock_retries)
 	{
@@ -231,13 +242,7 @@ after_failure(Runner *r, ErrorData *edata)
 		return RUNNER_RETRY;
 	}
 	r->failure = edata;
-	m = migrate_catalog_load_by_id(r->id, true);
-	if (m && m->state == MIGRATE_RUNNING)
-		migrate_catalog_transition(m, MIGRATE_FAILED, "fail", edata->message);
-	if (m)
-		migrate_runner_release(m);
-	else
-		migrate_runner_unlock(r->id);
+	migrate_runner_fail(r->id, edata->message);
 	return RUNNER_STOP;
 }
 
@@ -285,7 +290,7 @@ after_done(Runner *r, Migration *m)
 		return;
 	if (r->series != NIL)
 		migrate_catalog_end_series(m->id);
-	migrate_runner_release(m);
+	migrate_runner_release(m->id, m);
 }
 
 /*
@@ -328,7 +333,7 @@ note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 {
 	if (!r->in_worker || !m->vacuum || m->relation == NULL)
 		return;
-	if (r->vacuumed_size == 0)
+	if (r->vacuumed_size <= 0)
 		r->vacuumed_size = migrate_catalog_table_size(m);
 	r->dead_rows += changed;
 	r->work_us += elapsed_us;
@@ -381,7 +386,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	r->rows_this_step = 0;
 	SPI_connect();
 	m = migrate_catalog_load_by_id(r->id, false);
-	if (stop_requested || !runner_claims(m))
+	if (stop_requested || !migrate_runner_claims(m))
 	{
 		step = decide_to_stop(r, stop_requested);
 		SPI_finish();

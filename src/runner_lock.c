@@ -170,8 +170,9 @@ migrate_runner_unlock(int64 id)
 
 /*
  * migrate_runner_release
- *		Stop being the runner of m: clear its worker_pid if it is ours and
- *		release the runner lock.
+ *		Stop being the runner of migration id: clear m's worker_pid if it is
+ *		ours and release the runner lock.  m is the migration's row, locked,
+ *		or NULL if it is gone.
  *
  * Called in the runner's last transaction, with m's row locked, before
  * that transaction commits.  Whoever decides next whether m needs a new
@@ -179,9 +180,9 @@ migrate_runner_unlock(int64 id)
  * or no runner at all, never a runner on its way out.
  */
 void
-migrate_runner_release(Migration *m)
+migrate_runner_release(int64 id, Migration *m)
 {
-	if (m->worker_pid == MyProcPid)
+	if (m && m->worker_pid == MyProcPid)
 		migrate_catalog_clear_runner(m);
-	migrate_runner_unlock(m->id);
+	migrate_runner_unlock(id);
 }

@@ -162,28 +162,14 @@ migrate_owner_commits(const Migration *m)
 void
 migrate_become_migration_owner(RoleSwitch *rs, const Migration *m)
 {
-	migrate_become_migration_owner_ext(rs, m, !migrate_owner_commits(m));
-}
-
-/*
- * migrate_become_migration_owner_ext
- *		Like migrate_become_migration_owner, with the restriction chosen by
- *		the caller; "restricted" may be false only where
- *		migrate_owner_commits(m) holds.  Settings are undone either way.
- */
-void
-migrate_become_migration_owner_ext(RoleSwitch *rs, const Migration *m,
-								   bool restricted)
-{
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(m->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("owner of migration \"%s\" no longer exists", m->name),
 				 errdetail("The role with OID %u was dropped.", m->owner),
 				 errhint("Register the migration again with replace => true.")));
-	if (!restricted && !migrate_owner_commits(m))
-		elog(ERROR, "owner code of migration \"%s\" must run restricted here", m->name);
-	switch_role(rs, m->owner, m->search_path, restricted);
+	/* settings the owner's code changes are undone either way */
+	switch_role(rs, m->owner, m->search_path, !migrate_owner_commits(m));
 	rs->revert_gucs = true;
 }
 

@@ -29,7 +29,6 @@
 #include "parser/parse_node.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
-#include "utils/regproc.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -146,15 +145,9 @@ worker_still_claimed(int64 id, bool stopping)
 	begin_unit("migrate: checking state");
 	exit_if_extension_dropped();
 	m = migrate_catalog_load_by_id(id, stopping);
-	claimed = m != NULL && m->state == MIGRATE_RUNNING &&
-		m->worker_pid == MyProcPid;
+	claimed = migrate_runner_claims(m);
 	if (stopping && !claimed)
-	{
-		if (m)
-			migrate_runner_release(m);
-		else
-			migrate_runner_unlock(id);
-	}
+		migrate_runner_release(id, m);
 	end_unit();
 	return claimed;
 }
@@ -179,17 +172,8 @@ worker_goes_on(int64 id)
 static void
 worker_record_failure(int64 id, ErrorData *edata)
 {
-	Migration  *m;
-
 	begin_unit("migrate: recording failure");
-	m = migrate_catalog_load_by_id(id, true);
-	if (m && m->state == MIGRATE_RUNNING &&
-		m->worker_pid == MyProcPid)
-		migrate_catalog_transition(m, MIGRATE_FAILED, "fail", edata->message);
-	if (m)
-		migrate_runner_release(m);
-	else
-		migrate_runner_unlock(id);
+	migrate_runner_fail(id, edata->message);
 	end_unit();
 }
 
@@ -385,12 +369,7 @@ worker_vacuum(int64 id, const char *relation)
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: vacuum of %s for \"%s\"",
 												   relation, worker_subject));
-	relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(relation
-#if PG_VERSION_NUM >= 160000
-																				 , NULL
-#endif
-																				 )),
-							 NoLock, true);
+	relid = RangeVarGetRelid(migrate_relation_rangevar(relation), NoLock, true);
 	if (!OidIsValid(relid) || !may_vacuum(relid))
 	{
 		CommitTransactionCommand();
@@ -696,14 +675,8 @@ migrate_launcher_main(Datum main_arg)
 		BackgroundWorker worker;
 		BackgroundWorkerHandle *handle;
 
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		strlcpy(worker.bgw_library_name, "migrate", BGW_MAXLEN);
-		strlcpy(worker.bgw_function_name, "migrate_recovery_main", BGW_MAXLEN);
+		migrate_worker_template(&worker, "migrate_recovery_main", "migrate recovery");
 		snprintf(worker.bgw_name, BGW_MAXLEN, "migrate recovery for database %u", lfirst_oid(lc));
-		strlcpy(worker.bgw_type, "migrate recovery", BGW_MAXLEN);
 		worker.bgw_main_arg = ObjectIdGetDatum(lfirst_oid(lc));
 		worker.bgw_notify_pid = MyProcPid;
 		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
@@ -729,13 +702,8 @@ migrate_register_launcher(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	migrate_worker_template(&worker, "migrate_launcher_main", "migrate launcher");
+	/* the launcher comes back after a crash, to resume the migrations */
 	worker.bgw_restart_time = 10;
-	strlcpy(worker.bgw_library_name, "migrate", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "migrate_launcher_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "migrate launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "migrate launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
