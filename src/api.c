@@ -402,8 +402,8 @@ migrate_run(PG_FUNCTION_ARGS)
 			limit_reached = (max_batches > 0 && batches >= max_batches) ||
 				(max_ms > 0 && TimestampDifferenceExceeds(started, GetCurrentTimestamp(), max_ms));
 			step = migrate_runner_step(&r, limit_reached);
+			migrate_runner_count_own(&r);
 			SPI_commit();
-			r.own_xacts++;
 			if (step == RUNNER_DONE || step == RUNNER_STOP)
 				break;
 			if (step == RUNNER_GO_ON && r.rows_this_step > 0)

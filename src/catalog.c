@@ -48,7 +48,7 @@
 /* The columns 0.3 added, and what an older catalog stands for instead */
 #define MIGRATION_COLUMNS_V3 \
 	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true, " \
-	"series_started_at, registered_at, vacuum, COALESCE(max_wal_rate, 0)"
+	"series_started_at, registered_at, vacuum, COALESCE(max_wal_rate, -1)"
 #define MIGRATION_COLUMNS_PRE_V3 \
 	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false, " \
 	"NULL::pg_catalog.timestamptz, registered_at, false, 0::pg_catalog.int8"

@@ -106,7 +106,8 @@ typedef struct Migration
 	bool		catalog_v3;
 	List	   *key_types;		/* "type COLLATE collation" per key column */
 	bool		vacuum;			/* the worker vacuums the table as it goes */
-	int64		max_wal_rate;	/* WAL bytes per second; 0: no budget */
+	int64		max_wal_rate;	/* WAL bytes per second; 0: no budget;
+								 * -1 (NULL): chosen by the pacer */
 } Migration;
 
 /* A migration's definition, as migrate_register checks and stores it */
@@ -185,9 +186,31 @@ typedef struct Pacer
 	TimestampTz last_sample;	/* when the server was last looked at */
 	int64		last_xacts;		/* transactions in the cluster then */
 	int64		last_own_xacts; /* of them, ours */
+	int64		last_xids;		/* transaction ids assigned then */
+	int64		last_own_xids;	/* of them, ours */
 	bool		others_busy;	/* other sessions were at work */
 	double		others_rate;	/* their transactions per second */
 	double		replication_lag_s;	/* largest standby replay lag */
+	char		cause[64];		/* most common wait of other active sessions */
+	/* the automatic WAL budget (pacing.c) */
+	double		peak_wal_rate;	/* own WAL bytes per second of batch time */
+	double		wal_budget;		/* bytes per second; 0: none */
+	double		baseline_rate;	/* others' xacts/s while we rest; -1 unknown */
+	TimestampTz baseline_at;	/* when it was measured */
+	double		workload_share; /* others' rate / baseline, last period */
+	TimestampTz probe_start;	/* a probe (full rest) since; 0: none */
+	bool		probe_counting; /* past its settling time */
+	TimestampTz probe_count_from;
+	int64		probe_xacts;
+	int64		probe_own;
+	int64		probe_xids;
+	int64		probe_own_xids;
+	TimestampTz period_start;	/* the current period of the budget */
+	int64		period_xacts;
+	int64		period_own;
+	int64		period_xids;
+	int64		period_own_xids;
+	bool		count_xids;		/* the workload writes: count its xids */
 	char	   *reason;			/* why we rest, for migrate_status */
 } Pacer;
 
@@ -212,8 +235,10 @@ typedef struct Runner
 	bool		in_worker;		/* reports to the log, not the client */
 	MemoryContext keepcxt;		/* outlives the steps' transactions */
 	Pacer		pacer;
+	char		held_for[128];	/* the last reason to hold back */
 	int			lock_failures;	/* batches in a row that could not lock */
 	int64		own_xacts;		/* transactions this runner committed */
+	int64		own_xids;		/* transaction ids they used */
 	TimestampTz started;
 	int64		rows_at_start;	/* -1 until the first batch */
 	int64		rows_this_step;
@@ -249,10 +274,11 @@ extern int	migrate_log_interval_ms;
 /* pacing.c: batch sizes and rests */
 extern void migrate_pacer_init(Pacer *p, const Migration *m);
 extern int32 migrate_pacer_batch_size(Pacer *p, const Migration *m);
-extern void migrate_pacer_sample(Pacer *p, int64 own_xacts);
-extern char *migrate_pacer_hold(Pacer *p);
+extern void migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids);
+extern char *migrate_pacer_hold(Pacer *p, const Migration *m, int64 *rest_ms);
 extern int64 migrate_pacer_after_batch(Pacer *p, const Migration *m,
-									   int64 rows, int64 elapsed_us);
+									   int64 rows, int64 elapsed_us,
+									   int64 wal_bytes);
 extern void migrate_pacer_lock_failed(Pacer *p);
 
 /* security.c: roles, privileges and search_path */
@@ -394,6 +420,7 @@ typedef struct WorkerArgs
 extern void migrate_runner_init(Runner *r, int64 id, const char *name,
 								bool in_worker, MemoryContext keepcxt);
 extern RunnerStep migrate_runner_step(Runner *r, bool stop_requested);
+extern void migrate_runner_count_own(Runner *r);
 extern bool migrate_runner_claims(const Migration *m);
 extern void migrate_runner_fail(int64 id, const char *message);
 extern char *migrate_format_duration(int64 us);

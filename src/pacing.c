@@ -1,25 +1,45 @@
 /*-------------------------------------------------------------------------
  *
  * pacing.c
- *	  How big the next batch is and how long a runner waits before it.
+ *	  How big the next batch is, and how long a runner rests before it.
  *
  * A runner (background worker or CALL migrate_run) keeps a Pacer between
  * batches.  With adaptive sizing, the batch size follows the time batches
- * take, so that one takes about target_batch_time.  The runner also watches
- * the server: when other sessions are busy (transactions committing, or
- * queries active) or its own batches slow down against their recent best,
- * it shrinks its batches and rests between them, so that it takes no more
- * than busy_share of the time.  Sessions that merely wait (in migrate_wait,
- * pg_sleep) do not count as work.  It holds back entirely while
- * migrate.pause_all is on or a standby's replay lag exceeds
- * migrate.max_replication_lag.
+ * take, so that one takes about target_batch_time (a quarter of it while
+ * others are at work, so that no batch holds its locks or floods the WAL
+ * for long).
+ *
+ * How much a runner may do is decided by the harm it does, measured: the
+ * transactions the rest of the server completes per second while the
+ * runner works, against the same rate while it rests.  From time to time
+ * (and whenever a workload appears) the runner rests for a few seconds to
+ * measure that baseline; between such probes it adjusts a budget of WAL
+ * bytes per second, down while the workload keeps less than 90% of its
+ * baseline and up while it keeps more.  WAL bytes measure the runner's
+ * work whatever the cause of the harm (WAL flushes, row locks, CPU or
+ * I/O), so one budget bounds them all; the cause (the most common wait of
+ * the other sessions) is shown with the throttle reason.  On an idle
+ * server there is no budget.  A migration's own max_wal_rate replaces the
+ * automatic budget (0: none at all).
+ *
+ * Work that completes no transactions (a long query) cannot be measured
+ * that way: while other sessions are active but commit little, batches
+ * take no more than busy_share of the time.  Independently of all this the
+ * runner holds back while migrate.pause_all is on or a standby's replay
+ * lag exceeds migrate.max_replication_lag.
+ *
+ * The statistics read here (pg_stat_database) are flushed by each backend
+ * at most once a second, so the runner measures over windows of seconds,
+ * never over one batch.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -41,6 +61,31 @@
 #define BEST_DECAY 1.05
 
 /*
+ * A probe: the runner rests PROBE_SETTLE_MS (so that its last batch's WAL
+ * is flushed and the statistics catch up), then counts the others'
+ * transactions for PROBE_COUNT_MS.  A new probe every PROBE_EVERY_MS while
+ * a workload runs.
+ */
+#define PROBE_SETTLE_MS 1000
+#define PROBE_COUNT_MS 2000
+#define PROBE_EVERY_MS 30000
+
+/* The budget is adjusted once per period of this length */
+#define PERIOD_MS 3000
+
+/* The share of its baseline the workload keeps, and the band around it */
+#define HARM_TARGET 0.90
+#define HARM_ENOUGH 0.95
+
+/*
+ * The automatic budget starts at this share of the runner's own WAL rate
+ * at full speed, and never goes below MIN_SHARE of it, so that a migration
+ * always finishes.
+ */
+#define START_SHARE 0.25
+#define MIN_SHARE 0.05
+
+/*
  * migrate_pacer_init
  *		Start pacing migration m: the first batch has m's batch size.
  */
@@ -51,6 +96,7 @@ migrate_pacer_init(Pacer *p, const Migration *m)
 	p->size = m->batch_size;
 	p->min_size = m->min_batch_size;
 	p->adaptive = m->adaptive && m->target_batch_ms > 0;
+	p->baseline_rate = -1;
 	p->initialized = true;
 }
 
@@ -67,6 +113,32 @@ migrate_pacer_batch_size(Pacer *p, const Migration *m)
 }
 
 /*
+ * others_rate
+ *		Transactions per second the rest of the cluster completed between two counts
+ *		(total and own at each).
+ */
+static double
+others_rate(int64 xacts, int64 own, int64 xacts0, int64 own0, TimestampTz from,
+			TimestampTz to)
+{
+	double		secs = (to - from) / 1000000.0;
+
+	if (secs <= 0)
+		return 0;
+	return Max(0, (xacts - xacts0) - (own - own0)) / secs;
+}
+
+/*
+ * set_cause
+ *		Remember the most common wait of the other active sessions.
+ */
+static void
+set_cause(Pacer *p, const char *cause)
+{
+	strlcpy(p->cause, cause ? cause : "", sizeof(p->cause));
+}
+
+/*
  * migrate_pacer_sample
  *		Look at the server: other sessions' activity and standbys' lag.
  *
@@ -75,81 +147,267 @@ migrate_pacer_batch_size(Pacer *p, const Migration *m)
  * Does nothing if the last sample is recent.
  */
 void
-migrate_pacer_sample(Pacer *p, int64 own_xacts)
+migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		isnull;
 	int64		active;
 	int64		xacts;
-	Datum		lag;
+	Datum		d;
 
 	if (p->last_sample != 0 &&
 		!TimestampDifferenceExceeds(p->last_sample, now, SAMPLE_INTERVAL_MS))
 		return;
 
-	migrate_catalog_exec("SELECT"
-						 " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
-						 "   WHERE state OPERATOR(pg_catalog.=) 'active'"
-						 "     AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
-						 "     AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
-						 "     AND wait_event_type IS DISTINCT FROM 'Extension'"
-						 "     AND wait_event_type IS DISTINCT FROM 'Timeout'),"
+	migrate_catalog_exec("SELECT pg_catalog.count(*), pg_catalog.mode() WITHIN GROUP"
+						 "   (ORDER BY pg_catalog.concat_ws(':', wait_event_type, wait_event)),"
 						 " (SELECT pg_catalog.sum(xact_commit OPERATOR(pg_catalog.+) xact_rollback)::pg_catalog.int8"
 						 "    FROM pg_catalog.pg_stat_database),"
 						 " (SELECT pg_catalog.max(pg_catalog.date_part('epoch', replay_lag))"
-						 "    FROM pg_catalog.pg_stat_replication)",
+						 "    FROM pg_catalog.pg_stat_replication)"
+						 " FROM pg_catalog.pg_stat_activity"
+						 " WHERE state OPERATOR(pg_catalog.=) 'active'"
+						 "   AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
+						 "   AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+						 "   AND wait_event_type IS DISTINCT FROM 'Extension'"
+						 "   AND wait_event_type IS DISTINCT FROM 'Timeout'",
 						 0, NULL, NULL, NULL, SPI_OK_SELECT);
 	active = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	xacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (active > 0)
+	{
+		char	   *wait = isnull ? "" : TextDatumGetCString(d);
+
+		set_cause(p, wait[0] ? wait : "CPU");
+	}
+	xacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	if (isnull)
 		xacts = 0;
-	lag = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-	p->replication_lag_s = isnull ? 0 : DatumGetFloat8(lag);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	p->replication_lag_s = isnull ? 0 : DatumGetFloat8(d);
 
 	if (p->last_sample != 0)
 	{
-		double		secs = (now - p->last_sample) / 1000000.0;
-		double		rate = (xacts - p->last_xacts - (own_xacts - p->last_own_xacts)) / secs;
-
-		p->others_busy = active > 0 || rate > BUSY_XACTS_PER_SECOND;
-		p->others_rate = rate;
+		p->others_rate = others_rate(xacts, own_xacts, p->last_xacts,
+									 p->last_own_xacts, p->last_sample, now);
+		p->others_busy = active > 0 || p->others_rate > BUSY_XACTS_PER_SECOND;
 	}
 	p->last_sample = now;
 	p->last_xacts = xacts;
 	p->last_own_xacts = own_xacts;
+	p->last_xids = (int64) U64FromFullTransactionId(ReadNextFullTransactionId());
+	p->last_own_xids = own_xids;
+}
+
+/*
+ * start_period
+ *		Begin a period over which the workload's rate is compared with its
+ *		baseline.
+ */
+static void
+start_period(Pacer *p)
+{
+	p->period_start = p->last_sample;
+	p->period_xacts = p->last_xacts;
+	p->period_own = p->last_own_xacts;
+	p->period_xids = p->last_xids;
+	p->period_own_xids = p->last_own_xids;
+}
+
+/*
+ * end_probe
+ *		The probe's counting window is over: the workload's rate in it is
+ *		the new baseline.  An idle server needs no budget; a workload that
+ *		just appeared gets a cautious one.
+ */
+static void
+end_probe(Pacer *p)
+{
+	double		xid_rate = others_rate(p->last_xids, p->last_own_xids,
+									   p->probe_xids, p->probe_own_xids,
+									   p->probe_count_from, p->last_sample);
+
+	p->baseline_rate = others_rate(p->last_xacts, p->last_own_xacts,
+								   p->probe_xacts, p->probe_own,
+								   p->probe_count_from, p->last_sample);
+
+	/*
+	 * Transaction ids are counted the moment they are assigned, while
+	 * pg_stat_database lags up to a second behind: where the workload
+	 * writes, count what it writes.
+	 */
+	p->count_xids = xid_rate >= BUSY_XACTS_PER_SECOND &&
+		xid_rate >= p->baseline_rate / 2;
+	if (p->count_xids)
+		p->baseline_rate = xid_rate;
+	p->baseline_at = p->last_sample;
+	p->probe_start = 0;
+	if (p->baseline_rate < BUSY_XACTS_PER_SECOND)
+		p->wal_budget = 0;
+	else if (p->wal_budget <= 0)
+		p->wal_budget = START_SHARE * p->peak_wal_rate;
+	start_period(p);
+}
+
+/*
+ * adjust_budget
+ *		A period is over: compare the workload's rate in it with its
+ *		baseline and move the automatic WAL budget accordingly.
+ */
+static void
+adjust_budget(Pacer *p)
+{
+	double		rate = p->count_xids ?
+		others_rate(p->last_xids, p->last_own_xids,
+					p->period_xids, p->period_own_xids,
+					p->period_start, p->last_sample) :
+		others_rate(p->last_xacts, p->last_own_xacts,
+					p->period_xacts, p->period_own,
+					p->period_start, p->last_sample);
+
+	start_period(p);
+	if (p->baseline_rate < BUSY_XACTS_PER_SECOND)
+	{
+		/* no workload at the last probe: probe again if one appeared */
+		if (rate > BUSY_XACTS_PER_SECOND)
+			p->baseline_at = 0;
+		return;
+	}
+	if (rate < BUSY_XACTS_PER_SECOND && !p->others_busy)
+	{
+		/* the workload has gone (no session even waits): full speed */
+		p->baseline_rate = -1;
+		p->baseline_at = 0;
+		p->wal_budget = 0;
+		return;
+	}
+	p->workload_share = rate / p->baseline_rate;
+	if (p->peak_wal_rate <= 0)
+		return;
+	if (p->wal_budget <= 0)
+		p->wal_budget = p->peak_wal_rate;
+	if (p->workload_share < HARM_TARGET)
+		p->wal_budget *= Max(0.5, p->workload_share / HARM_TARGET - 0.1);
+	else if (p->workload_share > HARM_ENOUGH)
+		p->wal_budget *= 1.2;
+	p->wal_budget = Max(p->wal_budget, MIN_SHARE * p->peak_wal_rate);
+	if (p->wal_budget >= p->peak_wal_rate)
+		p->wal_budget = 0;		/* full speed does no harm */
+}
+
+/*
+ * harm_hold
+ *		The automatic budget's part of migrate_pacer_hold: probe the
+ *		workload's rate at rest when it is due, and adjust the budget at the
+ *		end of each period.  Returns why the runner rests, or NULL.
+ */
+static char *
+harm_hold(Pacer *p, int64 *rest_ms)
+{
+	TimestampTz now = p->last_sample;
+
+	if (p->probe_start != 0)
+	{
+		if (!p->probe_counting &&
+			TimestampDifferenceExceeds(p->probe_start, now, PROBE_SETTLE_MS))
+		{
+			p->probe_counting = true;
+			p->probe_count_from = now;
+			p->probe_xacts = p->last_xacts;
+			p->probe_own = p->last_own_xacts;
+			p->probe_xids = p->last_xids;
+			p->probe_own_xids = p->last_own_xids;
+		}
+		else if (p->probe_counting &&
+				 TimestampDifferenceExceeds(p->probe_count_from, now, PROBE_COUNT_MS))
+		{
+			end_probe(p);
+			return NULL;
+		}
+		*rest_ms = SAMPLE_INTERVAL_MS + 50;
+		return pstrdup("measuring the workload while the migration rests");
+	}
+
+	/* a probe is due when a workload runs and its baseline is old */
+	if (p->peak_wal_rate > 0 &&
+		p->others_rate > BUSY_XACTS_PER_SECOND &&
+		(p->baseline_at == 0 ||
+		 TimestampDifferenceExceeds(p->baseline_at, now, PROBE_EVERY_MS)))
+	{
+		p->probe_start = now;
+		p->probe_counting = false;
+		*rest_ms = SAMPLE_INTERVAL_MS + 50;
+		return pstrdup("measuring the workload while the migration rests");
+	}
+
+	if (p->period_start != 0 &&
+		TimestampDifferenceExceeds(p->period_start, now, PERIOD_MS))
+		adjust_budget(p);
+	return NULL;
 }
 
 /*
  * migrate_pacer_hold
- *		Should the runner hold back before its next batch?  Returns the
- *		reason (for migrate_status), or NULL.
+ *		Should the runner hold back before its next batch of m?  Returns
+ *		the reason (for migrate_status) and sets *rest_ms, or returns NULL.
+ *		Call it right after migrate_pacer_sample.
  */
 char *
-migrate_pacer_hold(Pacer *p)
+migrate_pacer_hold(Pacer *p, const Migration *m, int64 *rest_ms)
 {
+	*rest_ms = 1000;
 	if (migrate_pause_all)
 		return pstrdup("migrate.pause_all is on");
 	if (migrate_max_replication_lag_ms > 0 &&
 		p->replication_lag_s * 1000 > migrate_max_replication_lag_ms)
 		return psprintf("replication lag %.1f s exceeds migrate.max_replication_lag",
 						p->replication_lag_s);
+	if (m->max_wal_rate < 0)
+		return harm_hold(p, rest_ms);
 	return NULL;
 }
 
 /*
+ * wal_budget
+ *		The WAL bytes per second m may write now: its own max_wal_rate, or
+ *		the automatic budget; 0 for none.
+ */
+static double
+wal_budget(const Pacer *p, const Migration *m)
+{
+	if (m->max_wal_rate >= 0)
+		return (double) m->max_wal_rate;
+	return p->wal_budget;
+}
+
+/*
+ * set_reason
+ *		Say why the runner rests (NULL: it does not).
+ */
+static void
+set_reason(Pacer *p, char *reason)
+{
+	if (p->reason)
+		pfree(p->reason);
+	p->reason = reason ? MemoryContextStrdup(TopMemoryContext, reason) : NULL;
+}
+
+/*
  * migrate_pacer_after_batch
- *		Learn from a batch of "rows" rows that took elapsed_us; return how
- *		many milliseconds to rest before the next one.
+ *		Learn from a batch of "rows" rows that took elapsed_us and wrote
+ *		wal_bytes; return how many milliseconds to rest before the next one.
  *
- * Sets p->reason when the runner is holding back for other sessions.
+ * Sets p->reason when the runner rests for other sessions or a budget.
  */
 int64
 migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
-						  int64 elapsed_us)
+						  int64 elapsed_us, int64 wal_bytes)
 {
 	double		per_row;
+	double		budget;
 	bool		slow = false;
 	bool		busy;
+	bool		measured;
 	int64		rest_ms = 0;
 
 	if (rows <= 0 || elapsed_us <= 0)
@@ -166,6 +424,15 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 	}
 	busy = p->others_busy || slow;
 
+	/* the runner's own WAL rate while it works, smoothed */
+	if (wal_bytes > 0)
+	{
+		double		rate = wal_bytes * 1000000.0 / elapsed_us;
+
+		p->peak_wal_rate = p->peak_wal_rate <= 0 ? rate :
+			0.8 * p->peak_wal_rate + 0.2 * rate;
+	}
+
 	if (m->adaptive && m->target_batch_ms > 0)
 	{
 		double		target_us = m->target_batch_ms * 1000.0 * (busy ? 0.25 : 1.0);
@@ -178,16 +445,38 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 		p->size = (int32) Max(m->min_batch_size, Min((double) m->max_batch_size, next));
 	}
 
-	if (p->reason)
-		pfree(p->reason);
-	p->reason = NULL;
-	if (busy && m->busy_share > 0 && m->busy_share < 1)
+	set_reason(p, NULL);
+
+	/*
+	 * A workload whose transactions are counted is paced by the budget
+	 * below; only one that is not (long queries) by busy_share.
+	 */
+	measured = m->max_wal_rate < 0 && p->baseline_rate >= BUSY_XACTS_PER_SECOND;
+	if (busy && !measured && m->busy_share > 0 && m->busy_share < 1)
 	{
 		rest_ms = (int64) (elapsed_us / 1000.0 * (1.0 / m->busy_share - 1.0));
-		p->reason = MemoryContextStrdup(TopMemoryContext,
-										psprintf("server busy (%s): batches take %.0f%% of the time",
-												 slow ? "batches slowed down" : "other sessions at work",
-												 m->busy_share * 100));
+		set_reason(p, psprintf("server busy (%s): batches take %.0f%% of the time",
+							   slow ? "batches slowed down" : "other sessions at work",
+							   m->busy_share * 100));
+	}
+
+	budget = wal_budget(p, m);
+	if (budget > 0 && wal_bytes > 0)
+	{
+		int64		due_ms = (int64) (wal_bytes * 1000.0 / budget - elapsed_us / 1000.0);
+
+		if (due_ms > rest_ms)
+		{
+			rest_ms = due_ms;
+			if (m->max_wal_rate > 0)
+				set_reason(p, psprintf("WAL budget: " INT64_FORMAT " bytes/s",
+									   m->max_wal_rate));
+			else
+				set_reason(p, psprintf("server busy (workload at %.0f%% of its rate at rest, waiting on %s): WAL budget %.0f kB/s",
+									   p->workload_share * 100,
+									   p->cause[0] ? p->cause : "nothing",
+									   budget / 1024));
+		}
 	}
 	return rest_ms;
 }

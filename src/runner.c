@@ -24,6 +24,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -199,18 +200,19 @@ migrate_runner_fail(int64 id, const char *message)
 
 /*
  * hold_back
- *		The pacer says to rest ("why"): record it as the migration's
- *		throttled reason, tell a session, and ask for a look again in a
- *		second.
+ *		The pacer says to rest ("why") for rest_ms: record it as the
+ *		migration's throttled reason, tell a session (once per reason), and
+ *		look again after that.
  */
 static RunnerStep
-hold_back(Runner *r, const Migration *m, const char *why)
+hold_back(Runner *r, const Migration *m, const char *why, int64 rest_ms)
 {
 	migrate_catalog_set_throttled(m, why);
-	if (!r->in_worker)
+	if (!r->in_worker && strncmp(r->held_for, why, sizeof(r->held_for) - 1) != 0)
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" waits: %s", m->name, why)));
-	r->pause_ms = 1000;
+	strlcpy(r->held_for, why, sizeof(r->held_for));
+	r->pause_ms = rest_ms;
 	return RUNNER_GO_ON;
 }
 
@@ -294,29 +296,6 @@ after_done(Runner *r, Migration *m)
 }
 
 /*
- * wal_budget_rest
- *		How long to rest after a batch that wrote wal_bytes in elapsed_us,
- *		so that m writes no more than its max_wal_rate bytes per second
- *		(0: no budget).  Sets the throttle reason when it rests for it.
- */
-static int64
-wal_budget_rest(Runner *r, const Migration *m, int64 wal_bytes, int64 elapsed_us)
-{
-	int64		due_ms;
-
-	if (m->max_wal_rate <= 0 || wal_bytes <= 0)
-		return 0;
-	due_ms = (int64) ((double) wal_bytes * 1000.0 / m->max_wal_rate) - elapsed_us / 1000;
-	if (due_ms <= 0)
-		return 0;
-	if (r->pacer.reason == NULL)
-		r->pacer.reason = MemoryContextStrdup(TopMemoryContext,
-											  psprintf("WAL budget: " INT64_FORMAT " bytes/s",
-													   m->max_wal_rate));
-	return due_ms;
-}
-
-/*
  * note_dead_rows
  *		Count the row versions a batch (of elapsed_us) replaced; once they
  *		are 5% of the table (at least 10,000), a worker vacuums the table
@@ -358,6 +337,41 @@ note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 }
 
 /*
+ * commit_without_flush
+ *		The batch of this transaction went well and the migration goes on:
+ *		commit it without waiting for its WAL to reach the disk (as SET
+ *		LOCAL synchronous_commit = off would).  Its data and the cursor
+ *		commit together, so a crash that loses the commit loses both and the
+ *		batch runs again: every row is still changed exactly once.  Not
+ *		waiting keeps the runner from holding the WAL write lock through an
+ *		fsync of a whole batch, which other sessions' commits queue behind.
+ *		A step that changes the migration's state commits as usual.
+ */
+static void
+commit_without_flush(void)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * migrate_runner_count_own
+ *		Count the transaction about to commit, and the transaction ids it
+ *		used (its own and its committed subtransactions'), as the runner's:
+ *		the pacer tells the rest of the server's work from them.  Call it
+ *		at the top level of the transaction, just before the commit.
+ */
+void
+migrate_runner_count_own(Runner *r)
+{
+	TransactionId *children;
+
+	r->own_xacts++;
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		r->own_xids += 1 + xactGetCommittedChildren(&children);
+}
+
+/*
  * migrate_runner_step
  *		One step of migration r->id, in the caller's transaction (which the
  *		caller commits whatever the result).
@@ -378,6 +392,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	TimestampTz start;
 	int64		elapsed_us;
 	char	   *hold;
+	int64		hold_ms;
 	RunnerStep	step;
 
 	r->pause_ms = 0;
@@ -395,11 +410,11 @@ migrate_runner_step(Runner *r, bool stop_requested)
 
 	if (!r->pacer.initialized)
 		migrate_pacer_init(&r->pacer, m);
-	migrate_pacer_sample(&r->pacer, r->own_xacts);
-	hold = m->relation ? migrate_pacer_hold(&r->pacer) : NULL;
+	migrate_pacer_sample(&r->pacer, r->own_xacts, r->own_xids);
+	hold = m->relation ? migrate_pacer_hold(&r->pacer, m, &hold_ms) : NULL;
 	if (hold)
 	{
-		step = hold_back(r, m, hold);
+		step = hold_back(r, m, hold, hold_ms);
 		SPI_finish();
 		return step;
 	}
@@ -430,6 +445,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	}
 
 	r->lock_failures = 0;
+	r->held_for[0] = '\0';
 	r->rows_this_step = res.visited;
 	report_progress(r, m);
 	if (res.done)
@@ -450,8 +466,9 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	else
 	{
 		r->pause_ms = m->pause_ms +
-			migrate_pacer_after_batch(&r->pacer, m, res.visited, elapsed_us);
-		r->pause_ms = Max(r->pause_ms, wal_budget_rest(r, m, res.wal_bytes, elapsed_us));
+			migrate_pacer_after_batch(&r->pacer, m, res.visited, elapsed_us,
+									  res.wal_bytes);
+		commit_without_flush();
 		note_dead_rows(r, m, res.changed, elapsed_us);
 		step = RUNNER_GO_ON;
 	}

@@ -88,8 +88,8 @@ end_unit(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
+	migrate_runner_count_own(&runner);
 	CommitTransactionCommand();
-	runner.own_xacts++;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }

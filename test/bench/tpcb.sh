@@ -1,0 +1,140 @@
+#!/bin/bash
+# Harm to a standard OLTP workload (issue 10): pgbench's TPC-B-like workload
+# (scale SCALE, CLIENTS clients, 2 threads) while the whole of
+# pgbench_accounts is changed with filler = md5(aid::text), in one run on
+# one throw-away cluster:
+#
+#   sudo bash test/bench/tpcb.sh
+#
+#   idle            the workload alone
+#   update          one UPDATE of the whole table
+#   loop            a hand-written key-range loop, 10,000 keys a batch,
+#                   synchronous_commit = off, COMMIT per batch
+#   migrate         migrate, default options
+#   migrate_alone   migrate with no workload (its own time, for the ratio)
+# each on a freshly initialised pgbench database, after WARMUP seconds of
+# workload.  From pgbench's per-transaction log, over exactly the time the
+# change ran: the workload's tps (and its ratio to idle), p99 and max
+# latency; plus how long the change took and the table's size after it
+# divided by its size after VACUUM FULL.  Writes tpcb.csv into OUT.
+set -euo pipefail
+export LC_ALL=C
+
+PGVER=${PGVER:-15}
+SCALE=${SCALE:-20}
+CLIENTS=${CLIENTS:-4}
+WARMUP=${WARMUP:-3}
+IDLE_SECS=${IDLE_SECS:-20}
+BIN="/usr/lib/postgresql/$PGVER/bin"
+OUT=${OUT:-/tmp/migrate-tpcb-$(date +%Y%m%d-%H%M%S)}
+PORT=${PORT:-5489}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    bash "$top/test/install-deps.sh"
+    make -s -C "$top" PG_CONFIG="$BIN/pg_config"
+    make -s -C "$top" install PG_CONFIG="$BIN/pg_config" >/dev/null
+fi
+
+mkdir -p "$OUT"
+data=$(mktemp -d /tmp/migrate-tpcb-data.XXXXXX)
+chown postgres "$data" "$OUT"
+as_pg() { runuser -u postgres -- "$@"; }
+cleanup() {
+    pkill -f "pgbench.*-p $PORT" 2>/dev/null || true
+    as_pg "$BIN/pg_ctl" -D "$data/pg" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$data"
+}
+trap cleanup EXIT
+
+as_pg "$BIN/initdb" -D "$data/pg" -A trust >/dev/null
+cat >> "$data/pg/postgresql.conf" <<EOF
+port = $PORT
+unix_socket_directories = '$data'
+listen_addresses = ''
+shared_preload_libraries = 'migrate'
+shared_buffers = 1GB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+checkpoint_completion_target = 0.9
+EOF
+as_pg "$BIN/pg_ctl" -D "$data/pg" -l "$data/log" -w start >/dev/null
+conn=(-h "$data" -p "$PORT")
+q() { as_pg "$BIN/psql" -X -q -At "${conn[@]}" -d bench -v ON_ERROR_STOP=1 "$@"; }
+as_pg "$BIN/createdb" "${conn[@]}" bench
+q -c "CREATE EXTENSION migrate"
+q -c "CREATE PROCEDURE hand_loop() LANGUAGE plpgsql AS \$\$
+DECLARE k int := 0; top int;
+BEGIN
+    SELECT max(aid) INTO top FROM pgbench_accounts;
+    SET LOCAL synchronous_commit = off;
+    WHILE k < top LOOP
+        UPDATE pgbench_accounts SET filler = md5(aid::text) WHERE aid > k AND aid <= k + 10000;
+        k := k + 10000;
+        COMMIT;
+        SET LOCAL synchronous_commit = off;
+    END LOOP;
+END \$\$"
+
+now() { date +%s.%N; }
+# wait for a migration to end, from new sessions (no snapshot held meanwhile)
+wait_migration() {
+    while [ "$(q -c "SELECT state FROM migrate.migrations WHERE name = '$1'")" = running ]; do
+        sleep 0.2
+    done
+}
+
+echo "way,seconds,tps,tps_per_idle,p99_ms,max_ms,size_per_packed" > "$OUT/tpcb.csv"
+idle_tps=0
+for way in idle update loop migrate migrate_alone; do
+    q -c "SELECT count(migrate_unregister(name)) FROM migrate.migrations" >/dev/null
+    as_pg "$BIN/pgbench" "${conn[@]}" -i -s "$SCALE" -q bench >/dev/null 2>&1
+    q -c "VACUUM ANALYZE" -c "CHECKPOINT"
+    pbpid=
+    if [ $way != migrate_alone ]; then
+        rm -f "$data"/pb.*
+        (cd "$data" && as_pg "$BIN/pgbench" "${conn[@]}" -n -c "$CLIENTS" -j 2 -T 3600 \
+             -l --log-prefix=pb bench >/dev/null 2>&1) &
+        pbpid=$!
+        sleep "$WARMUP"
+    fi
+    t0=$(now)
+    case $way in
+        idle) sleep "$IDLE_SECS" ;;
+        update) q -c "UPDATE pgbench_accounts SET filler = md5(aid::text)" ;;
+        loop) q -c "CALL hand_loop()" ;;
+        migrate*)
+            q -c "SELECT migrate_register('$way', 'pgbench_accounts', set_clause => 'filler = md5(aid::text)')" \
+              -c "SELECT migrate_start('$way')" >/dev/null
+            wait_migration "$way" ;;
+    esac
+    t1=$(now)
+    tps=; p99=; max=; ratio=; packed=
+    if [ -n "$pbpid" ]; then
+        sleep 1
+        pkill -INT -f "pgbench.*-p $PORT" || true
+        wait "$pbpid" || true
+        # the log: client_id xact_no latency_us script_no epoch_s epoch_us,
+        # the time being the transaction's end; keep those that began and
+        # ended while the change ran
+        read -r tps p99 max < <(cat "$data"/pb.* | awk -v a="$t0" -v b="$t1" '
+            { e = $5 + $6 / 1e6; if (e - $3 / 1e6 >= a && e <= b) print $3 / 1000 }' |
+            sort -n | awk -v s="$(echo "$t1 - $t0" | bc)" '
+            { v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1;
+                                 printf "%.0f %.2f %.1f\n", NR / s, v[i], v[NR] }')
+        [ $way = idle ] && idle_tps=$tps
+        ratio=$(echo "scale=3; $tps / $idle_tps" | bc)
+    fi
+    if [ $way != idle ]; then
+        size=$(q -c "SELECT pg_table_size('pgbench_accounts')")
+        q -c "VACUUM FULL pgbench_accounts"
+        packed=$(echo "scale=2; $size / $(q -c "SELECT pg_table_size('pgbench_accounts')")" | bc)
+    fi
+    secs=$(echo "scale=1; ($t1 - $t0) / 1" | bc)
+    echo "$way,$secs,$tps,$ratio,$p99,$max,$packed" >> "$OUT/tpcb.csv"
+    printf '%-14s %7s s  tps %6s (%5s x idle)  p99 %6s ms  max %7s ms  size/packed %s\n' \
+        "$way" "$secs" "${tps:--}" "${ratio:--}" "${p99:--}" "${max:--}" "${packed:--}"
+done
+awk -F, '$1 == "migrate" { m = $2 } $1 == "migrate_alone" { a = $2 }
+         END { if (a > 0) printf "migrate under load took %.2f x its time alone\n", m / a }' "$OUT/tpcb.csv"
+echo "results in $OUT/tpcb.csv"
