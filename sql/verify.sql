@@ -116,7 +116,12 @@ SELECT pass, cursor, caught_rows FROM migrate_step('v_cu');
 SELECT pass, changed, caught_rows FROM migrate_step('v_cu');
 SELECT pass, changed, caught_rows FROM migrate_step('v_cu');
 SELECT pass, changed, caught_rows FROM migrate_step('v_cu');
--- pass 2 found nothing: done, and verified by it
+-- pass 2 caught a row, so pass 3 follows
+SELECT pass, state, changed, caught_rows FROM migrate_step('v_cu');
+SELECT pass, changed, caught_rows FROM migrate_step('v_cu');
+SELECT pass, changed, caught_rows FROM migrate_step('v_cu');
+SELECT pass, changed, caught_rows FROM migrate_step('v_cu');
+-- pass 3 found nothing: done, and verified by it
 SELECT pass, state, changed, caught_rows FROM migrate_step('v_cu');
 SELECT state, pass, caught_rows, failing_rows, verified_at IS NOT NULL AS verified
   FROM migrate_status('v_cu');
@@ -145,8 +150,10 @@ SELECT pass, cursor FROM migrate_step('v_max');
 SELECT pass, changed FROM migrate_step('v_max');
 SELECT pass, changed FROM migrate_step('v_max');
 SELECT pass, changed FROM migrate_step('v_max');
+SELECT pass, state FROM migrate_step('v_max');
 SELECT state, pass, caught_rows, failing_rows FROM migrate_status('v_max');
-SELECT verify_sample FROM migrate.migrations WHERE name = 'v_max';
+SELECT verify_checked, verify_sample FROM migrate.migrations WHERE name = 'v_max';
+SELECT detail FROM migrate.events WHERE migration = 'v_max' AND event = 'done';
 SELECT n, count(*) FROM vt GROUP BY n ORDER BY n;
 -- restart => true starts over from the walk
 SELECT pass, state, caught_rows FROM migrate_start('v_max', restart => true);
@@ -212,7 +219,7 @@ SELECT abs(e.rows_to_change - m.changed) <= 0.25 * m.changed AS within_25_percen
 SELECT checked, failing FROM migrate_verify('v_est');
 -- an estimate of a task, of a migration without rows left
 SELECT rows_to_change, ms_per_row, expected_duration FROM migrate_estimate('v_est');
-SELECT migrate_register('v_task', NULL, sql => 'SELECT 1');
+SELECT name FROM migrate_register('v_task', NULL, sql => 'SELECT 1');
 SELECT * FROM migrate_estimate('v_task');
 SELECT * FROM migrate_verify('v_task');
 SELECT migrate_unregister('v_task');

@@ -226,6 +226,8 @@ check_verifiable(const Migration *m)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" has no check", m->name),
+				 m->where_clause ?
+				 errdetail("Its where_clause cannot serve as one: NOT (where_clause) has a subquery, names another table or calls a volatile function.") :
 				 errdetail("Without a check_clause or a where_clause nothing tells a row that is migrated from one that is not."),
 				 errhint("Register it again with replace => true and check_clause => '...'.")));
 }
