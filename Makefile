@@ -6,6 +6,7 @@ OBJS = \
 	src/args.o \
 	src/batch.o \
 	src/catalog.o \
+	src/estimate.o \
 	src/keys.o \
 	src/launch.o \
 	src/migrate.o \
@@ -19,13 +20,14 @@ OBJS = \
 	src/security.o \
 	src/statements.o \
 	src/validate.o \
+	src/verify.o \
 	src/worker.o
 
 EXTENSION = migrate
 DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql sql/migrate--0.2--0.3.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = upgrade setup register run control errors security privileges pacing quarantine revert schedule
+REGRESS = upgrade setup register run control errors security privileges pacing quarantine revert schedule verify
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = start-race step-pause-cancel concurrent-writes revert-race

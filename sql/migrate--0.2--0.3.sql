@@ -25,7 +25,7 @@ ALTER TABLE migrate.migrations
 COMMENT ON COLUMN migrate.migrations.vacuum IS
     'the worker vacuums the table between batches, so that new row versions fill the space of the old ones';
 COMMENT ON COLUMN migrate.migrations.max_wal_rate IS
-    'WAL bytes per second the migration may write; NULL or 0: no budget';
+    'WAL bytes per second the migration may write; NULL: chosen from the harm measured to other sessions; 0: no budget';
 COMMENT ON COLUMN migrate.migrations.size_at_start IS
     'size of the table (all its partitions) when the migration started from its first key';
 
@@ -37,6 +37,47 @@ COMMENT ON COLUMN migrate.migrations.series_started_at IS
     'when the series started; a member registered again after it is not run';
 COMMENT ON COLUMN migrate.migrations.key_types IS
     'type and collation of each key column when the migration was registered; a batch that finds others fails';
+
+/*
+ * Verification and catch-up (issue 13).  These columns are added here, ahead
+ * of migrate_status below, whose body names them; the functions that use
+ * them are at the end of this file.
+ */
+ALTER TABLE migrate.migrations
+    ADD COLUMN check_clause pg_catalog.text,
+    ADD COLUMN catch_up boolean NOT NULL DEFAULT false,
+    ADD COLUMN max_passes integer NOT NULL DEFAULT 3,
+    ADD COLUMN pass integer NOT NULL DEFAULT 0,
+    ADD COLUMN pass_visited bigint NOT NULL DEFAULT 0,
+    ADD COLUMN pass_changed bigint NOT NULL DEFAULT 0,
+    ADD COLUMN pass_sample pg_catalog.jsonb,
+    ADD COLUMN caught_rows bigint NOT NULL DEFAULT 0,
+    ADD COLUMN verified_at pg_catalog.timestamptz,
+    ADD COLUMN verify_checked bigint,
+    ADD COLUMN failing_rows bigint,
+    ADD COLUMN verify_sample pg_catalog.jsonb,
+    ADD COLUMN verify_state pg_catalog.text,
+    ADD COLUMN verify_pid integer,
+    ADD COLUMN verify_error pg_catalog.text,
+    ADD CONSTRAINT migrations_max_passes_check
+        CHECK (max_passes OPERATOR(pg_catalog.>=) 1 AND max_passes OPERATOR(pg_catalog.<=) 1000),
+    ADD CONSTRAINT migrations_catch_up_check
+        CHECK (NOT catch_up OR check_clause IS NOT NULL),
+    ADD CONSTRAINT migrations_verify_state_check
+        CHECK (verify_state OPERATOR(pg_catalog.=) ANY (ARRAY['running', 'done', 'failed']::pg_catalog.text[]));
+
+COMMENT ON COLUMN migrate.migrations.check_clause IS
+    'predicate that holds for a row in the new shape; NOT (where_clause) unless given';
+COMMENT ON COLUMN migrate.migrations.catch_up IS
+    'at the end of the walk, change again in further passes the rows that fail the check';
+COMMENT ON COLUMN migrate.migrations.pass IS
+    '0 for the walk, 1 to max_passes for catch-up passes, max_passes + 1 for the final count of rows still failing';
+COMMENT ON COLUMN migrate.migrations.caught_rows IS
+    'rows changed by catch-up passes';
+COMMENT ON COLUMN migrate.migrations.failing_rows IS
+    'rows that failed the check at the last verification (verified_at)';
+COMMENT ON COLUMN migrate.migrations.verify_state IS
+    'running while a background migrate_verify runs, then done or failed (verify_error)';
 
 /*
  * The process running a migration, asked of C rather than decoded from the
@@ -86,7 +127,12 @@ RETURNS TABLE (
     vacuum boolean,
     vacuums bigint,
     size_at_start bigint,
-    size bigint)
+    size bigint,
+    pass integer,
+    caught_rows bigint,
+    verified_at pg_catalog.timestamptz,
+    failing_rows bigint,
+    verify_state pg_catalog.text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -124,7 +170,14 @@ SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
        (SELECT pg_catalog.sum(pg_catalog.pg_table_size(c.oid))::bigint
           FROM pg_catalog.pg_class c
          WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(m.relation)
-            OR c.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pt.relid FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(m.relation)) pt)))
+            OR c.oid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT pt.relid FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(m.relation)) pt))),
+       m.pass, m.caught_rows, m.verified_at, m.failing_rows,
+       -- a background verify whose worker is gone was interrupted
+       CASE WHEN m.verify_state OPERATOR(pg_catalog.=) 'running'
+                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                                  WHERE a.pid OPERATOR(pg_catalog.=) m.verify_pid
+                                    AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify')
+            THEN 'interrupted' ELSE m.verify_state END
   FROM migrate.migrations m
   -- the process running it, from the lock table (runner_lock.c)
   CROSS JOIN LATERAL (SELECT migrate.runner_pid(m.id) AS pid) w
@@ -157,7 +210,7 @@ COMMENT ON FUNCTION @extschema@.migrate_status IS 'state, progress (with a text 
 CREATE VIEW migrate.status AS SELECT * FROM @extschema@.migrate_status();
 GRANT SELECT ON migrate.status TO PUBLIC;
 
-/* migrate_register gains vacuum and max_wal_rate */
+/* migrate_register gains vacuum, max_wal_rate, check_clause, catch_up and max_passes */
 DROP FUNCTION @extschema@.migrate_register(pg_catalog.text, pg_catalog.regclass,
     pg_catalog.text, pg_catalog.text, pg_catalog.regprocedure, pg_catalog.text,
     pg_catalog.text, integer, pg_catalog.interval, pg_catalog.interval, boolean,
@@ -181,8 +234,35 @@ CREATE FUNCTION @extschema@.migrate_register(
     on_error pg_catalog.text DEFAULT 'stop',
     keep_before boolean DEFAULT false,
     vacuum boolean DEFAULT true,
-    max_wal_rate bigint DEFAULT NULL)
+    max_wal_rate bigint DEFAULT NULL,
+    check_clause pg_catalog.text DEFAULT NULL,
+    catch_up boolean DEFAULT false,
+    max_passes integer DEFAULT 3)
 RETURNS migrate.migrations
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'migrate_register';
 COMMENT ON FUNCTION @extschema@.migrate_register IS 'register a migration: a table plus a SET list, a row function or a delete filter, or a one-off SQL task';
+
+/*
+ * Proving a migration done (issue 13): migrate_verify counts the rows that
+ * fail the check, migrate_estimate tells what a migration will cost before
+ * it starts.
+ */
+CREATE FUNCTION @extschema@.migrate_verify(name pg_catalog.text, background boolean DEFAULT false)
+RETURNS TABLE (checked bigint, failing bigint, sample pg_catalog.jsonb)
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_verify';
+COMMENT ON FUNCTION @extschema@.migrate_verify IS 'walk the table in key batches, read only, and count the rows that fail the check; background => true in a worker';
+
+CREATE FUNCTION @extschema@.migrate_estimate(name pg_catalog.text,
+    OUT rows_total_estimate bigint,
+    OUT rows_to_change bigint,
+    OUT ms_per_row double precision,
+    OUT wal_bytes_per_row double precision,
+    OUT expected_duration pg_catalog.interval,
+    OUT expected_wal bigint,
+    OUT expected_size bigint)
+RETURNS record
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_estimate';
+COMMENT ON FUNCTION @extschema@.migrate_estimate IS 'rows to change (sampled), time and WAL per row (one rolled-back batch), expected duration, WAL and table size';

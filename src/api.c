@@ -54,6 +54,8 @@ PG_FUNCTION_INFO_V1(migrate_unregister);
 PG_FUNCTION_INFO_V1(migrate_retry_errors);
 PG_FUNCTION_INFO_V1(migrate_revert);
 PG_FUNCTION_INFO_V1(migrate_forget);
+PG_FUNCTION_INFO_V1(migrate_verify);
+PG_FUNCTION_INFO_V1(migrate_estimate);
 
 /* How long migrate_wait tolerates "running" with nobody running it */
 #define WAIT_ORPHAN_GRACE_MS 30000
@@ -901,4 +903,107 @@ migrate_forget(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_INT64(n);
+}
+
+/*
+ * migrate_verify(name, background)
+ *
+ * Walk the migration's table in key batches, read only, paced like the
+ * migration, and return how many rows were checked, how many fail the
+ * check and the keys of the first few; the result is also recorded with
+ * its time.  background => true starts a worker that does it and returns
+ * no row at once (migrate_status shows verify_state).  The foreground
+ * walk runs in the caller's transaction without locking the migration.
+ */
+Datum
+migrate_verify(PG_FUNCTION_ARGS)
+{
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
+	bool		background;
+	Migration  *m;
+	ReturnSetInfo *rsinfo;
+	VerifyWalk	w;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	MemoryContext old;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("background must not be null")));
+	background = PG_GETARG_BOOL(1);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	m = migrate_load_to_manage(name, "verify", background);
+	if (background)
+	{
+		if (migrate_catalog_verify_running(m))
+			ereport(NOTICE,
+					(errmsg("migration \"%s\" is already being verified in the background", m->name)));
+		else
+			migrate_start_verify_worker(m);
+		SPI_finish();
+		return (Datum) 0;
+	}
+	migrate_verify_walk(m, &w);
+	migrate_catalog_set_verified(m, &w);
+	migrate_catalog_log_event(m->name, m->owner, "verify",
+							  psprintf(INT64_FORMAT " rows checked, " INT64_FORMAT " failing the check",
+									   w.checked, w.failing));
+	values[0] = Int64GetDatum(w.checked);
+	values[1] = Int64GetDatum(w.failing);
+	values[2] = w.sample ? JsonbPGetDatum(w.sample) :
+		DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * migrate_estimate(name)
+ *
+ * What running the migration from its cursor will cost, changing nothing:
+ * the rows it will change (counted on a sample), the time and WAL per row
+ * (measured on its next batch, rolled back), and from them the expected
+ * duration, WAL and table size.
+ */
+Datum
+migrate_estimate(PG_FUNCTION_ARGS)
+{
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
+	Migration  *m;
+	Estimate	e;
+	TupleDesc	desc;
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	m = migrate_load_to_manage(name, "estimate", false);
+	migrate_estimate_run(m, &e);
+	SPI_finish();
+
+	values[0] = Int64GetDatum(e.rows_total);
+	values[1] = Int64GetDatum(e.rows_to_change);
+	values[2] = Float8GetDatum(e.ms_per_row);
+	nulls[2] = !e.measured;
+	values[3] = Float8GetDatum(e.wal_per_row);
+	nulls[3] = !e.has_wal_per_row;
+	if (e.measured)
+	{
+		Interval   *iv = palloc0(sizeof(Interval));
+
+		iv->time = e.expected_ms * INT64CONST(1000);
+		values[4] = IntervalPGetDatum(iv);
+	}
+	else
+		nulls[4] = true;
+	values[5] = Int64GetDatum(e.expected_wal);
+	nulls[5] = !e.has_wal_per_row;
+	values[6] = Int64GetDatum(e.expected_size);
+	nulls[6] = e.expected_size < 0;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

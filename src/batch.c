@@ -459,12 +459,26 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 	if (m->keep_before)
 		migrate_pin_image_formats();
 	if (!migrate_find_batch_bound(m, b, batch_size, &bound, &rows))
-		res->done = true;
+	{
+		/* the end of the walk: done, or another pass of catch_up (verify.c) */
+		if (migrate_catch_up_next_pass(m))
+			res->next_pass = true;
+		else
+			res->done = true;
+	}
 	else
 	{
 		res->new_cursor = DatumGetJsonbPCopy(bound);
 		res->visited = rows;
-		if (!m->skip_errors)
+		if (migrate_counting_pass(m))
+		{
+			int64		checked;
+
+			/* after the last catch-up pass: only count the rows still failing */
+			migrate_verify_range(m, relid, m->cursor, res->new_cursor,
+								 &checked, &res->failing, &res->sample);
+		}
+		else if (!m->skip_errors)
 			res->changed = apply_change(m, b->change, m->cursor, res->new_cursor);
 		else
 		{

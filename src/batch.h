@@ -2,7 +2,8 @@
  *
  * batch.h
  *	  What the files that build and run batches share among themselves
- *	  (keys.c, statements.c, validate.c, batch.c, revert.c, preview.c).
+ *	  (keys.c, statements.c, validate.c, batch.c, revert.c, preview.c,
+ *	  verify.c, estimate.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -54,6 +55,8 @@ typedef struct BatchSql
 extern BatchSql *migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range);
 extern char *migrate_build_revert_sql(const Migration *m, Oid relid);
 extern List *migrate_written_columns(const Migration *m, Oid relid);
+extern char *migrate_failing_predicate(const Migration *m);
+extern char *migrate_build_verify_sql(const Migration *m, Oid relid, KeyRange range);
 
 /* validate.c */
 extern List *migrate_parse_pinned(const char *sql, char **message);

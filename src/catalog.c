@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "utils/array.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -48,10 +49,12 @@
 /* The columns 0.3 added, and what an older catalog stands for instead */
 #define MIGRATION_COLUMNS_V3 \
 	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true, " \
-	"series_started_at, registered_at, vacuum, COALESCE(max_wal_rate, -1)"
+	"series_started_at, registered_at, vacuum, COALESCE(max_wal_rate, -1), " \
+	"check_clause, catch_up, max_passes, pass, pass_changed"
 #define MIGRATION_COLUMNS_PRE_V3 \
 	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false, " \
-	"NULL::pg_catalog.timestamptz, registered_at, false, 0::pg_catalog.int8"
+	"NULL::pg_catalog.timestamptz, registered_at, false, 0::pg_catalog.int8, " \
+	"NULL::pg_catalog.text, false, 3, 0, 0::pg_catalog.int8"
 
 /*
  * The positions of the columns load_sql reads, in the order of
@@ -102,6 +105,11 @@ enum MigrationColumn
 	MC_REGISTERED_AT,
 	MC_VACUUM,
 	MC_MAX_WAL_RATE,
+	MC_CHECK_CLAUSE,
+	MC_CATCH_UP,
+	MC_MAX_PASSES,
+	MC_PASS,
+	MC_PASS_CHANGED,
 };
 
 /*
@@ -398,6 +406,11 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->registered_at = DatumGetTimestampTz(COL(MC_REGISTERED_AT));
 	m->vacuum = DatumGetBool(COL(MC_VACUUM));
 	m->max_wal_rate = DatumGetInt64(COL(MC_MAX_WAL_RATE));
+	m->check_clause = TEXTCOL(MC_CHECK_CLAUSE);
+	m->catch_up = DatumGetBool(COL(MC_CATCH_UP));
+	m->max_passes = DatumGetInt32(COL(MC_MAX_PASSES));
+	m->pass = DatumGetInt32(COL(MC_PASS));
+	m->pass_changed = DatumGetInt64(COL(MC_PASS_CHANGED));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL
@@ -761,10 +774,10 @@ migrate_catalog_set_throttled(const Migration *m, const char *why)
 void
 migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 {
-	Oid			types[9] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID, JSONBOID,
-	INT4OID, INT8OID, TEXTOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[13] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID, JSONBOID,
+	INT4OID, INT8OID, TEXTOID, BOOLOID, INT4OID, INT8OID, JSONBOID};
+	Datum		values[13];
+	char		nulls[13] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 
 	values[0] = Int64GetDatum(m->id);
@@ -785,9 +798,22 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 		values[8] = CStringGetTextDatum(m->throttled);
 	else
 		nulls[8] = 'n';
+	values[9] = BoolGetDatum(res->next_pass);
+	values[10] = Int32GetDatum(m->pass);
+	values[11] = Int64GetDatum(res->failing);
+	if (res->sample)
+		values[12] = JsonbPGetDatum(res->sample);
+	else
+		nulls[12] = 'n';
 
-	migrate_catalog_exec("UPDATE migrate.migrations SET"
-						 " cursor = COALESCE($2, cursor),"
+	/*
+	 * On a 0.3 catalog the batch also counts for its pass (verify.c): a pass
+	 * that ends starts the next one from the first key, in this same
+	 * compare-and-set, and a catch_up migration that is done records what
+	 * its last pass found as its verification.
+	 */
+	migrate_catalog_exec(psprintf("UPDATE migrate.migrations SET"
+						 " cursor = CASE WHEN $10 THEN NULL ELSE COALESCE($2, cursor) END,"
 						 " processed = processed OPERATOR(pg_catalog.+) $3,"
 						 " changed = changed OPERATOR(pg_catalog.+) $4,"
 						 " batches = batches OPERATOR(pg_catalog.+) CASE WHEN $3 OPERATOR(pg_catalog.>) 0 OR $2 IS NOT NULL THEN 1 ELSE 0 END,"
@@ -798,11 +824,34 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 						 " last_error = CASE WHEN $5 THEN NULL ELSE last_error END,"
 						 " batch_size = CASE WHEN adaptive THEN $7 ELSE batch_size END,"
 						 " wal_bytes = wal_bytes OPERATOR(pg_catalog.+) $8,"
-						 " throttled = $9"
+						 " throttled = $9%s"
 						 " WHERE id OPERATOR(pg_catalog.=) $1"
-						 " AND cursor IS NOT DISTINCT FROM $6"
+						 " AND cursor IS NOT DISTINCT FROM $6%s"
 						 " RETURNING state",
-						 9, types, values, nulls, SPI_OK_UPDATE_RETURNING);
+						 m->catalog_v3 ?
+						 ", pass = pass OPERATOR(pg_catalog.+) CASE WHEN $10 THEN 1 ELSE 0 END,"
+						 " pass_visited = CASE WHEN $10 THEN 0"
+						 "  ELSE pass_visited OPERATOR(pg_catalog.+) $3 END,"
+						 " pass_changed = CASE WHEN $10 THEN 0"
+						 "  ELSE pass_changed OPERATOR(pg_catalog.+) $4 OPERATOR(pg_catalog.+) $12 END,"
+						 " pass_sample = CASE WHEN $10 THEN NULL WHEN $13 IS NULL THEN pass_sample"
+						 "  ELSE pg_catalog.jsonb_path_query_array(COALESCE(pass_sample, '[]')"
+						 "   OPERATOR(pg_catalog.||) $13, '$[0 to 9]') END,"
+						 " caught_rows = caught_rows OPERATOR(pg_catalog.+)"
+						 "  CASE WHEN pass OPERATOR(pg_catalog.>=) 1"
+						 "   AND pass OPERATOR(pg_catalog.<=) max_passes THEN $4 ELSE 0 END,"
+						 " verified_at = CASE WHEN $5 AND catch_up THEN pg_catalog.clock_timestamp()"
+						 "  ELSE verified_at END,"
+						 " verify_checked = CASE WHEN $5 AND catch_up THEN pass_visited ELSE verify_checked END,"
+						 " failing_rows = CASE WHEN $5 AND catch_up THEN"
+						 "  CASE WHEN pass OPERATOR(pg_catalog.>) max_passes THEN pass_changed ELSE 0 END"
+						 "  ELSE failing_rows END,"
+						 " verify_sample = CASE WHEN $5 AND catch_up THEN"
+						 "  CASE WHEN pass OPERATOR(pg_catalog.>) max_passes"
+						 "   THEN COALESCE(pass_sample, '[]') ELSE '[]' END"
+						 "  ELSE verify_sample END" : "",
+						 m->catalog_v3 ? " AND pass OPERATOR(pg_catalog.=) $11" : ""),
+						 13, types, values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -815,7 +864,19 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 	m->changed += res->changed;
 	if (res->new_cursor)
 		m->cursor = res->new_cursor;
-	if (res->done)
+	if (res->next_pass)
+	{
+		m->cursor = NULL;
+		m->pass++;
+		m->pass_changed = 0;
+	}
+	if (res->done && m->catch_up)
+		migrate_catalog_log_event(m->name, m->owner, "done",
+								  psprintf("processed " INT64_FORMAT ", changed " INT64_FORMAT
+										   ", in %d catch-up passes; " INT64_FORMAT " rows still fail the check",
+										   m->processed, m->changed, Min(m->pass, m->max_passes),
+										   m->pass > m->max_passes ? m->pass_changed + res->failing : 0));
+	else if (res->done)
 		migrate_catalog_log_event(m->name, m->owner, "done",
 								  psprintf("processed " INT64_FORMAT ", changed " INT64_FORMAT,
 										   m->processed, m->changed));
@@ -1064,12 +1125,19 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole,"
 								  " series_started_at = $9, run_wal_bytes = wal_bytes,"
 								  " size_at_start = CASE WHEN $2 OR cursor IS NULL OR size_at_start IS NULL"
-								  "  THEN $10 ELSE size_at_start END" : ""),
+								  "  THEN $10 ELSE size_at_start END,"
+								  " pass = CASE WHEN $2 THEN 0 ELSE pass END,"
+								  " pass_visited = CASE WHEN $2 THEN 0 ELSE pass_visited END,"
+								  " pass_changed = CASE WHEN $2 THEN 0 ELSE pass_changed END,"
+								  " pass_sample = CASE WHEN $2 THEN NULL ELSE pass_sample END,"
+								  " caught_rows = CASE WHEN $2 THEN 0 ELSE caught_rows END" : ""),
 						 10, types, values, nulls, SPI_OK_UPDATE);
 	if (restart)
 	{
 		m->cursor = NULL;
 		m->processed = m->changed = m->batches = 0;
+		m->pass = 0;
+		m->pass_changed = 0;
 	}
 	m->state = MIGRATE_RUNNING;
 }
@@ -1339,10 +1407,13 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 	}
 	if (migrate_catalog_is_v3())
 	{
-		Oid			t3[4] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID};
-		Datum		v3[4] = {Int64GetDatum(id), (Datum) 0, BoolGetDatum(def->vacuum),
-		Int64GetDatum(def->max_wal_rate)};
-		char		n3[4] = {' ', 'n', ' ', def->max_wal_rate < 0 ? 'n' : ' '};
+		Oid			t3[7] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID, TEXTOID, BOOLOID, INT4OID};
+		Datum		v3[7] = {Int64GetDatum(id), (Datum) 0, BoolGetDatum(def->vacuum),
+			Int64GetDatum(def->max_wal_rate),
+			def->check_clause ? CStringGetTextDatum(def->check_clause) : (Datum) 0,
+		BoolGetDatum(def->catch_up), Int32GetDatum(def->max_passes)};
+		char		n3[7] = {' ', 'n', ' ', def->max_wal_rate < 0 ? 'n' : ' ',
+		def->check_clause ? ' ' : 'n', ' ', ' '};
 
 		if (def->key_types != NIL)
 		{
@@ -1351,9 +1422,14 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 		}
 		migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2,"
 							 " series_ids = NULL, series_starter = NULL, series_started_at = NULL,"
-							 " vacuum = $3, max_wal_rate = $4, size_at_start = NULL, vacuums = 0"
+							 " vacuum = $3, max_wal_rate = $4, size_at_start = NULL, vacuums = 0,"
+							 " check_clause = $5, catch_up = $6, max_passes = $7, pass = 0,"
+							 " pass_visited = 0, pass_changed = 0, pass_sample = NULL,"
+							 " caught_rows = 0, verified_at = NULL, verify_checked = NULL,"
+							 " failing_rows = NULL, verify_sample = NULL, verify_state = NULL,"
+							 " verify_pid = NULL, verify_error = NULL"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 4, t3, v3, n3, SPI_OK_UPDATE);
+							 7, t3, v3, n3, SPI_OK_UPDATE);
 	}
 	return id;
 }
@@ -1639,4 +1715,97 @@ migrate_catalog_table_size(const Migration *m)
 						 1, types, values, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? -1 : DatumGetInt64(d);
+}
+
+/*
+ * migrate_catalog_set_verified
+ *		Record what a verification of m found (w): the rows checked, those
+ *		failing the check and the keys of the first of them, with the time.
+ *		A background verify (verify_pid is ours) is over.
+ */
+void
+migrate_catalog_set_verified(const Migration *m, const VerifyWalk *w)
+{
+	Oid			types[5] = {INT8OID, INT8OID, INT8OID, JSONBOID, INT4OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(m->id);
+	values[1] = Int64GetDatum(w->checked);
+	values[2] = Int64GetDatum(w->failing);
+	if (w->sample)
+		values[3] = JsonbPGetDatum(w->sample);
+	else
+		nulls[3] = 'n';
+	values[4] = Int32GetDatum(MyProcPid);
+	migrate_catalog_exec("UPDATE migrate.migrations SET"
+						 " verified_at = pg_catalog.clock_timestamp(),"
+						 " verify_checked = $2, failing_rows = $3,"
+						 " verify_sample = COALESCE($4, '[]'),"
+						 " verify_error = NULL,"
+						 " verify_state = CASE WHEN verify_state IS NULL"
+						 "  OR verify_pid OPERATOR(pg_catalog.=) $5"
+						 "  OR verify_state OPERATOR(pg_catalog.<>) 'running'"
+						 "  THEN 'done' ELSE verify_state END,"
+						 " verify_pid = CASE WHEN verify_pid OPERATOR(pg_catalog.=) $5"
+						 "  THEN NULL ELSE verify_pid END"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 5, types, values, nulls, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_begin_verify
+ *		Mark a background verification of m running in process pid.  The
+ *		caller holds m's row lock.
+ */
+void
+migrate_catalog_begin_verify(const Migration *m, int pid)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(pid)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET verify_state = 'running',"
+						 " verify_pid = $2, verify_error = NULL"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_verify_failed
+ *		The background verification of migration id in process pid failed
+ *		with "message"; unless another one has started since.
+ */
+void
+migrate_catalog_verify_failed(int64 id, int pid, const char *message)
+{
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3] = {Int64GetDatum(id), Int32GetDatum(pid),
+	CStringGetTextDatum(message)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET verify_state = 'failed',"
+						 " verify_pid = NULL, verify_error = $3"
+						 " WHERE id OPERATOR(pg_catalog.=) $1"
+						 " AND verify_pid OPERATOR(pg_catalog.=) $2",
+						 3, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_verify_running
+ *		Is a background verification of m running: marked so, by a process
+ *		that is a live migrate verify worker?
+ */
+bool
+migrate_catalog_verify_running(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+
+	pgstat_clear_backend_activity_snapshot();
+	migrate_catalog_exec("SELECT FROM migrate.migrations m, pg_catalog.pg_stat_activity a"
+						 " WHERE m.id OPERATOR(pg_catalog.=) $1"
+						 " AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
+						 " AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
+						 " AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }

@@ -126,6 +126,17 @@ check_worker_can_connect(const Migration *m)
 }
 
 /*
+ * migrate_check_worker_can_connect
+ *		Error out unless a background worker can connect as m's owner (see
+ *		check_worker_can_connect); for workers that launch.c does not start.
+ */
+void
+migrate_check_worker_can_connect(const Migration *m)
+{
+	check_worker_can_connect(m);
+}
+
+/*
  * migrate_worker_template
  *		Fill in w for one of migrate's background workers, which connect to
  *		a database once recovery has finished, are not restarted, and run

@@ -108,6 +108,12 @@ typedef struct Migration
 	bool		vacuum;			/* the worker vacuums the table as it goes */
 	int64		max_wal_rate;	/* WAL bytes per second; 0: no budget;
 								 * -1 (NULL): chosen by the pacer */
+	/* verification and catch-up (0.3); an older catalog reads as none */
+	char	   *check_clause;	/* holds for a migrated row, or NULL */
+	bool		catch_up;		/* pass again over rows failing the check */
+	int32		max_passes;		/* catch-up passes at most */
+	int32		pass;			/* 0: the walk; then catch-up passes (verify.c) */
+	int64		pass_changed;	/* rows changed (or found failing) this pass */
 } Migration;
 
 /* A migration's definition, as migrate_register checks and stores it */
@@ -138,6 +144,9 @@ typedef struct MigrationDef
 	bool		replace;
 	bool		vacuum;
 	int64		max_wal_rate;	/* -1: NULL */
+	char	   *check_clause;	/* given, or derived from where_clause */
+	bool		catch_up;
+	int32		max_passes;
 	char	   *search_path;	/* the registering session's */
 	Oid			owner;			/* the registering role */
 } MigrationDef;
@@ -173,7 +182,22 @@ typedef struct BatchResult
 	int64		set_aside;	/* rows recorded in migrate.errors */
 	Jsonb	   *new_cursor;		/* last key of the batch, or NULL */
 	int64		wal_bytes;		/* WAL the batch wrote */
+	bool		next_pass;		/* the walk ended: start a catch-up pass */
+	int64		failing;		/* rows failing the check (a counting pass) */
+	Jsonb	   *sample;			/* keys of the first of them, or NULL */
 } BatchResult;
+
+/* A verification's walk over a table, and what it found so far (verify.c) */
+typedef struct VerifyWalk
+{
+	Migration  *m;				/* cursor: the last key checked */
+	MemoryContext cxt;			/* where the cursor and sample live */
+	int64		checked;
+	int64		failing;
+	Jsonb	   *sample;			/* keys of the first failing rows */
+} VerifyWalk;
+
+#define MIGRATE_VERIFY_SAMPLE 10
 
 /* What a runner remembers between batches to size and pace them */
 typedef struct Pacer
@@ -357,6 +381,10 @@ extern void migrate_catalog_settle_skipped_row(int64 id, const ErrorData *edata)
 extern void migrate_catalog_add_changed(const Migration *m, int64 changed);
 extern void migrate_catalog_count_vacuum(int64 id);
 extern int64 migrate_catalog_table_size(const Migration *m);
+extern void migrate_catalog_set_verified(const Migration *m, const VerifyWalk *w);
+extern void migrate_catalog_begin_verify(const Migration *m, int pid);
+extern void migrate_catalog_verify_failed(int64 id, int pid, const char *message);
+extern bool migrate_catalog_verify_running(const Migration *m);
 extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
 										   Datum restored, Datum failed);
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);
@@ -402,6 +430,33 @@ extern void migrate_dry_run_batch(Migration *m, int32 batch_size,
 								  int32 max_rows, DryRunRowCallback cb,
 								  void *arg);
 
+/* verify.c: the check, verification and catch-up passes */
+extern void migrate_validate_check(MigrationDef *def);
+extern bool migrate_verify_batch(VerifyWalk *w, int32 batch_size);
+extern void migrate_verify_walk(Migration *m, VerifyWalk *w);
+extern bool migrate_counting_pass(const Migration *m);
+extern bool migrate_catch_up_next_pass(const Migration *m);
+extern void migrate_verify_range(Migration *m, Oid relid, Jsonb *lower,
+								 Jsonb *upper, int64 *checked, int64 *failing,
+								 Jsonb **sample);
+extern void migrate_start_verify_worker(Migration *m);
+
+/* estimate.c: what a migration will cost, before it starts */
+typedef struct Estimate
+{
+	int64		rows_total;
+	int64		rows_to_change;
+	bool		measured;		/* a batch was run to measure */
+	double		ms_per_row;
+	bool		has_wal_per_row;
+	double		wal_per_row;
+	int64		expected_ms;
+	int64		expected_wal;
+	int64		expected_size;
+} Estimate;
+
+extern void migrate_estimate_run(Migration *m, Estimate *e);
+
 /* keys.c: the key's types, recorded and checked */
 extern List *migrate_key_types(Oid relid, List *key_columns);
 extern void migrate_check_key_types(const Migration *m);
@@ -437,6 +492,7 @@ extern void migrate_runner_release(int64 id, Migration *m);
 extern void migrate_worker_template(BackgroundWorker *w,
 									const char *function, const char *type);
 extern int	migrate_launch_worker(Migration *m);
+extern void migrate_check_worker_can_connect(const Migration *m);
 extern void migrate_register_launcher(void);
 
 /* args.c: arguments of the SQL functions */

@@ -87,6 +87,28 @@ migrate_explain_check(Migration *m)
 		migrate_run_owner_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
 					 2, types, values, nulls, false);
 		migrate_check_statement_privileges(m, b->change, 2, types);
+		if (m->check_clause)
+		{
+			/* the statement that verifies, and a catch-up pass's change */
+			Oid			vtypes[3] = {JSONBOID, JSONBOID, INT4OID};
+			Datum		vvalues[3] = {0, 0, 0};
+			char		vnulls[3] = {'n', 'n', 'n'};
+			char	   *verify = migrate_build_verify_sql(m, migrate_resolve_relation(m, false),
+														  RANGE_AFTER);
+
+			migrate_run_owner_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", verify),
+								  3, vtypes, vvalues, vnulls, false);
+			migrate_check_statement_privileges(m, verify, 3, vtypes);
+			if (m->catch_up)
+			{
+				Migration	pass = *m;
+
+				pass.pass = 1;
+				b = migrate_build_batch_sql(&pass, migrate_resolve_relation(m, false), RANGE_AFTER);
+				migrate_run_owner_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
+									  2, types, values, nulls, false);
+			}
+		}
 	}
 }
 

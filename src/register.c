@@ -32,7 +32,8 @@
  *		name, relation, set_clause, where_clause, row_fn, action, sql,
  *		batch_size (NULL: adaptive from 1000), pause, lock_timeout, replace,
  *		target_batch_time, min_batch_size, max_batch_size, busy_share, since
- *		0.2 on_error and keep_before, and since 0.3 vacuum and max_wal_rate.
+ *		0.2 on_error and keep_before, and since 0.3 vacuum, max_wal_rate,
+ *		check_clause, catch_up and max_passes.
  */
 void
 migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def)
@@ -116,6 +117,28 @@ migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def)
 						 errdetail("It is in bytes per second; 0 or NULL set no budget.")));
 		}
 	}
+	/* check_clause, catch_up and max_passes came with 0.3 too (issue 13) */
+	def->max_passes = 3;
+	if (PG_NARGS() > 19)
+	{
+		def->check_clause = PG_ARGISNULL(19) ? NULL :
+			text_to_cstring(PG_GETARG_TEXT_PP(19));
+		if (PG_ARGISNULL(20))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("catch_up must not be null")));
+		def->catch_up = PG_GETARG_BOOL(20);
+		if (PG_ARGISNULL(21))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("max_passes must not be null")));
+		def->max_passes = PG_GETARG_INT32(21);
+		if (def->max_passes < 1 || def->max_passes > 1000)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_passes must be between 1 and 1000"),
+					 errdetail("The max_passes given was %d.", def->max_passes)));
+	}
 	def->search_path = GetConfigOptionByName("search_path", NULL, false);
 	def->owner = GetUserId();
 }
@@ -138,6 +161,11 @@ validate_task(MigrationDef *def)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a one-off task takes only sql"),
 				 errdetail("set_clause, where_clause, row_fn and action are for migrations of a table.")));
+	if (def->check_clause || def->catch_up)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a one-off task has no check_clause and cannot catch up"),
+				 errdetail("A check is a predicate on the rows of a table.")));
 	if (def->skip_errors || def->keep_before)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -249,4 +277,5 @@ migrate_validate_definition(MigrationDef *def)
 		migrate_validate_row_fn(def->row_fn, def->relid);
 		def->row_fn_text = format_procedure_qualified(def->row_fn);
 	}
+	migrate_validate_check(def);
 }

@@ -24,7 +24,6 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -337,24 +336,6 @@ note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 }
 
 /*
- * commit_without_flush
- *		The batch of this transaction went well and the migration goes on:
- *		commit it without waiting for its WAL to reach the disk (as SET
- *		LOCAL synchronous_commit = off would).  Its data and the cursor
- *		commit together, so a crash that loses the commit loses both and the
- *		batch runs again: every row is still changed exactly once.  Not
- *		waiting keeps the runner from holding the WAL write lock through an
- *		fsync of a whole batch, which other sessions' commits queue behind.
- *		A step that changes the migration's state commits as usual.
- */
-static void
-commit_without_flush(void)
-{
-	(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-}
-
-/*
  * migrate_runner_count_own
  *		Count the transaction about to commit, and the transaction ids it
  *		used (its own and its committed subtransactions'), as the runner's:
@@ -468,7 +449,6 @@ migrate_runner_step(Runner *r, bool stop_requested)
 		r->pause_ms = m->pause_ms +
 			migrate_pacer_after_batch(&r->pacer, m, res.visited, elapsed_us,
 									  res.wal_bytes);
-		commit_without_flush();
 		note_dead_rows(r, m, res.changed, elapsed_us);
 		step = RUNNER_GO_ON;
 	}

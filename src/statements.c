@@ -386,12 +386,75 @@ append_columns(StringInfo buf, List *cols, const char *prefix)
 						 prefix, quote_identifier(lfirst(lc)));
 }
 
-/* Append " AND (where_clause)" if m has one. */
+/*
+ * Append " AND (where_clause)" if m has one, and in a catch-up pass
+ * " AND (check_clause) IS NOT TRUE": a row that passes the check is never
+ * changed again (verify.c).
+ */
 static void
 append_where(StringInfo buf, const Migration *m)
 {
 	if (m->where_clause)
 		appendStringInfo(buf, " AND (\n%s\n)", m->where_clause);
+	if (m->catch_up && m->pass >= 1 && m->check_clause)
+		appendStringInfo(buf, " AND (\n%s\n) IS NOT TRUE", m->check_clause);
+}
+
+/*
+ * migrate_failing_predicate
+ *		The condition on a row of m's table (named as itself, without an
+ *		alias) that says the migration has still to change it: it matches
+ *		the where_clause, if any, and fails the check, if any.  NULL when
+ *		that is every row.
+ */
+char *
+migrate_failing_predicate(const Migration *m)
+{
+	if (m->where_clause && m->check_clause)
+		return psprintf("(\n%s\n) IS TRUE AND (\n%s\n) IS NOT TRUE",
+						m->where_clause, m->check_clause);
+	if (m->check_clause)
+		return psprintf("(\n%s\n) IS NOT TRUE", m->check_clause);
+	if (m->where_clause)
+		return psprintf("(\n%s\n) IS TRUE", m->where_clause);
+	return NULL;
+}
+
+/*
+ * migrate_build_verify_sql
+ *		The statement that checks the rows of "range" of m's table (cursor
+ *		$1, last key $2, as for a batch), read only: it returns how many
+ *		rows there are, how many fail (migrate_failing_predicate), and the
+ *		keys of the first $3 of those, in key order, as a jsonb array (NULL
+ *		if none).  m has a check.
+ */
+char *
+migrate_build_verify_sql(const Migration *m, Oid relid, KeyRange range)
+{
+	KeySql	   *k = key_sql(m, relid);
+	const char *only = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
+	StringInfoData buf;
+	ListCell   *lc;
+	char	   *pred;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT pg_catalog.count(*),"
+						   " pg_catalog.count(*) FILTER (WHERE " ALIAS_SUB ".__migrate_f),"
+						   " pg_catalog.to_jsonb((pg_catalog.array_agg(" ALIAS_SUB ".__migrate_k ORDER BY ");
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s" ALIAS_SUB ".%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfoString(&buf, ") FILTER (WHERE " ALIAS_SUB ".__migrate_f))[1:$3]) FROM (SELECT ");
+	/* the table keeps its own name, so that the check can qualify columns with it */
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s, ", (char *) lfirst(lc));
+	append_key_json(&buf, k, "");
+	pred = migrate_failing_predicate(m);
+	appendStringInfo(&buf, " AS __migrate_k, %s AS __migrate_f FROM %s%s WHERE ",
+					 pred ? pred : "true", only, m->relation);
+	append_range(&buf, k, "", range);
+	appendStringInfoString(&buf, ") " ALIAS_SUB);
+	return buf.data;
 }
 
 /*

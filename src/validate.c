@@ -29,8 +29,14 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/plancat.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
 #include "parser/parser.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
@@ -50,6 +56,9 @@
 
 #include "migrate.h"
 #include "batch.h"
+
+static Node *parse_fragment(const char *clause, bool is_set, const char *what,
+							List *key_columns);
 
 /*
  * migrate_parse_pinned
@@ -96,7 +105,20 @@ migrate_parse_pinned(const char *sql, char **message)
 void
 migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
 {
-	const char *what = is_set ? "set_clause" : "where_clause";
+	(void) parse_fragment(clause, is_set, is_set ? "set_clause" : "where_clause",
+						  key_columns);
+}
+
+/*
+ * parse_fragment
+ *		The work of migrate_validate_clause for a fragment called "what";
+ *		returns its raw statement (an UpdateStmt, or a SelectStmt whose
+ *		whereClause is the expression).
+ */
+static Node *
+parse_fragment(const char *clause, bool is_set, const char *what,
+			   List *key_columns)
+{
 	char	   *sql;
 	List	   *stmts;
 	Node	   *stmt;
@@ -168,6 +190,7 @@ migrate_validate_clause(const char *clause, bool is_set, List *key_columns)
 				 errdetail("The %s was: %s", what, clause),
 				 errhint(is_set ? "Write it as it would follow SET in an UPDATE, for example: email = lower(email)."
 						 : "Write it as it would follow WHERE, for example: created_at < now() - interval '1 year'.")));
+	return stmt;
 }
 
 /*
@@ -238,4 +261,131 @@ migrate_validate_row_fn(Oid fnoid, Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", format_procedure(fnoid))));
+}
+
+/*
+ * validate_check_expr
+ *		Check that "clause" is fit to be the check of a migration of table
+ *		relid ("relation", quoted): one boolean expression over the columns
+ *		of that table alone, without subqueries or volatile functions.  A
+ *		row_fn migration's batches read the table under an alias, so there
+ *		the expression must not name the table either.
+ *
+ * Parse analysis runs as the registering role with its search_path, as the
+ * check will run as the owner with the search_path saved now.
+ */
+static void
+validate_check_expr(const char *clause, Oid relid, const char *relation,
+					bool row_fn)
+{
+	SelectStmt *stmt = (SelectStmt *) parse_fragment(clause, false, "check_clause", NIL);
+	ParseState *pstate = make_parsestate(NULL);
+	Relation	rel = table_open(relid, AccessShareLock);
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ParseNamespaceItem *nsitem;
+	Node	   *expr = NULL;
+
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock,
+										   row_fn ? makeAlias(ALIAS_INNER, NIL) : NULL,
+										   true, true);
+	addNSItemToQuery(pstate, nsitem, false, true, true);
+	PG_TRY();
+	{
+		expr = transformExpr(pstate, stmt->whereClause, EXPR_KIND_WHERE);
+		expr = coerce_to_boolean(pstate, expr, "check_clause");
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNDEFINED_TABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("check_clause may only refer to table %s", relation),
+				 errdetail("A check is a predicate on one row of the table: %s.", edata->message),
+				 row_fn ? errhint("A row_fn migration's check_clause cannot name the table; write its columns unqualified.") : 0));
+	}
+	PG_END_TRY();
+	if (pstate->p_hasSubLinks)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("check_clause must not contain a subquery"),
+				 errdetail("A check is a predicate on one row of the table %s alone.", relation)));
+	if (contain_volatile_functions(expr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("check_clause must not call volatile functions"),
+				 errdetail("A check must give the same answer each time it looks at the same row."),
+				 errhint("Use only immutable or stable functions.")));
+	table_close(rel, NoLock);
+	free_parsestate(pstate);
+}
+
+/* validate_check_expr's arguments, for migrate_try_in_subxact */
+typedef struct CheckWork
+{
+	const char *clause;
+	const MigrationDef *def;
+} CheckWork;
+
+static void
+check_work(void *arg)
+{
+	CheckWork  *w = arg;
+
+	validate_check_expr(w->clause, w->def->relid, w->def->relation,
+						OidIsValid(w->def->row_fn));
+}
+
+/*
+ * migrate_validate_check
+ *		Settle the check of def, a migration of a table: check_clause as
+ *		given, else NOT (where_clause), else none.  A given check that is
+ *		not fit is an error; a where_clause whose negation is not fit (it
+ *		has a subquery, names another table, calls a volatile function)
+ *		leaves the migration without a check, silently (migrate_verify
+ *		says so).  catch_up needs
+ *		a check.  Runs in the registering transaction, as the registering
+ *		role.
+ */
+void
+migrate_validate_check(MigrationDef *def)
+{
+	if (def->check_clause)
+	{
+		if (def->check_clause[strspn(def->check_clause, " \t\r\n")] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("check_clause must not be empty")));
+		validate_check_expr(def->check_clause, def->relid, def->relation,
+							OidIsValid(def->row_fn));
+	}
+	else if (def->where_clause)
+	{
+		CheckWork	w;
+		ErrorData  *edata;
+
+		w.clause = psprintf("NOT (\n%s\n)", def->where_clause);
+		w.def = def;
+		edata = migrate_try_in_subxact(check_work, &w, false, NULL, false);
+		if (edata == NULL)
+			def->check_clause = (char *) w.clause;
+		else
+			FreeErrorData(edata);
+	}
+	if (def->catch_up && def->check_clause == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("catch_up needs a check"),
+				 errdetail("A catch-up pass changes the rows that fail the migration's check."),
+				 errhint("Pass check_clause => '...', the predicate that holds for a row that is migrated.")));
+	if (def->catch_up && def->skip_errors)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("catch_up cannot be combined with on_error => 'skip'"),
+				 errdetail("A row set aside fails the check, and each catch-up pass would try it again.")));
 }
