@@ -15,7 +15,7 @@
  * (and whenever a workload appears) the runner rests for a few seconds to
  * measure that baseline; between such probes it adjusts a budget of WAL
  * bytes per second, down while the workload keeps less than 90% of its
- * baseline and up while it keeps more.  WAL bytes measure the runner's
+ * baseline and up while it keeps more than 94% (smoothed over periods).  WAL bytes measure the runner's
  * work whatever the cause of the harm (WAL flushes, row locks, CPU or
  * I/O), so one budget bounds them all; the cause (the most common wait of
  * the other sessions) is shown with the throttle reason.  On an idle
@@ -68,14 +68,18 @@
  */
 #define PROBE_SETTLE_MS 1000
 #define PROBE_COUNT_MS 2000
-#define PROBE_EVERY_MS 30000
+#define PROBE_EVERY_MS 60000
 
 /* The budget is adjusted once per period of this length */
 #define PERIOD_MS 3000
 
-/* The share of its baseline the workload keeps, and the band around it */
-#define HARM_TARGET 0.90
-#define HARM_ENOUGH 0.95
+/*
+ * The share of its baseline the workload keeps (smoothed over periods, as
+ * one period's count is noisy), and the band around it in which the budget
+ * stays as it is
+ */
+#define HARM_TARGET 0.92
+#define HARM_BAND 0.02
 
 /*
  * The automatic budget starts at this share of the runner's own WAL rate
@@ -281,15 +285,16 @@ adjust_budget(Pacer *p)
 		p->wal_budget = 0;
 		return;
 	}
-	p->workload_share = rate / p->baseline_rate;
+	p->workload_share = p->workload_share <= 0 ? rate / p->baseline_rate :
+		(p->workload_share + rate / p->baseline_rate) / 2;
 	if (p->peak_wal_rate <= 0)
 		return;
 	if (p->wal_budget <= 0)
 		p->wal_budget = p->peak_wal_rate;
-	if (p->workload_share < HARM_TARGET)
-		p->wal_budget *= Max(0.5, p->workload_share / HARM_TARGET - 0.1);
-	else if (p->workload_share > HARM_ENOUGH)
-		p->wal_budget *= 1.2;
+	if (p->workload_share < HARM_TARGET - HARM_BAND)
+		p->wal_budget *= Max(0.5, 1 - 2 * (HARM_TARGET - p->workload_share));
+	else if (p->workload_share > HARM_TARGET + HARM_BAND)
+		p->wal_budget *= 1.25;
 	p->wal_budget = Max(p->wal_budget, MIN_SHARE * p->peak_wal_rate);
 	if (p->wal_budget >= p->peak_wal_rate)
 		p->wal_budget = 0;		/* full speed does no harm */

@@ -17,6 +17,10 @@
 # change ran: the workload's tps (and its ratio to idle), p99 and max
 # latency; plus how long the change took and the table's size after it
 # divided by its size after VACUUM FULL.  Writes tpcb.csv into OUT.
+#
+# Environment (all optional): SCALE (20), CLIENTS (4), WARMUP (3 s),
+# IDLE_SECS (20), WAYS (the list above; idle must come first), OUT,
+# SKIP_BUILD=1 (use the installed extension), PGVER (15), PORT.
 set -euo pipefail
 export LC_ALL=C
 
@@ -25,6 +29,7 @@ SCALE=${SCALE:-20}
 CLIENTS=${CLIENTS:-4}
 WARMUP=${WARMUP:-3}
 IDLE_SECS=${IDLE_SECS:-20}
+WAYS=${WAYS:-idle update loop migrate migrate_alone}
 BIN="/usr/lib/postgresql/$PGVER/bin"
 OUT=${OUT:-/tmp/migrate-tpcb-$(date +%Y%m%d-%H%M%S)}
 PORT=${PORT:-5489}
@@ -86,7 +91,7 @@ wait_migration() {
 
 echo "way,seconds,tps,tps_per_idle,p99_ms,max_ms,size_per_packed" > "$OUT/tpcb.csv"
 idle_tps=0
-for way in idle update loop migrate migrate_alone; do
+for way in $WAYS; do
     q -c "SELECT count(migrate_unregister(name)) FROM migrate.migrations" >/dev/null
     as_pg "$BIN/pgbench" "${conn[@]}" -i -s "$SCALE" -q bench >/dev/null 2>&1
     q -c "VACUUM ANALYZE" -c "CHECKPOINT"
