@@ -15,9 +15,9 @@
  * (and whenever a workload appears) the runner rests for a few seconds to
  * measure that baseline; between such probes it adjusts a budget of WAL
  * bytes per second, down while the workload keeps less than 90% of its
- * baseline and up while it keeps more than 94% (smoothed over periods).  WAL bytes measure the runner's
- * work whatever the cause of the harm (WAL flushes, row locks, CPU or
- * I/O), so one budget bounds them all; the cause (the most common wait of
+ * baseline and up while it keeps more than 94% (smoothed over periods).
+ * WAL bytes measure the runner's work whatever the cause of the harm (WAL
+ * flushes, row locks, CPU or I/O), so one budget bounds them all; the cause (the most common wait of
  * the other sessions) is shown with the throttle reason.  On an idle
  * server there is no budget.  A migration's own max_wal_rate replaces the
  * automatic budget (0: none at all).
