@@ -17,6 +17,12 @@
 #      update_load       1 while that workload runs
 #      migrate_load      3 while that workload runs
 #   5  migrate_big       3 on BIG_ROWS rows: first vs last 10 % of batches
+#   6  test/bench/tpcb.sh: pgbench's TPC-B workload while one UPDATE, a hand
+#      loop and migrate change pgbench_accounts (tps, p99, max, time, size
+#      after / packed; tpcb.csv; SKIP_TPCB=1 skips it)
+#   7  test/bench/bloat.sh: time, WAL and size after / packed of one UPDATE
+#      and migrate, bigint and uuid keys (bloat.csv; BLOAT_ROWS rows,
+#      default 1000000; SKIP_BLOAT=1 skips it)
 # and prints one table, writes results.csv, ratios.csv, samples.csv,
 # batches.csv and one PNG chart per migrate run into the output directory.
 #
@@ -635,6 +641,11 @@ for run in migrate_idle migrate_load migrate_big; do
                 ttl='migrate $run: ${V[$run.rows]} rows, $(printf '%.1f' "${V[$run.seconds]}") s, commit $COMMIT_HASH'" \
             "$HERE/chart.gp" 2>"$DIR/gnuplot.err" || { cat "$DIR/gnuplot.err" >&2; die "gnuplot failed"; }
     info "$png"
+    # the charts the README shows (DOCS_CHARTS=0 leaves docs/ alone)
+    if [ "${DOCS_CHARTS:-1}" = 1 ] && [ $run != migrate_big ]; then
+        cp "$png" "$HERE/../../docs/bench-$run.png"
+        info "docs/bench-$run.png"
+    fi
 done
 
 g() { local v=${V[$1]:-}; [ -n "$v" ] && printf "%.${2:-2}f" "$v" || printf -- '-'; }
@@ -728,6 +739,17 @@ for r in "${RATIOS[@]}"; do
     printf '%-44s %9s %9s %s\n' "$name" "${val:--}" "${op:+$op $lim}" "$(verdict "$val" "$op" "$lim")"
 done
 } | tee "$OUT/summary.txt"
+
+# the harm to pgbench's TPC-B workload, and bloat and WAL with bigint and
+# uuid keys, each on a throw-away cluster of its own (issue 10)
+if [ "${SKIP_TPCB:-0}" != 1 ]; then
+    step "TPC-B window (test/bench/tpcb.sh)"
+    OUT="$OUT" SKIP_BUILD=1 PGVER="$PGVER" CLIENTS="$CLIENTS" bash "$(dirname "$0")/tpcb.sh" | tee -a "$OUT/summary.txt"
+fi
+if [ "${SKIP_BLOAT:-0}" != 1 ]; then
+    step "bloat and WAL (test/bench/bloat.sh)"
+    OUT="$OUT" SKIP_BUILD=1 PGVER="$PGVER" bash "$(dirname "$0")/bloat.sh" "${BLOAT_ROWS:-1000000}" | tee -a "$OUT/summary.txt"
+fi
 
 step "done in $((SECONDS - T_BEGIN))s; output in $OUT"
 ls -1 "$OUT" | sed 's/^/    /'
