@@ -157,6 +157,7 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 	bool		isnull;
 	int64		active;
 	int64		xacts;
+	int64		xids;
 	Datum		d;
 
 	if (p->last_sample != 0 &&
@@ -190,16 +191,25 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 	p->replication_lag_s = isnull ? 0 : DatumGetFloat8(d);
 
+	xids = (int64) U64FromFullTransactionId(ReadNextFullTransactionId());
 	if (p->last_sample != 0)
 	{
-		p->others_rate = others_rate(xacts, own_xacts, p->last_xacts,
-									 p->last_own_xacts, p->last_sample, now);
+		/*
+		 * The faster of the two counts: transaction ids are counted at once
+		 * (and also inside a long procedure that commits as it goes, which
+		 * reports its commits to pg_stat_database only when it ends), but
+		 * only for transactions that write.
+		 */
+		p->others_rate = Max(others_rate(xacts, own_xacts, p->last_xacts,
+										 p->last_own_xacts, p->last_sample, now),
+							 others_rate(xids, own_xids, p->last_xids,
+										 p->last_own_xids, p->last_sample, now));
 		p->others_busy = active > 0 || p->others_rate > BUSY_XACTS_PER_SECOND;
 	}
 	p->last_sample = now;
 	p->last_xacts = xacts;
 	p->last_own_xacts = own_xacts;
-	p->last_xids = (int64) U64FromFullTransactionId(ReadNextFullTransactionId());
+	p->last_xids = xids;
 	p->last_own_xids = own_xids;
 }
 

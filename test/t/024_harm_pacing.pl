@@ -34,7 +34,7 @@ $node->safe_psql('postgres', q{
 	                        max_batch_size => 2000, max_wal_rate => 0);
 });
 
-my $churn = $node->background_psql('postgres');
+my $churn = $node->background_psql('postgres', timeout => 900);
 $churn->query_until(qr/started/, q{
 	\echo started
 	CALL churn();
