@@ -31,33 +31,35 @@ debian/tests/installcheck
 echo "package-check: CREATE EXTENSION migrate and a migration"
 # runs from / so that nothing of this tree is at hand
 cd /
-pg_virtualenv -v "$PGVER" -o shared_preload_libraries=migrate \
+NONROOT=1 pg_virtualenv -v "$PGVER" -o shared_preload_libraries=migrate \
     psql -X -q -At -v ON_ERROR_STOP=1 -v want="$want" <<'SQL'
 CREATE EXTENSION migrate;
-SELECT extversion = :'want' AS version_ok FROM pg_extension WHERE extname = 'migrate' \gset
-\if :version_ok
-\else
-  \warn 'extension version is not the control file''s default_version'
-  SELECT 1/0;
-\endif
+SET check.want = :'want';
 CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO t (id) SELECT generate_series(1, 20000);
-SELECT name FROM migrate_register('bump', 't', set_clause => 'n = n + 1', batch_size => 1000);
-SELECT worker_pid IS NOT NULL AS in_worker FROM migrate_start('bump') \gset
-\if :in_worker
-\else
-  \warn 'migrate_start started no background worker'
-  SELECT 1/0;
-\endif
-SELECT migrate_wait('bump') = 'done' AND
-       (SELECT count(*) FROM t WHERE n = 1) = 20000 AND
-       (SELECT processed FROM migrate_status('bump')) = 20000 AS migrated \gset
-\if :migrated
-  \echo package-check: 20000 rows migrated by a background worker
-\else
-  \warn 'the migration did not change every row exactly once'
-  SELECT * FROM migrate_status('bump');
-  SELECT 1/0;
-\endif
+-- each statement of a DO block sees what committed before it
+DO $$
+DECLARE
+    v text := (SELECT extversion FROM pg_extension WHERE extname = 'migrate');
+    pid int;
+    state text;
+    changed bigint;
+BEGIN
+    IF v <> current_setting('check.want') THEN
+        RAISE EXCEPTION 'CREATE EXTENSION installed %, migrate.control says %', v, current_setting('check.want');
+    END IF;
+    PERFORM migrate_register('bump', 't', set_clause => 'n = n + 1', batch_size => 1000);
+    pid := (SELECT worker_pid FROM migrate_start('bump'));
+    IF pid IS NULL THEN
+        RAISE EXCEPTION 'migrate_start started no background worker';
+    END IF;
+    state := migrate_wait('bump');
+    changed := (SELECT count(*) FROM t WHERE n = 1);
+    IF state <> 'done' OR changed <> 20000 THEN
+        RAISE EXCEPTION 'bump ended %, with % of 20000 rows changed once', state, changed;
+    END IF;
+    RAISE NOTICE 'package-check: % rows migrated by background worker %', changed, pid;
+END
+$$;
 SQL
 echo "package-check: $pkg passed"
