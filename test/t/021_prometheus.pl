@@ -57,11 +57,13 @@ my $user = getpwuid($<);
 local $ENV{DATA_SOURCE_NAME} = sprintf('host=%s port=%d user=%s dbname=postgres sslmode=disable',
 	$node->host, $node->port, $user);
 my $log = "$PostgreSQL::Test::Utils::tmp_check/exporter.log";
-my $h = IPC::Run::start(
+our $h = IPC::Run::start(
 	[ $exporter, "--web.listen-address=127.0.0.1:$port",
 	  "--extend.query-path=$queries", '--disable-default-metrics',
 	  '--disable-settings-metrics' ],
 	'<', \undef, '>&', $log);
+
+END { $h->kill_kill if $h }
 
 # scrape until the migrations' metrics are there
 my $http = HTTP::Tiny->new(timeout => 10);
@@ -76,6 +78,7 @@ while (time < $deadline)
 	usleep(100_000);
 }
 $h->kill_kill;
+undef $h;
 like($body, qr/^migrate_processed\{/m, 'the exporter serves migrate_processed')
   or diag(slurp_file($log));
 
