@@ -82,6 +82,8 @@ undef $h;
 like($body, qr/^migrate_processed\{/m, 'the exporter serves migrate_processed')
   or diag(slurp_file($log));
 
+note(join("\n", grep { /^migrate_(processed|state_info)\{/ } split /\n/, $body));
+
 # name => { labels => value } of every migrate_* sample
 my %got;
 for my $line (split /\n/, $body)
