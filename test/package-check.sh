@@ -34,7 +34,7 @@ cd /
 NONROOT=1 pg_virtualenv -v "$PGVER" -o shared_preload_libraries=migrate \
     psql -X -q -At -v ON_ERROR_STOP=1 -v want="$want" <<'SQL'
 CREATE EXTENSION migrate;
-SET check.want = :'want';
+SET package_check.want = :'want';
 CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO t (id) SELECT generate_series(1, 20000);
 -- each statement of a DO block sees what committed before it
@@ -45,8 +45,8 @@ DECLARE
     state text;
     changed bigint;
 BEGIN
-    IF v <> current_setting('check.want') THEN
-        RAISE EXCEPTION 'CREATE EXTENSION installed %, migrate.control says %', v, current_setting('check.want');
+    IF v <> current_setting('package_check.want') THEN
+        RAISE EXCEPTION 'CREATE EXTENSION installed %, migrate.control says %', v, current_setting('package_check.want');
     END IF;
     PERFORM migrate_register('bump', 't', set_clause => 'n = n + 1', batch_size => 1000);
     pid := (SELECT worker_pid FROM migrate_start('bump'));
