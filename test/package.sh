@@ -130,7 +130,7 @@ if ! in_chroot bash -c 'cd /build/migrate-pkg/src && pg_buildext updatecontrol &
     echo "package.sh: dpkg-buildpackage in $suite failed; log: $log" >&2
     exit 1
 fi
-grep -E '^ All [0-9]+ tests passed|^### End' "$log" || true
+grep -E '^[ #] All [0-9]+ tests passed|^### End' "$log" || true
 mkdir -p "$OUT"
 cp "$root"/build/migrate-pkg/*.deb "$OUT/"
 ls -1 "$OUT"/postgresql-"$ver"-migrate*.deb
