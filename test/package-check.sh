@@ -34,31 +34,29 @@ cd /
 NONROOT=1 pg_virtualenv -v "$PGVER" -o shared_preload_libraries=migrate \
     psql -X -q -At -v ON_ERROR_STOP=1 -v want="$want" <<'SQL'
 CREATE EXTENSION migrate;
-SET package_check.want = :'want';
 CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO t (id) SELECT generate_series(1, 20000);
--- each statement of a DO block sees what committed before it
+SELECT migrate_register('bump', 't', set_clause => 'n = n + 1', batch_size => 1000) IS NOT NULL AS registered \gset
+SELECT coalesce(worker_pid::text, 'none') AS pid FROM migrate_start('bump') \gset
+SELECT migrate_wait('bump') AS state \gset
+SET package_check.want = :'want';
+SET package_check.pid = :'pid';
+SET package_check.state = :'state';
 DO $$
 DECLARE
     v text := (SELECT extversion FROM pg_extension WHERE extname = 'migrate');
-    pid int;
-    state text;
-    changed bigint;
+    changed bigint := (SELECT count(*) FROM t WHERE n = 1);
 BEGIN
     IF v <> current_setting('package_check.want') THEN
         RAISE EXCEPTION 'CREATE EXTENSION installed %, migrate.control says %', v, current_setting('package_check.want');
     END IF;
-    PERFORM migrate_register('bump', 't', set_clause => 'n = n + 1', batch_size => 1000);
-    pid := (SELECT worker_pid FROM migrate_start('bump'));
-    IF pid IS NULL THEN
+    IF current_setting('package_check.pid') = 'none' THEN
         RAISE EXCEPTION 'migrate_start started no background worker';
     END IF;
-    state := migrate_wait('bump');
-    changed := (SELECT count(*) FROM t WHERE n = 1);
-    IF state <> 'done' OR changed <> 20000 THEN
-        RAISE EXCEPTION 'bump ended %, with % of 20000 rows changed once', state, changed;
+    IF current_setting('package_check.state') <> 'done' OR changed <> 20000 THEN
+        RAISE EXCEPTION 'bump ended %, with % of 20000 rows changed once', current_setting('package_check.state'), changed;
     END IF;
-    RAISE NOTICE 'package-check: % rows migrated by background worker %', changed, pid;
+    RAISE NOTICE 'package-check: % rows migrated by background worker %', changed, current_setting('package_check.pid');
 END
 $$;
 SQL
