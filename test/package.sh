@@ -9,7 +9,8 @@
 #   sudo bash test/package.sh trixie           # PostgreSQL 17 (Debian 13)
 #   sudo bash test/package.sh sid              # PostgreSQL 18
 #
-# The .deb files end up in $OUT (default: deb/ at the top of the tree).
+# The .deb files end up in $OUT (default: deb/ at the top of the tree), with
+# the build's log (build.log; in a chroot $CHROOT_BASE/<suite>-package.log).
 # The tree (what git tracks, as it is in the working tree) is built in a
 # copy, so the tree itself is left alone.  A chroot is made when missing
 # under $CHROOT_BASE (default /work/chroots) from $MIRROR, as
@@ -51,12 +52,13 @@ if [ -z "$suite" ]; then
     work=$(mktemp -d /tmp/migrate-deb.XXXXXX)
     trap 'rm -rf "$work"' EXIT
     copy_tree "$work/src"
-    (cd "$work/src" && dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1 || {
-        tail -n 60 "$work/build.log" >&2
-        echo "package.sh: dpkg-buildpackage failed" >&2
+    mkdir -p "$OUT"
+    log=$OUT/build.log
+    (cd "$work/src" && dpkg-buildpackage -us -uc -b) > "$log" 2>&1 || {
+        tail -n 60 "$log" >&2
+        echo "package.sh: dpkg-buildpackage failed; log: $log" >&2
         exit 1
     }
-    mkdir -p "$OUT"
     cp "$work"/*.deb "$OUT/"
     ls -1 "$OUT"/*.deb
     exit 0
