@@ -51,6 +51,8 @@ if [ -z "$suite" ]; then
     done
     work=$(mktemp -d /tmp/migrate-deb.XXXXXX)
     trap 'rm -rf "$work"' EXIT
+    # the test cluster's server (user postgres) reads the built extension here
+    chmod 755 "$work"
     copy_tree "$work/src"
     mkdir -p "$OUT"
     log=$OUT/build.log
