@@ -53,3 +53,10 @@ tapcheck:
 	$(prove_installcheck)
 
 EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check log
+
+# the PGXN release zip of what HEAD holds: migrate-<META.json's version>.zip
+DIST_VERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}' $(srcdir)/META.json)
+.PHONY: dist
+dist:
+	git -C $(srcdir) archive --format=zip --prefix=migrate-$(DIST_VERSION)/ -o $(CURDIR)/migrate-$(DIST_VERSION).zip HEAD
+	@echo migrate-$(DIST_VERSION).zip

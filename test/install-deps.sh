@@ -9,8 +9,11 @@
 set -euo pipefail
 
 PGVER=${PGVER:-15}
+# dpkg-dev, debhelper, postgresql-server-dev-all: the Debian package
+# (test/package.sh); prometheus-postgres-exporter: test/t/021_prometheus.pl
 pkgs=(build-essential "postgresql-$PGVER" "postgresql-server-dev-$PGVER"
-      "postgresql-$PGVER-cron" postgresql-common libipc-run-perl gnuplot-nox)
+      "postgresql-$PGVER-cron" postgresql-common libipc-run-perl gnuplot-nox
+      dpkg-dev debhelper postgresql-server-dev-all prometheus-postgres-exporter)
 no_main=/etc/postgresql-common/createcluster.d/migrate-no-main.conf
 
 remove_no_main() {
