@@ -38,6 +38,9 @@ SELECT migrate_register('v_bad', 'vt', set_clause => 'email = lower(email)',
                         check_clause => 'email = lower(email)', catch_up => true,
                         on_error => 'skip');
 SELECT migrate_register('v_bad', 'vt', set_clause => 'email = lower(email)',
+                        check_clause => 'email = lower(email)', catch_up => true,
+                        keep_before => true);
+SELECT migrate_register('v_bad', 'vt', set_clause => 'email = lower(email)',
                         check_clause => 'email = lower(email)', max_passes => 0);
 SELECT migrate_register('v_bad', NULL, sql => 'SELECT 1', check_clause => 'true');
 SELECT s AS sqlstate FROM (VALUES

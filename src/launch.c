@@ -58,7 +58,7 @@ bool		migrate_handing_over = false;
 
 /*
  * count_other_workers
- *		Count migrate workers in the whole cluster, all of them (role
+ *		Count migrate workers (verify workers too) in the whole cluster, all of them (role
  *		InvalidOid) or those connected as role.  A worker handing over to the
  *		next member of its series is about to exit and does not count
  *		itself; any other worker that starts a migration (a task can) does.
@@ -76,7 +76,7 @@ count_other_workers(Oid role)
 
 	pgstat_clear_backend_activity_snapshot();
 	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
-						 " WHERE backend_type OPERATOR(pg_catalog.=) 'migrate worker'"
+						 " WHERE backend_type OPERATOR(pg_catalog.=) ANY ('{migrate worker,migrate verify}')"
 						 " AND NOT ($2 AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())"
 						 " AND ($1 OPERATOR(pg_catalog.=) 0"
 						 " OR usesysid OPERATOR(pg_catalog.=) $1)",
@@ -171,7 +171,6 @@ migrate_worker_template(BackgroundWorker *w, const char *function,
 int
 migrate_launch_worker(Migration *m)
 {
-	LOCKTAG		start_tag;
 	volatile pid_t pid = 0;
 
 	/*
@@ -179,18 +178,72 @@ migrate_launch_worker(Migration *m)
 	 * lock is held only until the new worker shows up, not until our
 	 * transaction ends.
 	 */
-	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_RUNNER_LOCK_KIND + 1);
-	(void) LockAcquire(&start_tag, ExclusiveLock, true, false);
+	migrate_lock_worker_start(true);
 	PG_TRY();
 	{
 		pid = launch_worker_locked(m);
 	}
 	PG_FINALLY();
 	{
-		LockRelease(&start_tag, ExclusiveLock, true);
+		migrate_lock_worker_start(false);
 	}
 	PG_END_TRY();
 	return (int) pid;
+}
+
+/*
+ * migrate_lock_worker_start
+ *		Take (lock) or release the cluster-wide lock that serializes the
+ *		start of every migrate worker and verify worker, so that the slot
+ *		counts of migrate_check_worker_slots are exact.  A session lock:
+ *		held until released, not until the transaction ends.
+ */
+void
+migrate_lock_worker_start(bool lock)
+{
+	LOCKTAG		start_tag;
+
+	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_RUNNER_LOCK_KIND + 1);
+	if (lock)
+		(void) LockAcquire(&start_tag, ExclusiveLock, true, false);
+	else
+		LockRelease(&start_tag, ExclusiveLock, true);
+}
+
+/*
+ * migrate_check_worker_slots
+ *		Error out if one more worker for m (a verify worker if "verify")
+ *		would exceed migrate.max_workers or migrate.max_workers_per_role.
+ *		Call with the start lock held.
+ */
+void
+migrate_check_worker_slots(const Migration *m, bool verify)
+{
+	if (count_other_workers(InvalidOid) >= migrate_max_workers)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 verify ?
+				 errmsg("could not verify migration \"%s\" in the background: all %d migrate workers are busy",
+						m->name, migrate_max_workers) :
+				 errmsg("could not start migration \"%s\": all %d migrate workers are busy",
+						m->name, migrate_max_workers),
+				 verify ?
+				 errhint("Run migrate_verify() in the foreground, or wait for a worker to finish.") :
+				 errhint("Wait for a running migration to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers.")));
+	if (migrate_max_workers_per_role > 0 &&
+		count_other_workers(m->owner) >= migrate_max_workers_per_role)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 verify ?
+				 errmsg("could not verify migration \"%s\" in the background: role \"%s\" already has %d migrate workers",
+						m->name, GetUserNameFromId(m->owner, false),
+						migrate_max_workers_per_role) :
+				 errmsg("could not start migration \"%s\": role \"%s\" already has %d migrate workers",
+						m->name, GetUserNameFromId(m->owner, false),
+						migrate_max_workers_per_role),
+				 verify ?
+				 errhint("Run migrate_verify() in the foreground, or wait for a worker to finish.") :
+				 errhint("Wait for one of its migrations to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers_per_role.")));
 }
 
 /*
@@ -206,24 +259,9 @@ launch_worker_locked(Migration *m)
 	pid_t		pid;
 	BgwHandleStatus status;
 	TimestampTz deadline;
-	int64		others;
 
 	check_worker_can_connect(m);
-	others = count_other_workers(InvalidOid);
-	if (others >= migrate_max_workers)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start migration \"%s\": all %d migrate workers are busy",
-						m->name, migrate_max_workers),
-				 errhint("Wait for a running migration to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers.")));
-	if (migrate_max_workers_per_role > 0 &&
-		count_other_workers(m->owner) >= migrate_max_workers_per_role)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start migration \"%s\": role \"%s\" already has %d migrate workers",
-						m->name, GetUserNameFromId(m->owner, false),
-						migrate_max_workers_per_role),
-				 errhint("Wait for one of its migrations to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers_per_role.")));
+	migrate_check_worker_slots(m, false);
 
 	memset(&args, 0, sizeof(args));
 	args.dbid = MyDatabaseId;

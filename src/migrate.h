@@ -493,6 +493,8 @@ extern void migrate_worker_template(BackgroundWorker *w,
 									const char *function, const char *type);
 extern int	migrate_launch_worker(Migration *m);
 extern void migrate_check_worker_can_connect(const Migration *m);
+extern void migrate_lock_worker_start(bool lock);
+extern void migrate_check_worker_slots(const Migration *m, bool verify);
 extern void migrate_register_launcher(void);
 
 /* args.c: arguments of the SQL functions */

@@ -348,9 +348,9 @@ check_work(void *arg)
  *		not fit is an error; a where_clause whose negation is not fit (it
  *		has a subquery, names another table, calls a volatile function)
  *		leaves the migration without a check, silently (migrate_verify
- *		says so).  catch_up needs
- *		a check.  Runs in the registering transaction, as the registering
- *		role.
+ *		says so).  catch_up needs a check, and is refused with on_error =>
+ *		'skip' and with keep_before.  Runs in the registering transaction,
+ *		as the registering role.
  */
 void
 migrate_validate_check(MigrationDef *def)
@@ -388,4 +388,9 @@ migrate_validate_check(MigrationDef *def)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("catch_up cannot be combined with on_error => 'skip'"),
 				 errdetail("A row set aside fails the check, and each catch-up pass would try it again.")));
+	if (def->catch_up && def->keep_before)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("catch_up cannot be combined with keep_before"),
+				 errdetail("A row changed again by a catch-up pass would have two before-images, and a revert restores one image per row.")));
 }

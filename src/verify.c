@@ -289,17 +289,29 @@ migrate_start_verify_worker(Migration *m)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate verify for %s", m->name);
 	worker.bgw_notify_pid = MyProcPid;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not verify migration \"%s\" in the background: no free background worker slot", m->name),
-				 errdetail("All max_worker_processes slots are in use."),
-				 errhint("Run migrate_verify('%s') in the foreground, or raise max_worker_processes.", m->name)));
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not verify migration \"%s\" in the background: its worker did not start", m->name),
-				 errhint("See the server log for the reason.")));
+
+	/* a verify worker takes a slot like a migration's, under the same limits */
+	migrate_lock_worker_start(true);
+	PG_TRY();
+	{
+		migrate_check_worker_slots(m, true);
+		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not verify migration \"%s\" in the background: no free background worker slot", m->name),
+					 errdetail("All max_worker_processes slots are in use."),
+					 errhint("Run migrate_verify('%s') in the foreground, or raise max_worker_processes.", m->name)));
+		if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not verify migration \"%s\" in the background: its worker did not start", m->name),
+					 errhint("See the server log for the reason.")));
+	}
+	PG_FINALLY();
+	{
+		migrate_lock_worker_start(false);
+	}
+	PG_END_TRY();
 	migrate_catalog_begin_verify(m, (int) pid);
 	migrate_catalog_log_event(m->name, m->owner, "verify", "in the background");
 }
