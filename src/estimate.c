@@ -8,9 +8,12 @@
  * sample of the table's pages (TABLESAMPLE SYSTEM, never a full scan of a
  * big table); the time and WAL per row are measured on the migration's
  * next batch, run as its owner in a subtransaction that is rolled back,
- * inside a security-restricted operation, so that the owner's code can
- * leave nothing behind (no deferred trigger, held cursor or temporary
- * object) whoever calls the estimate.
+ * together with the sample (the owner's predicates may call functions that
+ * write), inside a security-restricted operation, so that the owner's code
+ * leaves no deferred trigger, held cursor or temporary object behind,
+ * whoever calls the estimate.  Deferred triggers are not fired at all.  A
+ * session-level advisory lock the owner's code takes stays with the
+ * caller's session, as with any function the caller runs.
  *
  *-------------------------------------------------------------------------
  */
@@ -94,6 +97,9 @@ typedef struct MeasureWork
 	int64		changed;
 	int64		elapsed_us;
 	int64		wal_bytes;
+	Oid			relid;			/* m's table */
+	int64		total;			/* its rows, estimated */
+	double		fraction;		/* the share of them to change */
 } MeasureWork;
 
 /*
@@ -106,11 +112,18 @@ measure_work(void *arg)
 {
 	MeasureWork *w = arg;
 	Migration  *m = w->m;
-	Oid			relid = migrate_resolve_relation(m, false);
-	BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
-	int			nestlevel = NewGUCNestLevel();
+	Oid			relid;
+	BatchSql   *b;
+	int			nestlevel;
 	Datum		bound;
 	int64		rows;
+
+	/* the owner's predicates may call functions that write: roll them back */
+	w->fraction = sample_fraction(m, w->relid, w->total);
+
+	relid = migrate_resolve_relation(m, false);
+	b = migrate_build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
+	nestlevel = NewGUCNestLevel();
 
 	migrate_set_lock_timeout(m->lock_timeout_ms);
 	if (m->keep_before)
@@ -133,7 +146,7 @@ measure_work(void *arg)
 		w->changed = m->keep_before ?
 			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
 			(int64) SPI_processed;
-		migrate_fire_deferred(m);
+		/* deferred triggers are not fired: nothing here commits */
 		w->elapsed_us = GetCurrentTimestamp() - start;
 		w->wal_bytes = pgWalUsage.wal_bytes - wal_before;
 	}
@@ -207,10 +220,12 @@ migrate_estimate_run(Migration *m, Estimate *e)
 	SetUserIdAndSecContext(save_userid, save_sec_context | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		fraction = sample_fraction(m, relid, e->rows_total);
 		memset(&w, 0, sizeof(w));
 		w.m = m;
+		w.relid = relid;
+		w.total = e->rows_total;
 		edata = measure_rolled_back(&w);
+		fraction = w.fraction;
 	}
 	PG_FINALLY();
 	{
