@@ -120,13 +120,15 @@ for way in $WAYS; do
         pkill -INT -f "pgbench.*-p $PORT" || true
         wait "$pbpid" || true
         # the log: client_id xact_no latency_us script_no epoch_s epoch_us,
-        # the time being the transaction's end; keep those that began and
-        # ended while the change ran
+        # the time being the transaction's end.  tps: the transactions that
+        # ended while the change ran; latencies: those that began while it
+        # ran, wherever they ended (one blocked by the change ends after it)
         read -r tps p99 max < <(cat "$data"/pb.* | awk -v a="$t0" -v b="$t1" '
-            { e = $5 + $6 / 1e6; if (e - $3 / 1e6 >= a && e <= b) print $3 / 1000 }' |
+            { e = $5 + $6 / 1e6; s = e - $3 / 1e6
+              if (s >= a && s <= b) print $3 / 1000, (e <= b) }' |
             sort -n | awk -v s="$(echo "$t1 - $t0" | bc)" '
-            { v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1;
-                                 printf "%.0f %.2f %.1f\n", NR / s, v[i], v[NR] }')
+            { v[NR] = $1; n += $2 } END { i = int(NR * 0.99); if (i < 1) i = 1;
+                                         printf "%.0f %.2f %.1f\n", n / s, v[i], v[NR] }')
         [ $way = idle ] && idle_tps=$tps
         ratio=$(echo "scale=3; $tps / $idle_tps" | bc)
     fi
