@@ -20,6 +20,7 @@ want=$(sed -n "s/^default_version = '\(.*\)'/\1/p" migrate.control)
 for f in "/usr/lib/postgresql/$PGVER/lib/migrate.so" \
          "/usr/share/postgresql/$PGVER/extension/migrate.control" \
          "/usr/share/postgresql/$PGVER/extension/migrate--0.1.sql"; do
+    [ -f "$f" ] || { echo "package-check: $f is missing" >&2; exit 1; }
     owner=$(dpkg -S "$f" 2>/dev/null | cut -d: -f1) || true
     [ "$owner" = "$pkg" ] || { echo "package-check: $f is not from $pkg (${owner:-no package})" >&2; exit 1; }
 done
