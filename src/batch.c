@@ -262,20 +262,22 @@ migrate_error_is_row_error(const ErrorData *edata)
 }
 
 /*
- * migrate_try_in_subxact
+ * run_in_subxact
  *		Run work(arg) in a subtransaction of the current transaction.
  *		Returns NULL on success; on an error, rolls the subtransaction back
  *		and returns the error, copied into errcxt (NULL: the caller's
  *		memory context), after writing it to the server log if "log".
  *		With row_errors_only, any error that is not a row error
- *		(migrate_error_is_row_error) is re-thrown instead.
+ *		(migrate_error_is_row_error) is re-thrown instead.  With
+ *		"rollback" the subtransaction is rolled back on success too.
  *
  * The one subtransaction runner: a runner's batch, a batch's ranges and
- * single rows, a revert's rows and a retried row all go through it.
+ * single rows, a revert's rows, a retried row and an estimate's measured
+ * batch all go through it.
  */
-ErrorData *
-migrate_try_in_subxact(void (*work) (void *arg), void *arg,
-					   bool row_errors_only, MemoryContext errcxt, bool log)
+static ErrorData *
+run_in_subxact(void (*work) (void *arg), void *arg, bool row_errors_only,
+			   MemoryContext errcxt, bool log, bool rollback)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -286,7 +288,10 @@ migrate_try_in_subxact(void (*work) (void *arg), void *arg,
 	PG_TRY();
 	{
 		work(arg);
-		ReleaseCurrentSubTransaction();
+		if (rollback)
+			RollbackAndReleaseCurrentSubTransaction();
+		else
+			ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
@@ -309,6 +314,30 @@ migrate_try_in_subxact(void (*work) (void *arg), void *arg,
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
 	return edata;
+}
+
+/*
+ * migrate_try_in_subxact
+ *		Run work(arg) in a subtransaction that is kept if it succeeds; see
+ *		run_in_subxact.
+ */
+ErrorData *
+migrate_try_in_subxact(void (*work) (void *arg), void *arg,
+					   bool row_errors_only, MemoryContext errcxt, bool log)
+{
+	return run_in_subxact(work, arg, row_errors_only, errcxt, log, false);
+}
+
+/*
+ * migrate_try_rolled_back
+ *		Run work(arg) in a subtransaction that is rolled back whatever
+ *		happens; returns its error, if any, copied into the caller's memory
+ *		context.
+ */
+ErrorData *
+migrate_try_rolled_back(void (*work) (void *arg), void *arg)
+{
+	return run_in_subxact(work, arg, false, NULL, false, true);
 }
 
 /* apply_change's arguments and result, for migrate_try_in_subxact */

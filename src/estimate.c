@@ -30,7 +30,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "migrate.h"
@@ -154,38 +153,6 @@ measure_work(void *arg)
 }
 
 /*
- * measure_rolled_back
- *		measure_work in a subtransaction that is rolled back whatever
- *		happens; returns its error, if any, copied into the caller's
- *		memory context.
- */
-static ErrorData *
-measure_rolled_back(MeasureWork *w)
-{
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		measure_work(w);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return edata;
-}
-
-/*
  * migrate_estimate_run
  *		Estimate what running m from its cursor will cost, into e, changing
  *		nothing.  Needs SPI connected; the caller may manage m.
@@ -224,7 +191,7 @@ migrate_estimate_run(Migration *m, Estimate *e)
 		w.m = m;
 		w.relid = relid;
 		w.total = e->rows_total;
-		edata = measure_rolled_back(&w);
+		edata = migrate_try_rolled_back(measure_work, &w);
 		fraction = w.fraction;
 	}
 	PG_FINALLY();

@@ -421,6 +421,7 @@ extern bool migrate_error_is_row_error(const ErrorData *edata);
 extern ErrorData *migrate_try_in_subxact(void (*work) (void *arg), void *arg,
 										 bool row_errors_only,
 										 MemoryContext errcxt, bool log);
+extern ErrorData *migrate_try_rolled_back(void (*work) (void *arg), void *arg);
 extern void migrate_retry_rows(Migration *m, int64 *retried, int64 *fixed,
 							   int64 *failing);
 extern void migrate_explain_batch(Migration *m, int32 batch_size,
