@@ -472,6 +472,8 @@ typedef struct WorkerArgs
 	char		name[MIGRATE_MAX_NAME_LEN + 1];
 } WorkerArgs;
 
+extern void migrate_worker_connect(WorkerArgs *args, const char *appname);
+
 /* runner.c: the steps of a migration, for workers and CALL migrate_run */
 extern void migrate_runner_init(Runner *r, int64 id, const char *name,
 								bool in_worker, MemoryContext keepcxt);

@@ -41,7 +41,6 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
-#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -376,18 +375,7 @@ migrate_verify_worker_main(Datum main_arg)
 	Pacer		pacer;
 	Jsonb	   *volatile cursor = NULL;
 
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
-	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as,
-											  BGWORKER_BYPASS_ROLELOGINCHECK);
-#else
-	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as, 0);
-#endif
-	SetConfigOption("application_name", "migrate verify", PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname("migrate verify");
+	migrate_worker_connect(&args, "migrate verify");
 
 	/* only committed state: wait for the transaction that started us */
 	StartTransactionCommand();

@@ -511,6 +511,39 @@ wait_for_starter(const WorkerArgs *args)
 }
 
 /*
+ * migrate_worker_connect
+ *		In a background worker of migrate (a migration's or a background
+ *		verification's): read its WorkerArgs into args, set up its signals,
+ *		and connect to its database as the migration's owner and nobody
+ *		else, under the application_name appname.
+ */
+void
+migrate_worker_connect(WorkerArgs *args, const char *appname)
+{
+	memcpy(args, MyBgworkerEntry->bgw_extra, sizeof(*args));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	/* the owner, and only the owner: see check_worker_can_connect */
+	Assert(OidIsValid(args->connect_as));
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+	BackgroundWorkerInitializeConnectionByOid(args->dbid, args->connect_as,
+											  BGWORKER_BYPASS_ROLELOGINCHECK);
+#else
+	BackgroundWorkerInitializeConnectionByOid(args->dbid, args->connect_as, 0);
+#endif
+
+	/*
+	 * Any role may read application_name in pg_stat_activity, so it does not
+	 * name the migration; the activity does, and only the owner's members
+	 * and pg_read_all_stats see that.
+	 */
+	SetConfigOption("application_name", appname, PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname(appname);
+}
+
+/*
  * migrate_worker_main
  *		Entry point of a migration's background worker.
  */
@@ -519,27 +552,7 @@ migrate_worker_main(Datum main_arg)
 {
 	WorkerArgs	args;
 
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	/* the owner, and only the owner: see check_worker_can_connect */
-	Assert(OidIsValid(args.connect_as));
-#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
-	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as,
-											  BGWORKER_BYPASS_ROLELOGINCHECK);
-#else
-	BackgroundWorkerInitializeConnectionByOid(args.dbid, args.connect_as, 0);
-#endif
-
-	/*
-	 * Any role may read application_name in pg_stat_activity, so it does not
-	 * name the migration; the activity does, and only the owner's members
-	 * and pg_read_all_stats see that.
-	 */
-	SetConfigOption("application_name", "migrate worker", PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname("migrate worker");
+	migrate_worker_connect(&args, "migrate worker");
 
 	/*
 	 * Each batch commits its cursor with its data, so batches lost to a
