@@ -26,29 +26,9 @@ OUT=${OUT:-/tmp/migrate-bloat-$(date +%Y%m%d-%H%M%S)}
 PORT=${PORT:-5488}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    bash "$top/test/install-deps.sh"
-    make -s -C "$top" PG_CONFIG="$BIN/pg_config"
-    make -s -C "$top" install PG_CONFIG="$BIN/pg_config" >/dev/null
-fi
-
-mkdir -p "$OUT"
-data=$(mktemp -d /tmp/migrate-bloat-data.XXXXXX)
-chown postgres "$data" "$OUT"
-as_pg() { runuser -u postgres -- "$@"; }
-cleanup() { as_pg "$BIN/pg_ctl" -D "$data/pg" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$data"; }
-trap cleanup EXIT
-
-as_pg "$BIN/initdb" -D "$data/pg" -A trust >/dev/null
-cat >> "$data/pg/postgresql.conf" <<EOF
-port = $PORT
-unix_socket_directories = '$data'
-listen_addresses = ''
-shared_preload_libraries = 'migrate'
-shared_buffers = 256MB
-max_wal_size = 4GB
-EOF
-as_pg "$BIN/pg_ctl" -D "$data/pg" -l "$data/log" -w start >/dev/null
+. "$top/test/bench/cluster.sh"
+bench_build
+bench_cluster bloat "shared_buffers = 256MB" "max_wal_size = 4GB"
 q() { as_pg "$BIN/psql" -X -q -At -h "$data" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 "$@"; }
 
 q -c "CREATE EXTENSION migrate"

@@ -35,35 +35,11 @@ OUT=${OUT:-/tmp/migrate-tpcb-$(date +%Y%m%d-%H%M%S)}
 PORT=${PORT:-5489}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    bash "$top/test/install-deps.sh"
-    make -s -C "$top" PG_CONFIG="$BIN/pg_config"
-    make -s -C "$top" install PG_CONFIG="$BIN/pg_config" >/dev/null
-fi
-
-mkdir -p "$OUT"
-data=$(mktemp -d /tmp/migrate-tpcb-data.XXXXXX)
-chown postgres "$data" "$OUT"
-as_pg() { runuser -u postgres -- "$@"; }
-cleanup() {
-    pkill -f "pgbench.*-p $PORT" 2>/dev/null || true
-    as_pg "$BIN/pg_ctl" -D "$data/pg" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$data"
-}
-trap cleanup EXIT
-
-as_pg "$BIN/initdb" -D "$data/pg" -A trust >/dev/null
-cat >> "$data/pg/postgresql.conf" <<EOF
-port = $PORT
-unix_socket_directories = '$data'
-listen_addresses = ''
-shared_preload_libraries = 'migrate'
-shared_buffers = 1GB
-max_wal_size = 4GB
-checkpoint_timeout = 15min
-checkpoint_completion_target = 0.9
-EOF
-as_pg "$BIN/pg_ctl" -D "$data/pg" -l "$data/log" -w start >/dev/null
+. "$top/test/bench/cluster.sh"
+bench_build
+bench_before_stop() { pkill -f "pgbench.*-p $PORT" 2>/dev/null || true; }
+bench_cluster tpcb "shared_buffers = 1GB" "max_wal_size = 4GB" \
+    "checkpoint_timeout = 15min" "checkpoint_completion_target = 0.9"
 conn=(-h "$data" -p "$PORT")
 q() { as_pg "$BIN/psql" -X -q -At "${conn[@]}" -d bench -v ON_ERROR_STOP=1 "$@"; }
 as_pg "$BIN/createdb" "${conn[@]}" bench
