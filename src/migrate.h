@@ -199,6 +199,19 @@ typedef struct VerifyWalk
 
 #define MIGRATE_VERIFY_SAMPLE 10
 
+/*
+ * The server's transaction counts at one moment (pacing.c): the rate of
+ * the others' work is the difference of two of them, less the runner's own
+ */
+typedef struct PacerCount
+{
+	TimestampTz at;				/* when they were read; 0: never */
+	int64		xacts;			/* transactions in the cluster's statistics */
+	int64		own_xacts;		/* of them, ours */
+	int64		xids;			/* transaction ids assigned */
+	int64		own_xids;		/* of them, ours */
+} PacerCount;
+
 /* What a runner remembers between batches to size and pace them */
 typedef struct Pacer
 {
@@ -207,11 +220,7 @@ typedef struct Pacer
 	int32		size;			/* size of the next batch, when adaptive */
 	int32		min_size;
 	double		best_per_row_us;	/* recent best time per row */
-	TimestampTz last_sample;	/* when the server was last looked at */
-	int64		last_xacts;		/* transactions in the cluster then */
-	int64		last_own_xacts; /* of them, ours */
-	int64		last_xids;		/* transaction ids assigned then */
-	int64		last_own_xids;	/* of them, ours */
+	PacerCount	last;			/* when the server was last looked at */
 	bool		others_busy;	/* other sessions were at work */
 	double		others_rate;	/* their transactions per second */
 	double		replication_lag_s;	/* largest standby replay lag */
@@ -224,16 +233,8 @@ typedef struct Pacer
 	double		workload_share; /* others' rate / baseline, last period */
 	TimestampTz probe_start;	/* a probe (full rest) since; 0: none */
 	bool		probe_counting; /* past its settling time */
-	TimestampTz probe_count_from;
-	int64		probe_xacts;
-	int64		probe_own;
-	int64		probe_xids;
-	int64		probe_own_xids;
-	TimestampTz period_start;	/* the current period of the budget */
-	int64		period_xacts;
-	int64		period_own;
-	int64		period_xids;
-	int64		period_own_xids;
+	PacerCount	probe;			/* counts when the probe began counting */
+	PacerCount	period;			/* counts when the budget's period began */
 	bool		count_xids;		/* the workload writes: count its xids */
 	char	   *reason;			/* why we rest, for migrate_status */
 } Pacer;

@@ -118,18 +118,21 @@ migrate_pacer_batch_size(Pacer *p, const Migration *m)
 
 /*
  * others_rate
- *		Transactions per second the rest of the cluster completed between two counts
- *		(total and own at each).
+ *		Transactions per second the rest of the cluster completed from
+ *		count "from" to count "to": counted in the statistics, or by the
+ *		transaction ids they used if "xids".
  */
 static double
-others_rate(int64 xacts, int64 own, int64 xacts0, int64 own0, TimestampTz from,
-			TimestampTz to)
+others_rate(const PacerCount *from, const PacerCount *to, bool xids)
 {
-	double		secs = (to - from) / 1000000.0;
+	double		secs = (to->at - from->at) / 1000000.0;
+	int64		all = xids ? to->xids - from->xids : to->xacts - from->xacts;
+	int64		own = xids ? to->own_xids - from->own_xids :
+		to->own_xacts - from->own_xacts;
 
 	if (secs <= 0)
 		return 0;
-	return Max(0, (xacts - xacts0) - (own - own0)) / secs;
+	return Max(0, all - own) / secs;
 }
 
 /*
@@ -156,12 +159,11 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		isnull;
 	int64		active;
-	int64		xacts;
-	int64		xids;
+	PacerCount	now_count;
 	Datum		d;
 
-	if (p->last_sample != 0 &&
-		!TimestampDifferenceExceeds(p->last_sample, now, SAMPLE_INTERVAL_MS))
+	if (p->last.at != 0 &&
+		!TimestampDifferenceExceeds(p->last.at, now, SAMPLE_INTERVAL_MS))
 		return;
 
 	migrate_catalog_exec("SELECT pg_catalog.count(*), pg_catalog.mode() WITHIN GROUP"
@@ -185,14 +187,17 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 
 		set_cause(p, wait[0] ? wait : "CPU");
 	}
-	xacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	now_count.xacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	if (isnull)
-		xacts = 0;
+		now_count.xacts = 0;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 	p->replication_lag_s = isnull ? 0 : DatumGetFloat8(d);
 
-	xids = (int64) U64FromFullTransactionId(ReadNextFullTransactionId());
-	if (p->last_sample != 0)
+	now_count.at = now;
+	now_count.own_xacts = own_xacts;
+	now_count.xids = (int64) U64FromFullTransactionId(ReadNextFullTransactionId());
+	now_count.own_xids = own_xids;
+	if (p->last.at != 0)
 	{
 		/*
 		 * The faster of the two counts: transaction ids are counted at once
@@ -200,17 +205,11 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 		 * reports its commits to pg_stat_database only when it ends), but
 		 * only for transactions that write.
 		 */
-		p->others_rate = Max(others_rate(xacts, own_xacts, p->last_xacts,
-										 p->last_own_xacts, p->last_sample, now),
-							 others_rate(xids, own_xids, p->last_xids,
-										 p->last_own_xids, p->last_sample, now));
+		p->others_rate = Max(others_rate(&p->last, &now_count, false),
+							 others_rate(&p->last, &now_count, true));
 		p->others_busy = active > 0 || p->others_rate > BUSY_XACTS_PER_SECOND;
 	}
-	p->last_sample = now;
-	p->last_xacts = xacts;
-	p->last_own_xacts = own_xacts;
-	p->last_xids = xids;
-	p->last_own_xids = own_xids;
+	p->last = now_count;
 }
 
 /*
@@ -221,11 +220,7 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 static void
 start_period(Pacer *p)
 {
-	p->period_start = p->last_sample;
-	p->period_xacts = p->last_xacts;
-	p->period_own = p->last_own_xacts;
-	p->period_xids = p->last_xids;
-	p->period_own_xids = p->last_own_xids;
+	p->period = p->last;
 }
 
 /*
@@ -237,13 +232,9 @@ start_period(Pacer *p)
 static void
 end_probe(Pacer *p)
 {
-	double		xid_rate = others_rate(p->last_xids, p->last_own_xids,
-									   p->probe_xids, p->probe_own_xids,
-									   p->probe_count_from, p->last_sample);
+	double		xid_rate = others_rate(&p->probe, &p->last, true);
 
-	p->baseline_rate = others_rate(p->last_xacts, p->last_own_xacts,
-								   p->probe_xacts, p->probe_own,
-								   p->probe_count_from, p->last_sample);
+	p->baseline_rate = others_rate(&p->probe, &p->last, false);
 
 	/*
 	 * Transaction ids are counted the moment they are assigned, while
@@ -254,7 +245,7 @@ end_probe(Pacer *p)
 		xid_rate >= p->baseline_rate / 2;
 	if (p->count_xids)
 		p->baseline_rate = xid_rate;
-	p->baseline_at = p->last_sample;
+	p->baseline_at = p->last.at;
 	p->probe_start = 0;
 	if (p->baseline_rate < BUSY_XACTS_PER_SECOND)
 		p->wal_budget = 0;
@@ -271,13 +262,7 @@ end_probe(Pacer *p)
 static void
 adjust_budget(Pacer *p)
 {
-	double		rate = p->count_xids ?
-		others_rate(p->last_xids, p->last_own_xids,
-					p->period_xids, p->period_own_xids,
-					p->period_start, p->last_sample) :
-		others_rate(p->last_xacts, p->last_own_xacts,
-					p->period_xacts, p->period_own,
-					p->period_start, p->last_sample);
+	double		rate = others_rate(&p->period, &p->last, p->count_xids);
 
 	start_period(p);
 	if (p->baseline_rate < BUSY_XACTS_PER_SECOND)
@@ -319,7 +304,7 @@ adjust_budget(Pacer *p)
 static char *
 harm_hold(Pacer *p, int64 *rest_ms)
 {
-	TimestampTz now = p->last_sample;
+	TimestampTz now = p->last.at;
 
 	if (p->probe_start != 0)
 	{
@@ -327,14 +312,10 @@ harm_hold(Pacer *p, int64 *rest_ms)
 			TimestampDifferenceExceeds(p->probe_start, now, PROBE_SETTLE_MS))
 		{
 			p->probe_counting = true;
-			p->probe_count_from = now;
-			p->probe_xacts = p->last_xacts;
-			p->probe_own = p->last_own_xacts;
-			p->probe_xids = p->last_xids;
-			p->probe_own_xids = p->last_own_xids;
+			p->probe = p->last;
 		}
 		else if (p->probe_counting &&
-				 TimestampDifferenceExceeds(p->probe_count_from, now, PROBE_COUNT_MS))
+				 TimestampDifferenceExceeds(p->probe.at, now, PROBE_COUNT_MS))
 		{
 			end_probe(p);
 			return NULL;
@@ -355,8 +336,8 @@ harm_hold(Pacer *p, int64 *rest_ms)
 		return pstrdup("measuring the workload while the migration rests");
 	}
 
-	if (p->period_start != 0 &&
-		TimestampDifferenceExceeds(p->period_start, now, PERIOD_MS))
+	if (p->period.at != 0 &&
+		TimestampDifferenceExceeds(p->period.at, now, PERIOD_MS))
 		adjust_budget(p);
 	return NULL;
 }
