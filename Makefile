@@ -6,12 +6,14 @@ OBJS = \
 	src/args.o \
 	src/batch.o \
 	src/catalog.o \
+	src/catalog_ranges.o \
 	src/estimate.o \
 	src/keys.o \
 	src/launch.o \
 	src/migrate.o \
 	src/pacing.o \
 	src/preview.o \
+	src/ranges.o \
 	src/register.o \
 	src/revert.o \
 	src/runner.o \

@@ -80,6 +80,57 @@ COMMENT ON COLUMN migrate.migrations.verify_state IS
     'running while a background migrate_verify runs, then done or failed (verify_error)';
 
 /*
+ * Parallel workers (issue 12).  A migration with workers > 1 walks its
+ * table as ranges of keys (or leaf partitions), each with its own cursor
+ * and counters, committed with each batch of that range; migrate_status
+ * adds them up.  A migration registered before keeps workers = 1 and its
+ * single cursor.  Ranges are deleted with their migration (by the C code,
+ * not a foreign key, so that pg_dump restores the two tables in any order).
+ */
+ALTER TABLE migrate.migrations
+    ADD COLUMN workers integer NOT NULL DEFAULT 1,
+    ADD COLUMN workers_note pg_catalog.text,
+    ADD CONSTRAINT migrations_workers_check
+        CHECK (workers OPERATOR(pg_catalog.>=) 1 AND workers OPERATOR(pg_catalog.<=) 64);
+
+COMMENT ON COLUMN migrate.migrations.workers IS
+    'background workers that walk the table at once, each on its own range of keys';
+COMMENT ON COLUMN migrate.migrations.workers_note IS
+    'why fewer workers than asked run the migration, or NULL';
+
+CREATE TABLE migrate.ranges (
+    id bigserial PRIMARY KEY,
+    migration bigint NOT NULL,
+    relation pg_catalog.text NOT NULL,
+    lower pg_catalog.jsonb,
+    upper pg_catalog.jsonb,
+    cursor pg_catalog.jsonb,
+    done boolean NOT NULL DEFAULT false,
+    rows_estimate bigint NOT NULL DEFAULT 0,
+    processed bigint NOT NULL DEFAULT 0,
+    changed bigint NOT NULL DEFAULT 0,
+    batches bigint NOT NULL DEFAULT 0,
+    wal_bytes bigint NOT NULL DEFAULT 0,
+    worker_pid integer,
+    split_from bigint,
+    created_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    last_batch_at pg_catalog.timestamptz,
+    finished_at pg_catalog.timestamptz
+);
+CREATE INDEX ranges_migration_idx ON migrate.ranges (migration, id);
+COMMENT ON TABLE migrate.ranges IS
+    'the key ranges of a migration with workers > 1: bounds, cursor and counters of each';
+COMMENT ON COLUMN migrate.ranges.relation IS
+    'the table the range walks: the migration''s, or one leaf partition of it';
+COMMENT ON COLUMN migrate.ranges.lower IS 'the range starts after this key (NULL: at the first key)';
+COMMENT ON COLUMN migrate.ranges.upper IS 'the range ends at this key (NULL: at the last key)';
+COMMENT ON COLUMN migrate.ranges.cursor IS 'the last key done; moves with each batch of the range';
+SELECT pg_catalog.pg_extension_config_dump('migrate.ranges', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.ranges_id_seq', '');
+REVOKE ALL ON migrate.ranges, migrate.ranges_id_seq FROM PUBLIC;
+GRANT SELECT ON migrate.ranges TO PUBLIC;
+
+/*
  * The process running a migration, asked of C rather than decoded from the
  * runner lock's tag in SQL; migrate_status uses it.
  */
@@ -88,6 +139,13 @@ RETURNS integer
 LANGUAGE c STRICT STABLE
 AS 'MODULE_PATHNAME', 'migrate_runner_pid_sql';
 COMMENT ON FUNCTION migrate.runner_pid IS 'pid of the process running migration id (its runner lock), or NULL';
+
+/* How many helper workers (besides the runner) work on migration id now */
+CREATE FUNCTION migrate.helper_count(id bigint)
+RETURNS integer
+LANGUAGE c STRICT STABLE
+AS 'MODULE_PATHNAME', 'migrate_helper_count_sql';
+COMMENT ON FUNCTION migrate.helper_count IS 'number of helper workers of migration id (their locks), besides its runner';
 
 DROP VIEW migrate.status;
 DROP FUNCTION @extschema@.migrate_status(pg_catalog.text);
@@ -132,11 +190,18 @@ RETURNS TABLE (
     caught_rows bigint,
     verified_at pg_catalog.timestamptz,
     failing_rows bigint,
-    verify_state pg_catalog.text)
+    verify_state pg_catalog.text,
+    workers integer,
+    workers_running integer,
+    workers_note pg_catalog.text,
+    ranges integer,
+    ranges_done integer)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
+SELECT m.name, m.relation, m.action, m.state,
+       m.processed OPERATOR(pg_catalog.+) g.processed,
+       m.changed OPERATOR(pg_catalog.+) g.changed,
        e.n,
        t.total, p.pct,
        CASE WHEN p.pct IS NOT NULL THEN
@@ -155,16 +220,17 @@ SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
                      GREATEST(t.total OPERATOR(pg_catalog.-) c.n, 0)
                      OPERATOR(pg_catalog./) r.rate)::double precision)
        END,
-       m.batch_size, m.batches, m.cursor, m.last_error,
+       m.batch_size, m.batches OPERATOR(pg_catalog.+) g.batches, m.cursor, m.last_error,
        w.pid,
-       m.started_at, m.last_batch_at, m.finished_at, m.owner, m.started_by,
-       m.adaptive, m.wal_bytes,
+       m.started_at, l.at, m.finished_at, m.owner, m.started_by,
+       m.adaptive, m.wal_bytes OPERATOR(pg_catalog.+) g.wal_bytes,
        CASE WHEN w.pid IS NOT NULL THEN m.throttled END,
        m.on_error, m.keep_before, m.reverting, m.reverted,
-       CASE WHEN m.last_batch_at OPERATOR(pg_catalog.>) m.started_at
-            THEN pg_catalog.round((m.wal_bytes OPERATOR(pg_catalog.-) m.run_wal_bytes)::numeric
+       CASE WHEN l.at OPERATOR(pg_catalog.>) m.started_at
+            THEN pg_catalog.round((m.wal_bytes OPERATOR(pg_catalog.+) g.wal_bytes
+                                   OPERATOR(pg_catalog.-) m.run_wal_bytes)::numeric
                    OPERATOR(pg_catalog./)
-                   pg_catalog.date_part('epoch', m.last_batch_at OPERATOR(pg_catalog.-) m.started_at)::numeric)
+                   pg_catalog.date_part('epoch', l.at OPERATOR(pg_catalog.-) m.started_at)::numeric)
        END,
        m.max_wal_rate, m.vacuum, m.vacuums, m.size_at_start,
        (SELECT pg_catalog.sum(pg_catalog.pg_table_size(c.oid))::bigint
@@ -177,13 +243,33 @@ SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
                                   WHERE a.pid OPERATOR(pg_catalog.=) m.verify_pid
                                     AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify')
-            THEN 'interrupted' ELSE m.verify_state END
+            THEN 'interrupted' ELSE m.verify_state END,
+       m.workers,
+       -- the runner and the other workers of the migration (ranges.c)
+       CASE WHEN w.pid IS NULL THEN 0
+            ELSE 1 OPERATOR(pg_catalog.+) migrate.helper_count(m.id) END,
+       CASE WHEN w.pid IS NOT NULL THEN m.workers_note END,
+       g.ranges::integer, g.ranges_done::integer
   FROM migrate.migrations m
   -- the process running it, from the lock table (runner_lock.c)
   CROSS JOIN LATERAL (SELECT migrate.runner_pid(m.id) AS pid) w
+  -- what its ranges did, with workers > 1
+  CROSS JOIN LATERAL (
+       SELECT COALESCE(pg_catalog.sum(x.processed), 0)::bigint AS processed,
+              COALESCE(pg_catalog.sum(x.changed), 0)::bigint AS changed,
+              COALESCE(pg_catalog.sum(x.batches), 0)::bigint AS batches,
+              COALESCE(pg_catalog.sum(x.wal_bytes), 0)::bigint AS wal_bytes,
+              pg_catalog.count(*) AS ranges,
+              pg_catalog.count(*) FILTER (WHERE x.done) AS ranges_done,
+              pg_catalog.max(x.last_batch_at) AS last_batch_at
+         FROM migrate.ranges x
+        WHERE x.migration OPERATOR(pg_catalog.=) m.id) g
+  CROSS JOIN LATERAL (
+       SELECT GREATEST(m.last_batch_at, g.last_batch_at) AS at) l
   -- the counter of the current direction: rows processed, or rows restored
   CROSS JOIN LATERAL (
-       SELECT CASE WHEN m.reverting THEN m.reverted ELSE m.processed END AS n) c
+       SELECT CASE WHEN m.reverting THEN m.reverted
+                   ELSE m.processed OPERATOR(pg_catalog.+) g.processed END AS n) c
   CROSS JOIN LATERAL (
        SELECT CASE WHEN m.total_estimate IS NULL THEN NULL
                    ELSE GREATEST(m.total_estimate, c.n) END AS total) t
@@ -194,10 +280,10 @@ SELECT m.name, m.relation, m.action, m.state, m.processed, m.changed,
                                    OPERATOR(pg_catalog./) GREATEST(t.total, 1), 1), 100.0)
               END AS pct) p
   CROSS JOIN LATERAL (
-       SELECT CASE WHEN m.last_batch_at OPERATOR(pg_catalog.>) m.started_at
+       SELECT CASE WHEN l.at OPERATOR(pg_catalog.>) m.started_at
                    THEN pg_catalog.round((c.n OPERATOR(pg_catalog.-) m.run_processed)::numeric
                           OPERATOR(pg_catalog./)
-                          pg_catalog.date_part('epoch', m.last_batch_at OPERATOR(pg_catalog.-) m.started_at)::numeric, 1)
+                          pg_catalog.date_part('epoch', l.at OPERATOR(pg_catalog.-) m.started_at)::numeric, 1)
               END AS rate) r
   CROSS JOIN LATERAL (
        SELECT pg_catalog.count(*) AS n FROM migrate.errors x
@@ -237,7 +323,8 @@ CREATE FUNCTION @extschema@.migrate_register(
     max_wal_rate bigint DEFAULT NULL,
     check_clause pg_catalog.text DEFAULT NULL,
     catch_up boolean DEFAULT false,
-    max_passes integer DEFAULT 3)
+    max_passes integer DEFAULT 3,
+    workers integer DEFAULT 1)
 RETURNS migrate.migrations
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'migrate_register';
@@ -266,3 +353,55 @@ RETURNS record
 LANGUAGE C CALLED ON NULL INPUT VOLATILE
 AS 'MODULE_PATHNAME', 'migrate_estimate';
 COMMENT ON FUNCTION @extschema@.migrate_estimate IS 'rows to change (sampled), time and WAL per row (one rolled-back batch), expected duration, WAL and table size';
+
+/*
+ * Parallel workers (issue 12): migrate_start takes workers, the ranges can
+ * be listed and split.
+ */
+DROP FUNCTION @extschema@.migrate_start(pg_catalog.text, integer, boolean);
+CREATE FUNCTION @extschema@.migrate_start(
+    name pg_catalog.text,
+    batch_size integer DEFAULT NULL,
+    restart boolean DEFAULT false,
+    workers integer DEFAULT NULL)
+RETURNS migrate.migrations
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_start';
+COMMENT ON FUNCTION @extschema@.migrate_start IS 'start or resume a migration in background workers (workers => n: n of them at once)';
+
+CREATE FUNCTION @extschema@.migrate_ranges(name pg_catalog.text)
+RETURNS TABLE (
+    range bigint,
+    relation pg_catalog.text,
+    lower pg_catalog.jsonb,
+    upper pg_catalog.jsonb,
+    cursor pg_catalog.jsonb,
+    state pg_catalog.text,
+    rows_estimate bigint,
+    processed bigint,
+    changed bigint,
+    batches bigint,
+    worker_pid integer,
+    split_from bigint)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT r.id, r.relation, r.lower, r.upper, r.cursor,
+       CASE WHEN r.done THEN 'done'
+            WHEN r.batches OPERATOR(pg_catalog.>) 0 THEN 'started'
+            ELSE 'waiting' END,
+       r.rows_estimate, r.processed, r.changed, r.batches,
+       CASE WHEN NOT r.done THEN r.worker_pid END,
+       r.split_from
+  FROM migrate.ranges r
+  JOIN migrate.migrations m ON m.id OPERATOR(pg_catalog.=) r.migration
+ WHERE m.name OPERATOR(pg_catalog.=) $1
+ ORDER BY r.relation, r.id
+$$;
+COMMENT ON FUNCTION @extschema@.migrate_ranges IS 'the key ranges of a migration with workers > 1: bounds, cursor, state and counters of each';
+
+CREATE FUNCTION @extschema@.migrate_split_range(name pg_catalog.text, range bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_split_range';
+COMMENT ON FUNCTION @extschema@.migrate_split_range IS 'split a range (by default the one with the most rows left) half way through its rest; returns the new range, or NULL';

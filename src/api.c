@@ -56,6 +56,7 @@ PG_FUNCTION_INFO_V1(migrate_revert);
 PG_FUNCTION_INFO_V1(migrate_forget);
 PG_FUNCTION_INFO_V1(migrate_verify);
 PG_FUNCTION_INFO_V1(migrate_estimate);
+PG_FUNCTION_INFO_V1(migrate_split_range);
 
 /* How long migrate_wait tolerates "running" with nobody running it */
 #define WAIT_ORPHAN_GRACE_MS 30000
@@ -206,9 +207,10 @@ start_common(Migration *m, bool restart, const char *event)
 }
 
 /*
- * migrate_start(name, batch_size, restart)
+ * migrate_start(name, batch_size, restart, workers)
  *
- * Start or resume a migration in a background worker; returns at once.
+ * Start or resume a migration in a background worker (with workers > 1,
+ * that worker starts the others); returns at once.
  */
 Datum
 migrate_start(PG_FUNCTION_ARGS)
@@ -226,6 +228,17 @@ migrate_start(PG_FUNCTION_ARGS)
 	m = migrate_load_to_manage(name, restart ? "restart" : "start", true);
 	if (!PG_ARGISNULL(1))
 		migrate_catalog_set_batch_size(m, migrate_batch_size_arg(fcinfo, 1));
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		int32		workers = migrate_workers_arg(fcinfo, 3);
+
+		if (workers > 1 && m->relation == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a one-off task runs in one worker"),
+					 errdetail("workers splits the keys of a table between workers; a task has no table.")));
+		migrate_catalog_set_workers(m, workers);
+	}
 	start_common(m, restart,
 				 m->cursor != NULL || m->state == MIGRATE_RUNNING ?
 				 "resume" : "start");
@@ -299,9 +312,14 @@ static void
 step_locked(Migration *m, int32 batch_size)
 {
 	BatchResult res;
+	RangePick	pick;
 
-	migrate_run_next(m, batch_size, &res);
-	if (!res.done &&
+	/* with workers > 1, the batch of the first range not done (ranges.c) */
+	memset(&res, 0, sizeof(res));
+	pick = migrate_ranges_pick(m, 0, true, true, batch_size);
+	if (pick != RANGE_SPLIT && pick != RANGE_BUSY)
+		migrate_run_next(m, batch_size, &res);
+	if ((!res.done || m->range_id != 0) &&
 		(m->state == MIGRATE_REGISTERED ||
 		 m->state == MIGRATE_FAILED))
 		migrate_catalog_transition(m, MIGRATE_PAUSED, NULL, NULL);
@@ -1006,4 +1024,44 @@ migrate_estimate(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum(e.expected_size);
 	nulls[6] = e.expected_size < 0;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * migrate_split_range(name, range)
+ *
+ * Split a range of a migration walked in ranges (by default the one with
+ * the most rows left) half way through the rows after its cursor, in the
+ * caller's transaction; returns the new range's id, or NULL if the range
+ * is done or has too few rows left.  Waits for a batch in flight on the
+ * range.  Workers split ranges on their own when one runs out of work;
+ * this is for the impatient, and for tests.
+ */
+Datum
+migrate_split_range(PG_FUNCTION_ARGS)
+{
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
+	Migration  *m;
+	MigrateRange r;
+	int64		id = 0;
+	int64		new_range;
+
+	/* the migration's row is not locked: a batch may need it to finish */
+	m = migrate_load_to_manage(name, "split a range of", false);
+	if (!migrate_ranges_apply(m) || m->ranges_total == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is not walked in ranges", m->name),
+				 errhint("Ranges are planned when a migration with workers > 1 takes its first batch.")));
+	if (!PG_ARGISNULL(1))
+	{
+		id = PG_GETARG_INT64(1);
+		if (!migrate_catalog_lock_range(m, id, &r))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("migration \"%s\" has no range " INT64_FORMAT, m->name, id)));
+	}
+	new_range = migrate_ranges_split(m, id, 1);
+	if (new_range == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(new_range);
 }

@@ -142,15 +142,18 @@ bool
 migrate_find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 				 Datum *bound, int64 *rows)
 {
-	Oid			types[2] = {JSONBOID, INT4OID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[3] = {JSONBOID, INT4OID, JSONBOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	bool		isnull;
 	int			nestlevel;
 
 	values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
 	nulls[0] = m->cursor ? ' ' : 'n';
 	values[1] = Int32GetDatum(batch_size);
+	/* the last key of the range m walks (ranges.c), if it walks one */
+	values[2] = m->upper ? JsonbPGetDatum(m->upper) : (Datum) 0;
+	nulls[2] = m->upper ? ' ' : 'n';
 
 	/*
 	 * The cursor is the key in jsonb, read back with its type's input
@@ -158,7 +161,7 @@ migrate_find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 	 */
 	nestlevel = NewGUCNestLevel();
 	migrate_pin_key_formats();
-	migrate_run_owner_sql(m, b->bound_nth, 2, types, values, nulls, true);
+	migrate_run_owner_sql(m, b->bound_nth, 3, types, values, nulls, true);
 	if (SPI_processed == 1)
 	{
 		/* a full batch */
@@ -167,7 +170,7 @@ migrate_find_batch_bound(const Migration *m, BatchSql *b, int32 batch_size,
 	else
 	{
 		/* fewer rows than batch_size are left: the last key and their count */
-		migrate_run_owner_sql(m, b->bound, 2, types, values, nulls, true);
+		migrate_run_owner_sql(m, b->bound, 3, types, values, nulls, true);
 		if (SPI_processed == 1)
 			*rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 2, &isnull));
@@ -487,10 +490,15 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 	migrate_set_lock_timeout(m->lock_timeout_ms);
 	if (m->keep_before)
 		migrate_pin_image_formats();
-	if (!migrate_find_batch_bound(m, b, batch_size, &bound, &rows))
+	if (m->walk_over || !migrate_find_batch_bound(m, b, batch_size, &bound, &rows))
 	{
-		/* the end of the walk: done, or another pass of catch_up (verify.c) */
-		if (migrate_catch_up_next_pass(m))
+		/*
+		 * The end of a range (ranges.c), or of the walk: done, or another
+		 * pass of catch_up (verify.c)
+		 */
+		if (m->range_id != 0)
+			res->done = true;
+		else if (migrate_catch_up_next_pass(m))
 			res->next_pass = true;
 		else
 			res->done = true;
@@ -520,7 +528,10 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 	}
 	res->wal_bytes = pgWalUsage.wal_bytes - wal_before;
 	/* still under lock_timeout: never wait unbounded with the rows locked */
-	migrate_catalog_record_batch(m, res);
+	if (m->range_id != 0)
+		migrate_catalog_record_range(m, res);
+	else
+		migrate_catalog_record_batch(m, res);
 	AtEOXact_GUC(true, nestlevel);
 }
 

@@ -57,6 +57,7 @@ extern char *migrate_build_revert_sql(const Migration *m, Oid relid);
 extern List *migrate_written_columns(const Migration *m, Oid relid);
 extern char *migrate_failing_predicate(const Migration *m);
 extern char *migrate_build_verify_sql(const Migration *m, Oid relid, KeyRange range);
+extern char *migrate_build_sample_sql(const Migration *m, Oid relid, bool has_lower);
 
 /* validate.c */
 extern List *migrate_parse_pinned(const char *sql, char **message);

@@ -50,11 +50,17 @@
 #define MIGRATION_COLUMNS_V3 \
 	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true, " \
 	"series_started_at, registered_at, vacuum, COALESCE(max_wal_rate, -1), " \
-	"check_clause, catch_up, max_passes, pass, pass_changed"
+	"check_clause, catch_up, max_passes, pass, pass_changed, workers, " \
+	"(SELECT pg_catalog.count(*) FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
+	"(SELECT pg_catalog.count(*) FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id AND NOT r.done), " \
+	"(SELECT COALESCE(pg_catalog.sum(r.processed), 0)::pg_catalog.int8 FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
+	"(SELECT COALESCE(pg_catalog.sum(r.changed), 0)::pg_catalog.int8 FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
+	"(SELECT COALESCE(pg_catalog.sum(r.batches), 0)::pg_catalog.int8 FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id)"
 #define MIGRATION_COLUMNS_PRE_V3 \
 	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false, " \
 	"NULL::pg_catalog.timestamptz, registered_at, false, 0::pg_catalog.int8, " \
-	"NULL::pg_catalog.text, false, 3, 0, 0::pg_catalog.int8"
+	"NULL::pg_catalog.text, false, 3, 0, 0::pg_catalog.int8, 1, " \
+	"0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8"
 
 /*
  * The positions of the columns load_sql reads, in the order of
@@ -110,6 +116,12 @@ enum MigrationColumn
 	MC_MAX_PASSES,
 	MC_PASS,
 	MC_PASS_CHANGED,
+	MC_WORKERS,
+	MC_RANGES_TOTAL,
+	MC_RANGES_LEFT,
+	MC_RANGE_PROCESSED,
+	MC_RANGE_CHANGED,
+	MC_RANGE_BATCHES,
 };
 
 /*
@@ -411,6 +423,17 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->max_passes = DatumGetInt32(COL(MC_MAX_PASSES));
 	m->pass = DatumGetInt32(COL(MC_PASS));
 	m->pass_changed = DatumGetInt64(COL(MC_PASS_CHANGED));
+	m->workers = DatumGetInt32(COL(MC_WORKERS));
+	m->ranges_total = DatumGetInt64(COL(MC_RANGES_TOTAL));
+	m->ranges_left = DatumGetInt64(COL(MC_RANGES_LEFT));
+
+	/*
+	 * What its ranges did counts as the migration's (the catalog adds them
+	 * up the same way; every write of these counters adds to them)
+	 */
+	m->processed += DatumGetInt64(COL(MC_RANGE_PROCESSED));
+	m->changed += DatumGetInt64(COL(MC_RANGE_CHANGED));
+	m->batches += DatumGetInt64(COL(MC_RANGE_BATCHES));
 #undef COL
 #undef TEXTCOL
 #undef ARRAYCOL
@@ -731,7 +754,9 @@ migrate_catalog_start_foreground(Migration *m, int64 total)
 								  " total_estimate = $3,"
 								  " last_batch_at = NULL, finished_at = NULL, last_error = NULL%s"
 								  " WHERE id OPERATOR(pg_catalog.=) $1",
-								  m->catalog_v3 ? ", run_wal_bytes = wal_bytes" : ""),
+								  m->catalog_v3 ? ", run_wal_bytes = wal_bytes OPERATOR(pg_catalog.+)"
+								  " COALESCE((SELECT pg_catalog.sum(r.wal_bytes) FROM migrate.ranges r"
+								  "  WHERE r.migration OPERATOR(pg_catalog.=) $1), 0)" : ""),
 						 5, types, values, NULL, SPI_OK_UPDATE);
 	m->state = MIGRATE_RUNNING;
 	m->worker_pid = MyProcPid;
@@ -1123,7 +1148,10 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 								  " WHERE id OPERATOR(pg_catalog.=) $1",
 								  m->catalog_v3 ?
 								  ", series_ids = $7, series_starter = $8::pg_catalog.regrole,"
-								  " series_started_at = $9, run_wal_bytes = wal_bytes,"
+								  " series_started_at = $9, workers_note = NULL,"
+								  " run_wal_bytes = wal_bytes OPERATOR(pg_catalog.+) COALESCE((SELECT"
+								  "  pg_catalog.sum(r.wal_bytes) FROM migrate.ranges r"
+								  "  WHERE r.migration OPERATOR(pg_catalog.=) $1 AND NOT $2), 0),"
 								  " size_at_start = CASE WHEN $2 OR cursor IS NULL OR size_at_start IS NULL"
 								  "  THEN $10 ELSE size_at_start END,"
 								  " pass = CASE WHEN $2 THEN 0 ELSE pass END,"
@@ -1132,8 +1160,11 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 								  " pass_sample = CASE WHEN $2 THEN NULL ELSE pass_sample END,"
 								  " caught_rows = CASE WHEN $2 THEN 0 ELSE caught_rows END" : ""),
 						 10, types, values, nulls, SPI_OK_UPDATE);
+	if (restart && m->catalog_v3)
+		migrate_catalog_forget_ranges(m->id);
 	if (restart)
 	{
+		m->ranges_total = m->ranges_left = 0;
 		m->cursor = NULL;
 		m->processed = m->changed = m->batches = 0;
 		m->pass = 0;
@@ -1245,6 +1276,8 @@ migrate_catalog_delete(const Migration *m)
 
 	migrate_catalog_exec("DELETE FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_DELETE);
+	if (m->catalog_v3)
+		migrate_catalog_forget_ranges(m->id);
 }
 
 /*
@@ -1407,13 +1440,15 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 	}
 	if (migrate_catalog_is_v3())
 	{
-		Oid			t3[7] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID, TEXTOID, BOOLOID, INT4OID};
-		Datum		v3[7] = {Int64GetDatum(id), (Datum) 0, BoolGetDatum(def->vacuum),
+		Oid			t3[8] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID, TEXTOID, BOOLOID, INT4OID,
+		INT4OID};
+		Datum		v3[8] = {Int64GetDatum(id), (Datum) 0, BoolGetDatum(def->vacuum),
 			Int64GetDatum(def->max_wal_rate),
 			def->check_clause ? CStringGetTextDatum(def->check_clause) : (Datum) 0,
-		BoolGetDatum(def->catch_up), Int32GetDatum(def->max_passes)};
-		char		n3[7] = {' ', 'n', ' ', def->max_wal_rate < 0 ? 'n' : ' ',
-		def->check_clause ? ' ' : 'n', ' ', ' '};
+			BoolGetDatum(def->catch_up), Int32GetDatum(def->max_passes),
+		Int32GetDatum(Max(def->workers, 1))};
+		char		n3[8] = {' ', 'n', ' ', def->max_wal_rate < 0 ? 'n' : ' ',
+		def->check_clause ? ' ' : 'n', ' ', ' ', ' '};
 
 		if (def->key_types != NIL)
 		{
@@ -1427,9 +1462,12 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 							 " pass_visited = 0, pass_changed = 0, pass_sample = NULL,"
 							 " caught_rows = 0, verified_at = NULL, verify_checked = NULL,"
 							 " failing_rows = NULL, verify_sample = NULL, verify_state = NULL,"
-							 " verify_pid = NULL, verify_error = NULL"
+							 " verify_pid = NULL, verify_error = NULL,"
+							 " workers = $8, workers_note = NULL"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 7, t3, v3, n3, SPI_OK_UPDATE);
+							 8, t3, v3, n3, SPI_OK_UPDATE);
+		/* a definition registered again starts over: its ranges too */
+		migrate_catalog_forget_ranges(id);
 	}
 	return id;
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * launch.c
- *	  Starting a migration's background worker.
+ *	  Starting a migration's background worker, and the helper workers its
+ *	  worker starts when it walks in ranges (ranges.c).
  *
  * Starting a worker happens inside the transaction that marks the
  * migration running, with its row locked.  The worker connects as the
@@ -312,6 +313,109 @@ launch_worker_locked(Migration *m)
 		CHECK_FOR_INTERRUPTS();
 	}
 	return pid;
+}
+
+/*
+ * launch_helper_locked
+ *		Start one helper worker for m, with the start lock held, and wait
+ *		until it holds its helper lock (or has already exited: it found
+ *		nothing left to walk).  Returns false, with *note saying why, when a
+ *		limit leaves no slot for it.
+ */
+static bool
+launch_helper_locked(const Migration *m, BackgroundWorkerHandle **handle,
+					 char **note)
+{
+	BackgroundWorker worker;
+	WorkerArgs	args;
+	pid_t		pid;
+	TimestampTz deadline;
+	MemoryContext old;
+	bool		registered;
+
+	if (count_other_workers(InvalidOid) >= migrate_max_workers)
+	{
+		*note = psprintf("migrate.max_workers (%d) are all busy", migrate_max_workers);
+		return false;
+	}
+	if (migrate_max_workers_per_role > 0 &&
+		count_other_workers(m->owner) >= migrate_max_workers_per_role)
+	{
+		*note = psprintf("role \"%s\" has migrate.max_workers_per_role (%d) workers",
+						 GetUserNameFromId(m->owner, false), migrate_max_workers_per_role);
+		return false;
+	}
+
+	memset(&args, 0, sizeof(args));
+	args.dbid = MyDatabaseId;
+	args.connect_as = m->owner;
+	args.start_xid = InvalidTransactionId;
+	args.id = m->id;
+	args.helper = true;
+	strlcpy(args.name, m->name, sizeof(args.name));
+	migrate_worker_template(&worker, "migrate_worker_main", "migrate worker");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate worker for %s (helper)", m->name);
+	worker.bgw_notify_pid = MyProcPid;
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+	/* the handle outlives the transaction (and SPI moves between contexts) */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, handle);
+	MemoryContextSwitchTo(old);
+	if (!registered)
+	{
+		*note = pstrdup("no free background worker slot (max_worker_processes)");
+		return false;
+	}
+	if (WaitForBackgroundWorkerStartup(*handle, &pid) != BGWH_STARTED)
+		return true;			/* gone already: nothing to wait for */
+
+	/* until it shows, the slot counts above would not see it */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   WORKER_CLAIM_TIMEOUT_MS);
+	while (migrate_helper_count(m->id, (int) pid) == 0 &&
+		   GetBackgroundWorkerPid(*handle, &pid) == BGWH_STARTED &&
+		   GetCurrentTimestamp() < deadline)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+/*
+ * migrate_launch_helpers
+ *		Start up to n helper workers for m, which its runner (this process)
+ *		runs in ranges; their handles go to handles[], in TopMemoryContext.  Returns how many
+ *		started.  Fewer than n is no error: *note then says why (else NULL),
+ *		for migrate_status.
+ *
+ * Helpers connect as m's owner, like the runner, and count against
+ * migrate.max_workers and migrate.max_workers_per_role; they are started
+ * under the same cluster-wide start lock as every migrate worker.
+ */
+int
+migrate_launch_helpers(const Migration *m, int n, BackgroundWorkerHandle **handles,
+					   char **note)
+{
+	volatile int started = 0;
+
+	*note = NULL;
+	migrate_lock_worker_start(true);
+	PG_TRY();
+	{
+		while (started < n && launch_helper_locked(m, &handles[started], note))
+			started++;
+	}
+	PG_FINALLY();
+	{
+		migrate_lock_worker_start(false);
+	}
+	PG_END_TRY();
+	if (*note)
+		*note = psprintf("%d of %d workers: %s", started + 1, n + 1, *note);
+	return started;
 }
 
 /*

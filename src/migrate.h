@@ -51,6 +51,12 @@ typedef enum MigrateState
 /* locktag_field4 of the advisory lock a runner holds for its migration */
 #define MIGRATE_RUNNER_LOCK_KIND	28007
 
+/*
+ * locktag_field4 of the advisory lock each helper worker of a migration
+ * holds, shared (28008 is the start lock, launch.c)
+ */
+#define MIGRATE_HELPER_LOCK_KIND	28009
+
 /* Milliseconds in a day, for interval arguments */
 #define MSECS_PER_DAY (INT64CONST(86400000))
 
@@ -114,7 +120,37 @@ typedef struct Migration
 	int32		max_passes;		/* catch-up passes at most */
 	int32		pass;			/* 0: the walk; then catch-up passes (verify.c) */
 	int64		pass_changed;	/* rows changed (or found failing) this pass */
+	/* parallel workers (0.3); an older catalog reads as one worker */
+	int32		workers;		/* workers asked for */
+	int64		ranges_total;	/* ranges of the walk (ranges.c); 0: none */
+	int64		ranges_left;	/* of them, not done */
+	/* while a batch walks one range (ranges.c); else 0 and NULL */
+	int64		range_id;
+	Jsonb	   *upper;			/* the range's last key; NULL: the last key */
+	bool		walk_over;		/* every range is done: the walk ends */
 } Migration;
+
+/* One range of a migration's keys, as read from migrate.ranges */
+typedef struct MigrateRange
+{
+	int64		id;
+	char	   *relation;		/* quoted, qualified: the table or a partition */
+	Jsonb	   *lower;			/* NULL: from the first key */
+	Jsonb	   *upper;			/* NULL: to the last key */
+	Jsonb	   *cursor;			/* the last key done, or NULL */
+	bool		done;
+	int64		rows_left;		/* estimated */
+} MigrateRange;
+
+/* What a runner found when it looked for a range to walk (ranges.c) */
+typedef enum RangePick
+{
+	RANGE_NONE,					/* the migration is not walked in ranges */
+	RANGE_PICKED,				/* the Migration now walks one range */
+	RANGE_SPLIT,				/* a range was split: look again */
+	RANGE_BUSY,					/* every range left is in another's batch */
+	RANGE_WALK_OVER				/* every range is done */
+} RangePick;
 
 /* A migration's definition, as migrate_register checks and stores it */
 typedef struct MigrationDef
@@ -147,6 +183,7 @@ typedef struct MigrationDef
 	char	   *check_clause;	/* given, or derived from where_clause */
 	bool		catch_up;
 	int32		max_passes;
+	int32		workers;
 	char	   *search_path;	/* the registering session's */
 	Oid			owner;			/* the registering role */
 } MigrationDef;
@@ -258,6 +295,13 @@ typedef struct Runner
 	int64		id;
 	char		name[MIGRATE_MAX_NAME_LEN + 1];
 	bool		in_worker;		/* reports to the log, not the client */
+	bool		helper;			/* a helper worker: another process is the
+								 * runner, this one only walks ranges */
+	int64		range_id;		/* the range it walked last, or 0 */
+	bool		ranged;			/* the migration is walked in ranges */
+	char	   *throttled_said; /* the reason last written to the catalog */
+	int64		changed_seen;	/* the migration's changed rows at the last
+								 * step, or -1 */
 	MemoryContext keepcxt;		/* outlives the steps' transactions */
 	Pacer		pacer;
 	char		held_for[128];	/* the last reason to hold back */
@@ -331,6 +375,25 @@ extern void migrate_check_statement_privileges(const Migration *m,
 
 /* catalog.c: access to migrate.migrations and migrate.events */
 #define MIGRATE_MAX_CACHED_ARGS 24
+/* catalog_ranges.c: access to migrate.ranges */
+extern int64 migrate_catalog_add_range(const Migration *m, const char *relation,
+									   Jsonb *lower, Jsonb *upper,
+									   int64 rows_estimate, int64 split_from);
+extern int64 migrate_catalog_count_ranges_locked(const Migration *m);
+extern bool migrate_catalog_take_range(const Migration *m, int64 prefer,
+									   bool spread, bool wait, MigrateRange *r);
+extern bool migrate_catalog_lock_range(const Migration *m, int64 id,
+									   MigrateRange *r);
+extern int64 migrate_catalog_largest_range(const Migration *m);
+extern int64 migrate_catalog_ranges_left(const Migration *m);
+extern void migrate_catalog_record_range(Migration *m, const BatchResult *res);
+extern int64 migrate_catalog_split_range(const Migration *m, const MigrateRange *r,
+										 Jsonb *middle, int64 rows_before,
+										 int64 rows_after);
+extern void migrate_catalog_forget_ranges(int64 id);
+extern void migrate_catalog_set_workers(Migration *m, int32 workers);
+extern void migrate_catalog_set_workers_note(int64 id, const char *note);
+
 extern int	migrate_execute_cached(const char *sql, int nargs, Oid *types,
 								   Datum *values, const char *nulls,
 								   bool custom_plan);
@@ -459,6 +522,14 @@ typedef struct Estimate
 
 extern void migrate_estimate_run(Migration *m, Estimate *e);
 
+/* ranges.c: a migration's walk in ranges, for parallel workers */
+#define MIGRATE_MAX_WORKERS_PER_MIGRATION 64
+extern bool migrate_ranges_apply(const Migration *m);
+extern RangePick migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan,
+									 bool by_hand, int32 batch_size);
+extern int64 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows);
+extern int32 migrate_workers_arg(FunctionCallInfo fcinfo, int n);
+
 /* keys.c: the key's types, recorded and checked */
 extern List *migrate_key_types(Oid relid, List *key_columns);
 extern void migrate_check_key_types(const Migration *m);
@@ -470,6 +541,7 @@ typedef struct WorkerArgs
 	Oid			connect_as;		/* role to connect as: the owner */
 	TransactionId start_xid;	/* the transaction that starts us */
 	int64		id;				/* migrate.migrations.id */
+	bool		helper;			/* walks ranges for the runner (ranges.c) */
 	char		name[MIGRATE_MAX_NAME_LEN + 1];
 } WorkerArgs;
 
@@ -481,7 +553,8 @@ extern void migrate_runner_init(Runner *r, int64 id, const char *name,
 extern RunnerStep migrate_runner_step(Runner *r, bool stop_requested);
 extern void migrate_runner_count_own(Runner *r);
 extern bool migrate_runner_claims(const Migration *m);
-extern void migrate_runner_fail(int64 id, const char *message);
+extern bool migrate_helper_claims(const Migration *m);
+extern void migrate_runner_fail(int64 id, const char *message, bool helper);
 extern char *migrate_format_duration(int64 us);
 
 /* launch.c, runner_lock.c, worker.c: background workers and runner locks */
@@ -493,12 +566,16 @@ extern int	migrate_runner_pid(int64 id);
 extern void migrate_runner_lock(int64 id);
 extern void migrate_runner_unlock(int64 id);
 extern void migrate_runner_release(int64 id, Migration *m);
+extern void migrate_helper_lock(int64 id);
+extern int	migrate_helper_count(int64 id, int pid);
 extern void migrate_worker_template(BackgroundWorker *w,
 									const char *function, const char *type);
 extern int	migrate_launch_worker(Migration *m);
 extern void migrate_check_worker_can_connect(const Migration *m);
 extern void migrate_lock_worker_start(bool lock);
 extern void migrate_check_worker_slots(const Migration *m, bool verify);
+extern int	migrate_launch_helpers(const Migration *m, int n,
+								   BackgroundWorkerHandle **handles, char **note);
 extern void migrate_register_launcher(void);
 
 /* args.c: arguments of the SQL functions */

@@ -33,7 +33,7 @@
  *		batch_size (NULL: adaptive from 1000), pause, lock_timeout, replace,
  *		target_batch_time, min_batch_size, max_batch_size, busy_share, since
  *		0.2 on_error and keep_before, and since 0.3 vacuum, max_wal_rate,
- *		check_clause, catch_up and max_passes.
+ *		check_clause, catch_up, max_passes and workers.
  */
 void
 migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def)
@@ -139,6 +139,8 @@ migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def)
 					 errmsg("max_passes must be between 1 and 1000"),
 					 errdetail("The max_passes given was %d.", def->max_passes)));
 	}
+	/* and workers (issue 12) */
+	def->workers = PG_NARGS() > 22 ? migrate_workers_arg(fcinfo, 22) : 1;
 	def->search_path = GetConfigOptionByName("search_path", NULL, false);
 	def->owner = GetUserId();
 }
@@ -166,6 +168,12 @@ validate_task(MigrationDef *def)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a one-off task has no check_clause and cannot catch up"),
 				 errdetail("A check is a predicate on the rows of a table.")));
+	if (def->workers > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a one-off task runs in one worker"),
+				 errdetail("workers splits the keys of a table between workers; a task has no table."),
+				 errhint("Leave workers at 1.")));
 	if (def->skip_errors || def->keep_before)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

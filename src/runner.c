@@ -33,6 +33,9 @@
 /* How often CALL migrate_run tells its progress */
 #define RUN_NOTICE_INTERVAL_MS 5000
 
+/* How long a worker waits when every range left is in another's batch */
+#define RANGES_BUSY_WAIT_MS 100
+
 /*
  * migrate_error_is_retryable
  *		Is this the error of a batch that could not get its locks in time (or
@@ -65,6 +68,7 @@ migrate_runner_init(Runner *r, int64 id, const char *name, bool in_worker,
 	r->started = GetCurrentTimestamp();
 	r->last_report = r->started;
 	r->rows_at_start = -1;
+	r->changed_seen = -1;
 }
 
 /*
@@ -135,16 +139,29 @@ report_progress(Runner *r, const Migration *m)
 /* What a runner's batch needs, for migrate_try_in_subxact */
 typedef struct NextWork
 {
+	Runner	   *r;
 	Migration  *m;
 	int32		size;
 	BatchResult *res;
+	RangePick	pick;			/* the range it walks, with workers > 1 */
 } NextWork;
 
+/*
+ * next_work
+ *		Pick the range to walk if the migration is walked in ranges, then
+ *		run the next batch; or no batch when the ranges say to look again
+ *		(a split, all busy) or, for a helper, that the walk is over.
+ */
 static void
 next_work(void *arg)
 {
 	NextWork   *w = (NextWork *) arg;
 
+	w->pick = migrate_ranges_pick(w->m, w->r->range_id, !w->r->helper, false,
+								  w->size);
+	if (w->pick == RANGE_SPLIT || w->pick == RANGE_BUSY ||
+		(w->pick == RANGE_WALK_OVER && w->r->helper))
+		return;
 	migrate_run_next(w->m, w->size, w->res);
 }
 
@@ -157,6 +174,18 @@ migrate_runner_claims(const Migration *m)
 {
 	return m != NULL && m->state == MIGRATE_RUNNING &&
 		m->worker_pid == MyProcPid;
+}
+
+/*
+ * migrate_helper_claims
+ *		Is m (NULL if gone) running, with a runner that is still there, so
+ *		that a helper worker may go on walking its ranges?
+ */
+bool
+migrate_helper_claims(const Migration *m)
+{
+	return m != NULL && m->state == MIGRATE_RUNNING && m->worker_pid != 0 &&
+		migrate_runner_pid(m->id) == m->worker_pid;
 }
 
 /*
@@ -184,17 +213,46 @@ decide_to_stop(Runner *r, bool stop_requested)
 /*
  * migrate_runner_fail
  *		With the row of migration id locked: mark it failed with "message"
- *		if it still runs with this process as its runner (a user may have
- *		stopped it meanwhile), and stop being its runner.
+ *		if it still runs with this process as its runner, or as one of its
+ *		helpers (a user may have stopped it meanwhile), and stop being its
+ *		runner.
  */
 void
-migrate_runner_fail(int64 id, const char *message)
+migrate_runner_fail(int64 id, const char *message, bool helper)
 {
 	Migration  *m = migrate_catalog_load_by_id(id, true);
 
-	if (migrate_runner_claims(m))
+	if (helper ? (m != NULL && m->state == MIGRATE_RUNNING) :
+		migrate_runner_claims(m))
 		migrate_catalog_transition(m, MIGRATE_FAILED, "fail", message);
-	migrate_runner_release(id, m);
+	if (!helper)
+		migrate_runner_release(id, m);
+}
+
+/*
+ * say_throttled
+ *		Record why the migration holds back (NULL: it does not) in its row.
+ *		A batch of one range does not write that row (it would serialize
+ *		the workers), so in a walk in ranges the runner writes the reason
+ *		when it changes.
+ */
+static void
+say_throttled(Runner *r, const Migration *m, const char *why)
+{
+	if (!r->ranged)
+	{
+		/* a batch's own update records the reason after it */
+		if (why)
+			migrate_catalog_set_throttled(m, why);
+		return;
+	}
+	if ((why == NULL) == (r->throttled_said == NULL) &&
+		(why == NULL || strcmp(why, r->throttled_said) == 0))
+		return;
+	migrate_catalog_set_throttled(m, why);
+	if (r->throttled_said)
+		pfree(r->throttled_said);
+	r->throttled_said = why ? MemoryContextStrdup(TopMemoryContext, why) : NULL;
 }
 
 /*
@@ -206,7 +264,9 @@ migrate_runner_fail(int64 id, const char *message)
 static RunnerStep
 hold_back(Runner *r, const Migration *m, const char *why, int64 rest_ms)
 {
-	migrate_catalog_set_throttled(m, why);
+	/* the runner speaks for the migration; its helpers rest with it */
+	if (!r->helper)
+		say_throttled(r, m, why);
 	if (!r->in_worker && strncmp(r->held_for, why, sizeof(r->held_for) - 1) != 0)
 		ereport(NOTICE,
 				(errmsg("migration \"%s\" waits: %s", m->name, why)));
@@ -243,7 +303,7 @@ after_failure(Runner *r, ErrorData *edata)
 		return RUNNER_RETRY;
 	}
 	r->failure = edata;
-	migrate_runner_fail(r->id, edata->message);
+	migrate_runner_fail(r->id, edata->message, r->helper);
 	return RUNNER_STOP;
 }
 
@@ -304,12 +364,13 @@ after_done(Runner *r, Migration *m)
  *		page, and pruning on page access already frees most space there),
  *		the next waits for more work.  And only if the table grew since the
  *		last one.  A session in CALL migrate_run
- *		cannot run VACUUM and leaves it to autovacuum.
+ *		cannot run VACUUM and leaves it to autovacuum; of several workers,
+ *		the runner vacuums for all.
  */
 static void
 note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 {
-	if (!r->in_worker || !m->vacuum || m->relation == NULL)
+	if (!r->in_worker || r->helper || !m->vacuum || m->relation == NULL)
 		return;
 	if (r->vacuumed_size <= 0)
 		r->vacuumed_size = migrate_catalog_table_size(m);
@@ -375,6 +436,8 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	char	   *hold;
 	int64		hold_ms;
 	RunnerStep	step;
+	NextWork	w;
+	char	   *table;
 
 	r->pause_ms = 0;
 	r->vacuum_due = NULL;
@@ -382,12 +445,19 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	r->rows_this_step = 0;
 	SPI_connect();
 	m = migrate_catalog_load_by_id(r->id, false);
-	if (stop_requested || !migrate_runner_claims(m))
+	if (r->helper && !migrate_helper_claims(m))
+	{
+		/* a helper holds nothing to give up: it just stops */
+		SPI_finish();
+		return RUNNER_STOP;
+	}
+	if (!r->helper && (stop_requested || !migrate_runner_claims(m)))
 	{
 		step = decide_to_stop(r, stop_requested);
 		SPI_finish();
 		return step;
 	}
+	table = m->relation;
 
 	if (!r->pacer.initialized)
 		migrate_pacer_init(&r->pacer, m);
@@ -411,12 +481,13 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	memset(&res, 0, sizeof(res));
 	m->adapted_size = r->pacer.adaptive ? migrate_pacer_batch_size(&r->pacer, m) : 0;
 	start = GetCurrentTimestamp();
-	{
-		NextWork	w = {m, migrate_pacer_batch_size(&r->pacer, m), &res};
-
-		/* in a worker the error goes to the log; a session gets it at the end */
-		edata = migrate_try_in_subxact(next_work, &w, false, r->keepcxt, r->in_worker);
-	}
+	w.r = r;
+	w.m = m;
+	w.size = migrate_pacer_batch_size(&r->pacer, m);
+	w.res = &res;
+	w.pick = RANGE_NONE;
+	/* in a worker the error goes to the log; a session gets it at the end */
+	edata = migrate_try_in_subxact(next_work, &w, false, r->keepcxt, r->in_worker);
 	elapsed_us = GetCurrentTimestamp() - start;
 	if (edata)
 	{
@@ -425,11 +496,27 @@ migrate_runner_step(Runner *r, bool stop_requested)
 		return step;
 	}
 
+	r->ranged = w.pick != RANGE_NONE;
+	if (w.pick == RANGE_SPLIT || w.pick == RANGE_BUSY ||
+		(w.pick == RANGE_WALK_OVER && r->helper))
+	{
+		/* no batch: look again (at once after a split), or stop helping */
+		r->pause_ms = w.pick == RANGE_BUSY ? RANGES_BUSY_WAIT_MS : 0;
+		SPI_finish();
+		return w.pick == RANGE_WALK_OVER ? RUNNER_STOP : RUNNER_GO_ON;
+	}
+	r->range_id = res.done ? 0 : m->range_id;
 	r->lock_failures = 0;
 	r->held_for[0] = '\0';
 	r->rows_this_step = res.visited;
-	report_progress(r, m);
-	if (res.done)
+	if (!r->helper)
+	{
+		report_progress(r, m);
+		if (m->range_id != 0)
+			say_throttled(r, m, m->throttled);
+	}
+	m->relation = table;
+	if (res.done && m->range_id == 0)
 	{
 		after_done(r, m);
 		step = RUNNER_DONE;
@@ -449,7 +536,10 @@ migrate_runner_step(Runner *r, bool stop_requested)
 		r->pause_ms = m->pause_ms +
 			migrate_pacer_after_batch(&r->pacer, m, res.visited, elapsed_us,
 									  res.wal_bytes);
-		note_dead_rows(r, m, res.changed, elapsed_us);
+		/* in a walk in ranges, the rows every worker changed since */
+		note_dead_rows(r, m, r->ranged && r->changed_seen >= 0 ?
+					   m->changed - r->changed_seen : res.changed, elapsed_us);
+		r->changed_seen = m->changed;
 		step = RUNNER_GO_ON;
 	}
 	SPI_finish();

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * runner_lock.c
- *	  The runner lock: one runner per migration, whoever it is.
+ *	  The runner lock: one runner per migration, whoever it is; and the
+ *	  helper locks of the workers that help it walk ranges.
  *
  * Whoever runs a migration's batches (a background worker, or a session in
  * CALL migrate_run) holds a session-level advisory lock on the migration
@@ -185,4 +186,69 @@ migrate_runner_release(int64 id, Migration *m)
 	if (m && m->worker_pid == MyProcPid)
 		migrate_catalog_clear_runner(m);
 	migrate_runner_unlock(id);
+}
+
+/*
+ * migrate_helper_lock
+ *		Become a helper worker of migration id for the rest of this process:
+ *		a shared advisory lock, so that the lock table tells how many
+ *		helpers a migration has (migrate_helper_count) and forgets each the
+ *		moment its process ends.
+ */
+void
+migrate_helper_lock(int64 id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (((uint64) id) >> 32),
+						 (uint32) id, MIGRATE_HELPER_LOCK_KIND);
+	(void) LockAcquire(&tag, ShareLock, true, false);
+}
+
+/*
+ * migrate_helper_count
+ *		How many processes hold the helper lock of migration id in this
+ *		database (only process pid, if not 0).
+ */
+int
+migrate_helper_count(int64 id, int pid)
+{
+	Oid			types[4] = {OIDOID, OIDOID, OIDOID, INT4OID};
+	Datum		values[4];
+	bool		isnull;
+	int			count;
+
+	values[0] = ObjectIdGetDatum(MyDatabaseId);
+	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
+	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
+	values[3] = Int32GetDatum(pid);
+	SPI_connect();
+	migrate_catalog_exec(psprintf("SELECT pg_catalog.count(*)::pg_catalog.int4 FROM pg_catalog.pg_locks"
+								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
+								  " AND granted AND mode OPERATOR(pg_catalog.=) 'ShareLock'"
+								  " AND database OPERATOR(pg_catalog.=) $1"
+								  " AND classid OPERATOR(pg_catalog.=) $2"
+								  " AND objid OPERATOR(pg_catalog.=) $3"
+								  " AND objsubid OPERATOR(pg_catalog.=) %d"
+								  " AND ($4 OPERATOR(pg_catalog.=) 0 OR pid OPERATOR(pg_catalog.=) $4)",
+								  MIGRATE_HELPER_LOCK_KIND),
+						 4, types, values, NULL, SPI_OK_SELECT);
+	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return count;
+}
+
+PG_FUNCTION_INFO_V1(migrate_helper_count_sql);
+
+/*
+ * migrate.helper_count(id)
+ *
+ * The number of helper workers of migration id in this database, besides
+ * its runner; migrate_status adds them to workers_running.
+ */
+Datum
+migrate_helper_count_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(migrate_helper_count(PG_GETARG_INT64(0), 0));
 }

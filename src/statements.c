@@ -200,12 +200,13 @@ append_key_json(StringInfo buf, KeySql *k, const char *prefix)
 }
 
 /*
- * Append "SELECT <key> FROM [ONLY] relation [WHERE key > $1] ORDER BY <key>":
- * the keys after the cursor, in key order, through the key's index.
+ * Append "SELECT <key> FROM [ONLY] relation [WHERE key > $1] [AND key <= $3]
+ * ORDER BY <key>": the keys after the cursor (up to the last key of a range,
+ * with has_upper), in key order, through the key's index.
  */
 static void
 append_keys_after_cursor(StringInfo buf, KeySql *k, const char *only,
-						 const char *relation, bool has_lower)
+						 const char *relation, bool has_lower, bool has_upper)
 {
 	ListCell   *lc;
 
@@ -220,6 +221,13 @@ append_keys_after_cursor(StringInfo buf, KeySql *k, const char *only,
 		append_key(buf, k, ALIAS_INNER ".");
 		appendStringInfo(buf, " %s ", k->gt);
 		append_bound(buf, k, 1);
+	}
+	if (has_upper)
+	{
+		appendStringInfoString(buf, has_lower ? " AND " : " WHERE ");
+		append_key(buf, k, ALIAS_INNER ".");
+		appendStringInfo(buf, " %s ", k->le);
+		append_bound(buf, k, 3);
 	}
 	appendStringInfoString(buf, " ORDER BY ");
 	foreach(lc, k->names)
@@ -643,7 +651,8 @@ build_change_sql(const Migration *m, Oid relid, KeySql *k, KeyRange range)
  * "range" says whether the batch starts after a cursor ($1), at the first
  * key, or is the one row with key $2.  The change and keys statements take
  * the cursor as $1 and the batch's last key as $2; the bound statements
- * take the cursor as $1 and the batch size as $2.
+ * take the cursor as $1, the batch size as $2 and, when m walks one range
+ * of its keys (ranges.c), the range's last key as $3.
  */
 BatchSql *
 migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range)
@@ -663,7 +672,7 @@ migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range)
 	appendStringInfoString(&buf, "SELECT ");
 	append_key_json(&buf, k, ALIAS_SUB ".");
 	appendStringInfoString(&buf, ", pg_catalog.count(*) OVER () FROM (");
-	append_keys_after_cursor(&buf, k, only, m->relation, has_lower);
+	append_keys_after_cursor(&buf, k, only, m->relation, has_lower, m->upper != NULL);
 	appendStringInfoString(&buf, " LIMIT $2) " ALIAS_SUB " ORDER BY ");
 	foreach(lc, k->names)
 		appendStringInfo(&buf, "%s" ALIAS_SUB ".%s DESC",
@@ -681,7 +690,7 @@ migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range)
 	appendStringInfoString(&buf, "SELECT ");
 	append_key_json(&buf, k, ALIAS_SUB ".");
 	appendStringInfoString(&buf, " FROM (");
-	append_keys_after_cursor(&buf, k, only, m->relation, has_lower);
+	append_keys_after_cursor(&buf, k, only, m->relation, has_lower, m->upper != NULL);
 	appendStringInfoString(&buf, " OFFSET $2 OPERATOR(pg_catalog.-) 1 LIMIT 1) " ALIAS_SUB);
 	b->bound_nth = buf.data;
 
@@ -733,6 +742,48 @@ migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range)
 						   " ORDER BY a.key LIMIT $3");
 	b->dry_run = before.data;
 	return b;
+}
+
+/*
+ * migrate_build_sample_sql
+ *		The statement that samples the keys of m on relid after the cursor
+ *		($1, with has_lower), in key order, as jsonb: the first key of each
+ *		page of a TABLESAMPLE SYSTEM of $2 percent of the pages, with a
+ *		fixed seed, so that planning the same ranges twice gives the same
+ *		bounds.  One key per page: the rows of a page lie close together in
+ *		key order when the table was filled in key order, so more of them
+ *		would tell little more.
+ */
+char *
+migrate_build_sample_sql(const Migration *m, Oid relid, bool has_lower)
+{
+	KeySql	   *k = key_sql(m, relid);
+	const char *only = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
+	const char *page = "(" ALIAS_INNER ".ctid::pg_catalog.text::pg_catalog.point)[0]";
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	append_key_json(&buf, k, ALIAS_SUB ".");
+	appendStringInfo(&buf, " FROM (SELECT DISTINCT ON (" ALIAS_INNER ".tableoid, %s) ", page);
+	foreach(lc, k->names)
+		appendStringInfo(&buf, "%s" ALIAS_INNER ".%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfo(&buf, " FROM %s%s AS " ALIAS_INNER
+					 " TABLESAMPLE SYSTEM ($2) REPEATABLE (0)", only, m->relation);
+	if (has_lower)
+	{
+		appendStringInfoString(&buf, " WHERE ");
+		append_key(&buf, k, ALIAS_INNER ".");
+		appendStringInfo(&buf, " %s ", k->gt);
+		append_bound(&buf, k, 1);
+	}
+	appendStringInfo(&buf, " ORDER BY " ALIAS_INNER ".tableoid, %s, ", page);
+	append_key(&buf, k, ALIAS_INNER ".");
+	appendStringInfoString(&buf, ") " ALIAS_SUB " ORDER BY ");
+	append_key(&buf, k, ALIAS_SUB ".");
+	return buf.data;
 }
 
 /*

@@ -9,7 +9,10 @@
  * runner (runner.c) one step per transaction, rests between steps looking
  * every second whether the migration is still its to run, and records a
  * failure that happens outside a batch (a query cancel in a rest) in a
- * transaction of its own.
+ * transaction of its own.  With workers > 1 the worker that holds the
+ * runner lock starts helper workers, which walk ranges only (ranges.c) and
+ * stop when the migration stops; the runner waits for them before it lets
+ * go of the migration.
  *
  *-------------------------------------------------------------------------
  */
@@ -58,6 +61,16 @@ PGDLLEXPORT void migrate_recovery_main(Datum main_arg);
 
 /* The migration a migration worker runs, for its activity; else NULL */
 static const char *worker_subject = NULL;
+
+/*
+ * A helper worker walks ranges of a migration whose runner is another
+ * worker (ranges.c); the runner starts its helpers once the ranges are
+ * planned, and waits for them to exit before it gives up the runner lock.
+ */
+static bool is_helper = false;
+static BackgroundWorkerHandle *helpers[MIGRATE_MAX_WORKERS_PER_MIGRATION];
+static int	nhelpers = 0;
+static bool helpers_started = false;
 
 /*
  * begin_unit
@@ -144,6 +157,13 @@ worker_still_claimed(int64 id, bool stopping)
 
 	begin_unit("migrate: checking state");
 	exit_if_extension_dropped();
+	if (is_helper)
+	{
+		/* a helper holds nothing the runner's decisions depend on */
+		claimed = migrate_helper_claims(migrate_catalog_load_by_id(id, false));
+		end_unit();
+		return claimed;
+	}
 	m = migrate_catalog_load_by_id(id, stopping);
 	claimed = migrate_runner_claims(m);
 	if (stopping && !claimed)
@@ -153,14 +173,41 @@ worker_still_claimed(int64 id, bool stopping)
 }
 
 /*
+ * wait_for_helpers
+ *		Wait until every helper worker this runner started has exited
+ *		(asking them to, with "terminate": their batch in flight rolls
+ *		back).  A helper stops at its next step once the migration is no
+ *		longer running, so after a pause this waits for their last batches.
+ */
+static void
+wait_for_helpers(bool terminate)
+{
+	for (int i = 0; i < nhelpers; i++)
+	{
+		if (terminate)
+			TerminateBackgroundWorker(helpers[i]);
+		if (WaitForBackgroundWorkerShutdown(helpers[i]) == BGWH_POSTMASTER_DIED)
+			proc_exit(1);
+		pfree(helpers[i]);
+	}
+	nhelpers = 0;
+	helpers_started = false;
+}
+
+/*
  * worker_goes_on
  *		Between batches: is the migration still ours to run?  A cheap look
- *		first; only if it says no, the final answer with the row locked.
+ *		first; only if it says no, the final answer with the row locked,
+ *		once our helpers have stopped (so that whoever waits for the
+ *		runner lock finds no batch of ours still running).
  */
 static bool
 worker_goes_on(int64 id)
 {
-	return worker_still_claimed(id, false) || worker_still_claimed(id, true);
+	if (worker_still_claimed(id, false))
+		return true;
+	wait_for_helpers(false);
+	return worker_still_claimed(id, true);
 }
 
 /*
@@ -172,8 +219,36 @@ worker_goes_on(int64 id)
 static void
 worker_record_failure(int64 id, ErrorData *edata)
 {
+	/* the runner's helpers stop first: their batches end with it */
+	wait_for_helpers(true);
 	begin_unit("migrate: recording failure");
-	migrate_runner_fail(id, edata->message);
+	migrate_runner_fail(id, edata->message, is_helper);
+	end_unit();
+}
+
+/*
+ * start_helpers
+ *		The runner's walk is in ranges now: start the helper workers its
+ *		migration asks for, as far as free slots allow, and record in the
+ *		migration why fewer started, if they did.
+ */
+static void
+start_helpers(int64 id)
+{
+	Migration  *m;
+	char	   *note;
+
+	helpers_started = true;
+	begin_unit("migrate: starting helper workers");
+	m = migrate_catalog_load_by_id(id, false);
+	if (migrate_runner_claims(m) && m->workers > 1)
+	{
+		nhelpers = migrate_launch_helpers(m, Min(m->workers, MIGRATE_MAX_WORKERS_PER_MIGRATION) - 1,
+										  helpers, &note);
+		migrate_catalog_set_workers_note(id, note);
+		if (note)
+			ereport(LOG, (errmsg("migrate: migration \"%s\" runs with %s", m->name, note)));
+	}
 	end_unit();
 }
 
@@ -397,10 +472,17 @@ worker_step(const WorkerArgs *args)
 {
 	RunnerStep	step;
 
+	/* stopped by a user: our helpers' last batches end before we let go */
+	if (nhelpers > 0 && !worker_still_claimed(args->id, false))
+		wait_for_helpers(false);
 	begin_unit("migrate: reading migration");
 	exit_if_extension_dropped();
 	step = migrate_runner_step(&runner, false);
 	end_unit();
+	if (step == RUNNER_DONE || step == RUNNER_STOP)
+		wait_for_helpers(false);
+	else if (!is_helper && runner.ranged && !helpers_started)
+		start_helpers(args->id);
 
 	switch (step)
 	{
@@ -447,7 +529,10 @@ run_migration(const WorkerArgs *args)
 		return;
 	}
 	migrate_runner_init(&runner, args->id, args->name, true, loopcxt);
-	ereport(LOG, (errmsg("migrate: running migration \"%s\"", args->name)));
+	runner.helper = is_helper;
+	ereport(is_helper ? DEBUG1 : LOG,
+			(errmsg("migrate: %s migration \"%s\"",
+					is_helper ? "helping to run" : "running", args->name)));
 
 	for (;;)
 	{
@@ -578,9 +663,19 @@ migrate_worker_main(Datum main_arg)
 	worker_subject = args.name;
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("migrate: waiting to start \"%s\"", args.name));
-	migrate_runner_lock(args.id);
-	wait_for_starter(&args);
+	if (args.helper)
+	{
+		/* started by the runner, from a transaction of its own, committed */
+		is_helper = true;
+		migrate_helper_lock(args.id);
+	}
+	else
+	{
+		migrate_runner_lock(args.id);
+		wait_for_starter(&args);
+	}
 	run_migration(&args);
+	wait_for_helpers(false);
 	proc_exit(0);
 }
 

@@ -1,0 +1,330 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog_ranges.c
+ *	  Reading and writing migrate.ranges: the key ranges a migration with
+ *	  several workers walks, each with its own bounds, cursor and counters.
+ *
+ * A range's row is what its batches lock: a batch takes it FOR UPDATE
+ * before anything else and moves its cursor with a compare-and-set in the
+ * same transaction as the data, so every row of the range is changed once
+ * whatever happens to the worker.  A split takes the same row lock, so it
+ * waits for the batch in flight and the batch after it sees the new upper
+ * bound.  As in catalog.c, every statement runs as the catalog owner, with
+ * search_path pinned, every object qualified and every value a parameter;
+ * the caller has SPI connected.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "migrate.h"
+
+/* The columns range_from_tuple reads, in this order */
+#define RANGE_COLUMNS \
+	"id, relation, lower, upper, cursor, done, " \
+	"GREATEST(rows_estimate OPERATOR(pg_catalog.-) processed, 0)"
+
+/* Fill r from row 0 of the last SPI result (RANGE_COLUMNS). */
+static void
+range_from_result(MigrateRange *r)
+{
+	HeapTuple	tup = SPI_tuptable->vals[0];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	bool		isnull;
+	Datum		d;
+
+	r->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	r->relation = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	r->lower = isnull ? NULL : DatumGetJsonbPCopy(d);
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	r->upper = isnull ? NULL : DatumGetJsonbPCopy(d);
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	r->cursor = isnull ? NULL : DatumGetJsonbPCopy(d);
+	r->done = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+	r->rows_left = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+}
+
+/* A jsonb argument, or NULL */
+#define JSONB_ARG(values, nulls, i, j) \
+	((values)[i] = (j) ? JsonbPGetDatum(j) : (Datum) 0, (nulls)[i] = (j) ? ' ' : 'n')
+
+/*
+ * migrate_catalog_add_range
+ *		Add a range of m on "relation" after key lower (exclusive, NULL: from
+ *		the first key) up to key upper (NULL: to the last key), holding
+ *		about rows_estimate rows; split_from names the range it was cut
+ *		from (0: none).  Its cursor starts at lower.  Returns its id.
+ */
+int64
+migrate_catalog_add_range(const Migration *m, const char *relation,
+						  Jsonb *lower, Jsonb *upper, int64 rows_estimate,
+						  int64 split_from)
+{
+	Oid			types[6] = {INT8OID, TEXTOID, JSONBOID, JSONBOID, INT8OID, INT8OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = Int64GetDatum(m->id);
+	values[1] = CStringGetTextDatum(relation);
+	JSONB_ARG(values, nulls, 2, lower);
+	JSONB_ARG(values, nulls, 3, upper);
+	values[4] = Int64GetDatum(Max(rows_estimate, 0));
+	values[5] = Int64GetDatum(split_from);
+	nulls[5] = split_from != 0 ? ' ' : 'n';
+	migrate_catalog_exec("INSERT INTO migrate.ranges"
+						 " (migration, relation, lower, upper, cursor, rows_estimate, split_from)"
+						 " VALUES ($1, $2, $3, $4, $3, $5, $6) RETURNING id",
+						 6, types, values, nulls, SPI_OK_INSERT_RETURNING);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_catalog_count_ranges_locked
+ *		Lock m's row for this transaction, then count its ranges: whoever
+ *		plans them holds the lock, so ranges are planned once.
+ */
+int64
+migrate_catalog_count_ranges_locked(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	bool		isnull;
+
+	migrate_catalog_exec("SELECT FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.ranges"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_catalog_take_range
+ *		Lock a range of m that is not done, for this transaction, and read
+ *		it into r.  The range "prefer" (the one the caller walked last)
+ *		comes first; then, with "spread", ranges no batch has touched yet
+ *		and then the one left alone longest, so that workers spread over
+ *		the ranges; else the first.  Ranges whose row another batch holds
+ *		are passed over, or with "wait" waited for.  Returns false if there
+ *		is none.
+ */
+bool
+migrate_catalog_take_range(const Migration *m, int64 prefer, bool spread,
+						   bool wait, MigrateRange *r)
+{
+	Oid			types[3] = {INT8OID, INT8OID, BOOLOID};
+	Datum		values[3] = {Int64GetDatum(m->id), Int64GetDatum(prefer),
+	BoolGetDatum(spread)};
+
+	migrate_catalog_exec(psprintf("SELECT " RANGE_COLUMNS " FROM migrate.ranges"
+								  " WHERE migration OPERATOR(pg_catalog.=) $1 AND NOT done"
+								  " ORDER BY id OPERATOR(pg_catalog.=) $2 DESC,"
+								  "  CASE WHEN $3 THEN last_batch_at END NULLS FIRST, id"
+								  " LIMIT 1 FOR UPDATE%s", wait ? "" : " SKIP LOCKED"),
+						 3, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	range_from_result(r);
+	return true;
+}
+
+/*
+ * migrate_catalog_lock_range
+ *		Lock range id of m for this transaction, waiting for a batch that
+ *		holds it (under the caller's lock_timeout), and read it into r.
+ *		Returns false if m has no such range.
+ */
+bool
+migrate_catalog_lock_range(const Migration *m, int64 id, MigrateRange *r)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int64GetDatum(id)};
+
+	migrate_catalog_exec("SELECT " RANGE_COLUMNS " FROM migrate.ranges"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+						 2, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	range_from_result(r);
+	return true;
+}
+
+/*
+ * migrate_catalog_largest_range
+ *		The range of m, not done, with the most rows left by its estimate;
+ *		0 if none.  Reads without locking.
+ */
+int64
+migrate_catalog_largest_range(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	bool		isnull;
+
+	migrate_catalog_exec("SELECT id FROM migrate.ranges"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1 AND NOT done"
+						 " ORDER BY rows_estimate OPERATOR(pg_catalog.-) processed DESC, id"
+						 " LIMIT 1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_catalog_ranges_left
+ *		How many ranges of m are not done (by the latest committed state).
+ */
+int64
+migrate_catalog_ranges_left(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	bool		isnull;
+
+	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.ranges"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1 AND NOT done",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_catalog_record_range
+ *		Record a batch of the range m walks (m->range_id): move its cursor
+ *		from m->cursor to the batch's last key, add to its counters, and
+ *		mark it done when the batch found nothing left.
+ *
+ * A compare-and-set in the batch's transaction: if the range's cursor or
+ * upper bound are no longer those the batch ran with (or the range is
+ * gone), it errors out with a serialization failure and the whole batch
+ * rolls back.  The caller's batch holds the range's row lock already.
+ */
+void
+migrate_catalog_record_range(Migration *m, const BatchResult *res)
+{
+	Oid			types[8] = {INT8OID, JSONBOID, INT8OID, INT8OID, BOOLOID, JSONBOID,
+	JSONBOID, INT8OID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(m->range_id);
+	JSONB_ARG(values, nulls, 1, res->new_cursor);
+	values[2] = Int64GetDatum(res->visited);
+	values[3] = Int64GetDatum(res->changed);
+	values[4] = BoolGetDatum(res->done);
+	JSONB_ARG(values, nulls, 5, m->cursor);
+	JSONB_ARG(values, nulls, 6, m->upper);
+	values[7] = Int64GetDatum(res->wal_bytes);
+	migrate_catalog_exec("UPDATE migrate.ranges SET"
+						 " cursor = COALESCE($2, cursor),"
+						 " processed = processed OPERATOR(pg_catalog.+) $3,"
+						 " changed = changed OPERATOR(pg_catalog.+) $4,"
+						 " batches = batches OPERATOR(pg_catalog.+) CASE WHEN $3 OPERATOR(pg_catalog.>) 0 THEN 1 ELSE 0 END,"
+						 " wal_bytes = wal_bytes OPERATOR(pg_catalog.+) $8,"
+						 " done = $5,"
+						 " worker_pid = pg_catalog.pg_backend_pid(),"
+						 " last_batch_at = pg_catalog.clock_timestamp(),"
+						 " finished_at = CASE WHEN $5 THEN pg_catalog.clock_timestamp() END"
+						 " WHERE id OPERATOR(pg_catalog.=) $1 AND NOT done"
+						 " AND cursor IS NOT DISTINCT FROM $6"
+						 " AND upper IS NOT DISTINCT FROM $7",
+						 8, types, values, nulls, SPI_OK_UPDATE);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("range " INT64_FORMAT " of migration \"%s\" was changed by someone else while a batch ran",
+						m->range_id, m->name),
+				 errdetail("It was split, finished or forgotten meanwhile; the batch was rolled back.")));
+	m->processed += res->visited;
+	m->changed += res->changed;
+	if (res->new_cursor)
+		m->cursor = res->new_cursor;
+}
+
+/*
+ * migrate_catalog_split_range
+ *		Cut range r of m (locked by the caller) at key "middle": r now ends
+ *		there, holding about rows_before rows from its cursor on, and a new
+ *		range takes the rest (about rows_after rows) up to r's old upper
+ *		bound.  Returns the new range's id.
+ */
+int64
+migrate_catalog_split_range(const Migration *m, const MigrateRange *r,
+							Jsonb *middle, int64 rows_before, int64 rows_after)
+{
+	Oid			types[3] = {INT8OID, JSONBOID, INT8OID};
+	Datum		values[3] = {Int64GetDatum(r->id), JsonbPGetDatum(middle),
+	Int64GetDatum(rows_before)};
+
+	migrate_catalog_exec("UPDATE migrate.ranges SET upper = $2,"
+						 " rows_estimate = processed OPERATOR(pg_catalog.+) $3"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 3, types, values, NULL, SPI_OK_UPDATE);
+	return migrate_catalog_add_range(m, r->relation, middle, r->upper,
+									 rows_after, r->id);
+}
+
+/*
+ * migrate_catalog_forget_ranges
+ *		Delete the ranges of migration id (it starts over, or is gone).
+ */
+void
+migrate_catalog_forget_ranges(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	migrate_catalog_exec("DELETE FROM migrate.ranges WHERE migration OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_DELETE);
+}
+
+/*
+ * migrate_catalog_set_workers
+ *		Set how many workers m may have at once (its row locked).
+ */
+void
+migrate_catalog_set_workers(Migration *m, int32 workers)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(workers)};
+
+	if (!m->catalog_v3)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("workers needs version 0.3 of extension \"migrate\""),
+				 errhint("Run ALTER EXTENSION migrate UPDATE.")));
+	migrate_catalog_exec("UPDATE migrate.migrations SET workers = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+	m->workers = workers;
+}
+
+/*
+ * migrate_catalog_set_workers_note
+ *		Record why migration id runs with fewer workers than asked (NULL:
+ *		it does not).
+ */
+void
+migrate_catalog_set_workers_note(int64 id, const char *note)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(id), note ? CStringGetTextDatum(note) : (Datum) 0};
+	char		nulls[2] = {' ', note ? ' ' : 'n'};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET workers_note = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, nulls, SPI_OK_UPDATE);
+}

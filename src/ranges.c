@@ -1,0 +1,428 @@
+/*-------------------------------------------------------------------------
+ *
+ * ranges.c
+ *	  A migration's walk in ranges, so that several workers can run it at
+ *	  once: planning the ranges, picking one for the next batch, and
+ *	  splitting the largest when a worker finds none free.
+ *
+ * A migration with workers > 1 cuts the rest of its walk into ranges when
+ * it starts: the leaf partitions of a partitioned table (each walked
+ * through its own key index), or else bounds sampled from the key so that
+ * each range holds about as many rows as the next, never a count over the
+ * table.  Each batch locks one range's row in migrate.ranges, walks from
+ * that range's cursor, and commits its data with the range's new cursor
+ * (catalog_ranges.c), so two batches never walk the same keys and every
+ * row is changed once.  When every range is done the walk is over, and the
+ * migration ends (or starts its catch-up passes) through its own cursor as
+ * with one worker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+
+#include "migrate.h"
+#include "batch.h"
+
+/* Ranges planned per worker, so that none idles while one straggles */
+#define RANGES_PER_WORKER 4
+
+/* Pages sampled per range planned (at least SAMPLE_MIN in all) */
+#define SAMPLE_PER_RANGE 30
+#define SAMPLE_MIN 300
+
+/*
+ * migrate_ranges_apply
+ *		Is m's walk done in ranges: a table's forward walk (not a revert,
+ *		not a catch-up pass) with several workers, or ranges planned
+ *		already?  An older catalog has none.
+ */
+bool
+migrate_ranges_apply(const Migration *m)
+{
+	return m->catalog_v3 && m->relation != NULL && !m->reverting &&
+		m->pass == 0 && (m->ranges_total > 0 || m->workers > 1);
+}
+
+/*
+ * migrate_workers_arg
+ *		Argument n of a SQL function, a number of workers (1 to 64).
+ */
+int32
+migrate_workers_arg(FunctionCallInfo fcinfo, int n)
+{
+	int32		workers;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("workers must not be null")));
+	workers = PG_GETARG_INT32(n);
+	if (workers < 1 || workers > MIGRATE_MAX_WORKERS_PER_MIGRATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("workers must be between 1 and %d", MIGRATE_MAX_WORKERS_PER_MIGRATION),
+				 errdetail("The workers given was %d.", workers)));
+	return workers;
+}
+
+/* Is column attnum of rel one of m's key columns? */
+static bool
+is_key_column(const Migration *m, Relation rel, AttrNumber attnum)
+{
+	char	   *name = get_attname(RelationGetRelid(rel), attnum, false);
+	ListCell   *lc;
+
+	foreach(lc, m->key_columns)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * level_may_be_split
+ *		May the partitioned table rel be walked one partition at a time, for
+ *		m?  Only if its partition key is made of m's key columns (so a row
+ *		moves to another partition only when its key changes, as with one
+ *		cursor) and no statement-level trigger would fire differently.
+ */
+static bool
+level_may_be_split(const Migration *m, Relation rel)
+{
+	PartitionKey key = RelationGetPartitionKey(rel);
+
+	for (int i = 0; i < key->partnatts; i++)
+		if (key->partattrs[i] == 0 || !is_key_column(m, rel, key->partattrs[i]))
+			return false;
+	if (rel->trigdesc)
+		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+			if (!TRIGGER_FOR_ROW(rel->trigdesc->triggers[i].tgtype))
+				return false;
+	return true;
+}
+
+/*
+ * leaf_partitions
+ *		The leaf partitions of the partitioned table relid, as the ranges of
+ *		m: a List of their OIDs, or NIL when m must walk the table as a
+ *		whole (see level_may_be_split).
+ *
+ * Each leaf is then named in m's statements instead of the table, so the
+ * owner must hold the privileges the change needs on every leaf, and no
+ * level may have row-level security (its policies are the table's, not
+ * the partitions'), nor be a foreign table.  A row function takes the
+ * table's row type, which a leaf's may not match.
+ */
+static List *
+leaf_partitions(const Migration *m, Oid relid)
+{
+	List	   *rels = find_all_inheritors(relid, AccessShareLock, NULL);
+	List	   *leaves = NIL;
+	AclMode		needed = ACL_SELECT |
+		(strcmp(m->action, MIGRATE_ACTION_DELETE) == 0 ? ACL_DELETE : ACL_UPDATE);
+	ListCell   *lc;
+
+	if (m->row_fn != NULL)
+		return NIL;
+	foreach(lc, rels)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+		char		relkind = rel->rd_rel->relkind;
+		bool		ok = !rel->rd_rel->relrowsecurity;
+
+		if (ok && relkind == RELKIND_PARTITIONED_TABLE)
+			ok = level_may_be_split(m, rel);
+		else if (ok && relkind == RELKIND_RELATION)
+		{
+			ok = pg_class_aclcheck(RelationGetRelid(rel), m->owner, needed) == ACLCHECK_OK;
+			leaves = lappend_oid(leaves, RelationGetRelid(rel));
+		}
+		else
+			ok = false;
+		table_close(rel, NoLock);
+		if (!ok)
+			return NIL;
+	}
+	return leaves;
+}
+
+/* The quoted, qualified name of relation relid */
+static char *
+relation_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* The pages of relid, all its partitions' if it is partitioned */
+static double
+relation_pages(Oid relid)
+{
+	List	   *rels = find_all_inheritors(relid, AccessShareLock, NULL);
+	double		pages = 0;
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+
+		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+			pages += RelationGetNumberOfBlocks(rel);
+		table_close(rel, NoLock);
+		if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+			break;
+	}
+	return pages;
+}
+
+/*
+ * sample_ranges
+ *		Plan about nranges ranges of m on relid from a sample of its keys
+ *		after m's cursor, one per page sampled: bounds at equal steps of
+ *		the sample, so that each range spans about as many pages, and so
+ *		rows.  Returns how many were planned.
+ */
+static int
+sample_ranges(Migration *m, Oid relid, const char *relation, int nranges)
+{
+	int64		estimate = migrate_estimate_rows(relid);
+	double		pages = relation_pages(relid);
+	double		target = Max(SAMPLE_MIN, (double) nranges * SAMPLE_PER_RANGE);
+	float4		percent = pages > target ? (float4) (100.0 * target / pages) : 100;
+	Oid			types[2] = {JSONBOID, FLOAT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int			nestlevel;
+	int64		nsample;
+	Jsonb	   *lower = m->cursor;
+	int64		from = 0;
+	int			planned = 0;
+	Migration	w = *m;
+
+	w.relation = (char *) relation;
+	values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
+	nulls[0] = m->cursor ? ' ' : 'n';
+	values[1] = Float4GetDatum(percent);
+	nestlevel = NewGUCNestLevel();
+	migrate_pin_key_formats();
+	migrate_run_owner_sql(&w, migrate_build_sample_sql(&w, relid, m->cursor != NULL),
+						  2, types, values, nulls, false);
+	AtEOXact_GUC(true, nestlevel);
+
+	nsample = (int64) SPI_processed;
+	if (nsample < nranges)
+		nranges = Max(1, (int) nsample);
+	{
+		SPITupleTable *sample = SPI_tuptable;
+
+		for (int i = 1; i <= nranges; i++)
+		{
+			int64		to = i == nranges ? nsample : (int64) i * nsample / nranges;
+			Jsonb	   *upper = NULL;
+			bool		isnull;
+
+			if (i < nranges)
+			{
+				upper = DatumGetJsonbPCopy(SPI_getbinval(sample->vals[to - 1],
+														 sample->tupdesc, 1, &isnull));
+				if (lower && compareJsonbContainers(&lower->root, &upper->root) == 0)
+					continue;
+			}
+			(void) migrate_catalog_add_range(m, relation, lower, upper,
+											 (int64) ((double) estimate * (to - from) / nsample), 0);
+			planned++;
+			lower = upper;
+			from = to;
+		}
+	}
+	return planned;
+}
+
+/*
+ * plan_ranges
+ *		Cut the rest of m's walk (after its cursor) into ranges: its leaf
+ *		partitions, or sampled key ranges, about RANGES_PER_WORKER per
+ *		worker, with m's row locked, unless they are planned already.
+ */
+static void
+plan_ranges(Migration *m)
+{
+	Oid			relid = migrate_resolve_relation(m, false);
+	List	   *leaves = NIL;
+	int			planned = 0;
+	ListCell   *lc;
+
+	/* planned meanwhile by another (a session stepping it by hand)? */
+	m->ranges_total = migrate_catalog_count_ranges_locked(m);
+	if (m->ranges_total > 0)
+		return;
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+		leaves = leaf_partitions(m, relid);
+	foreach(lc, leaves)
+	{
+		(void) migrate_catalog_add_range(m, relation_name(lfirst_oid(lc)),
+										 m->cursor, NULL,
+										 migrate_estimate_rows(lfirst_oid(lc)), 0);
+		planned++;
+	}
+	if (leaves == NIL)
+		planned = sample_ranges(m, relid, m->relation,
+								m->workers * RANGES_PER_WORKER);
+	m->ranges_total = m->ranges_left = planned;
+}
+
+/* Make m walk range r: its table, cursor and last key. */
+static void
+walk_range(Migration *m, const MigrateRange *r)
+{
+	m->range_id = r->id;
+	m->relation = r->relation;
+	m->cursor = r->cursor;
+	m->upper = r->upper;
+}
+
+/* What a split needs, for migrate_try_in_subxact */
+typedef struct SplitWork
+{
+	Migration  *m;
+	int32		min_rows;
+	int64		new_range;
+} SplitWork;
+
+static void
+split_work(void *arg)
+{
+	SplitWork  *w = arg;
+
+	w->new_range = migrate_ranges_split(w->m, 0, w->min_rows);
+}
+
+/*
+ * migrate_ranges_pick
+ *		Before a batch of m: if m walks in ranges, lock one for this
+ *		transaction and make m walk it (RANGE_PICKED).  With may_plan (m's
+ *		runner), plan the ranges first if there are none yet.  When none is
+ *		free, split the largest range still walked by another batch
+ *		(RANGE_SPLIT, no batch this time) or, if none is worth it, return
+ *		RANGE_BUSY; when all are done, set m->walk_over and return
+ *		RANGE_WALK_OVER.  "prefer" is the range the caller walked last; by
+ *		hand (migrate_step) the first range not done is taken, waiting for
+ *		its lock.  Returns RANGE_NONE for a migration walked with one
+ *		cursor.
+ */
+RangePick
+migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
+					int32 batch_size)
+{
+	MigrateRange r;
+
+	if (!migrate_ranges_apply(m))
+		return RANGE_NONE;
+	if (m->ranges_total == 0)
+	{
+		if (!may_plan)
+			return RANGE_WALK_OVER;
+		plan_ranges(m);
+	}
+	if (migrate_catalog_take_range(m, prefer, !by_hand, by_hand, &r))
+	{
+		walk_range(m, &r);
+		return RANGE_PICKED;
+	}
+	if (migrate_catalog_ranges_left(m) == 0)
+	{
+		m->walk_over = true;
+		return RANGE_WALK_OVER;
+	}
+
+	/*
+	 * Every range left is in another batch: split the largest, unless its
+	 * batch holds it longer than lock_timeout.
+	 */
+	{
+		SplitWork	w = {m, Max(2 * batch_size, 1000), 0};
+		int			nestlevel = NewGUCNestLevel();
+		ErrorData  *edata;
+
+		migrate_set_lock_timeout(m->lock_timeout_ms);
+		edata = migrate_try_in_subxact(split_work, &w, false, NULL, false);
+		AtEOXact_GUC(true, nestlevel);
+		if (edata && !migrate_error_is_retryable(edata))
+			ReThrowError(edata);
+		return w.new_range != 0 ? RANGE_SPLIT : RANGE_BUSY;
+	}
+}
+
+/*
+ * migrate_ranges_split
+ *		Split range range_id of m (0: the one with the most rows left) half
+ *		way through the rows left after its cursor, if both halves would
+ *		hold at least min_rows.  Returns the new range's id, or 0.
+ *
+ * Waits for the range's row lock, so for the batch in flight on it (under
+ * the caller's lock_timeout); the next batch of the range sees its new
+ * upper bound, and a batch that ran with the old one fails its
+ * compare-and-set.  Finding the middle walks the key's index over half the
+ * rows left, as a batch's bound does.
+ */
+int64
+migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows)
+{
+	MigrateRange r;
+	Migration	w = *m;
+	Oid			relid;
+	BatchSql   *b;
+	Datum		bound;
+	int64		rows = 0;
+	int64		half;
+	Jsonb	   *middle;
+
+	if (range_id == 0)
+		range_id = migrate_catalog_largest_range(m);
+	if (range_id == 0 || !migrate_catalog_lock_range(m, range_id, &r) || r.done)
+		return 0;
+	walk_range(&w, &r);
+	relid = migrate_resolve_relation(&w, false);
+	b = migrate_build_batch_sql(&w, relid, w.cursor ? RANGE_AFTER : RANGE_FIRST);
+
+	/* the key half way through the rows left; the estimate may be off */
+	half = Min(r.rows_left / 2, (int64) PG_INT32_MAX);
+	for (int tries = 0;; tries++)
+	{
+		if (half < Max(min_rows, 1))
+			return 0;
+		if (!migrate_find_batch_bound(&w, b, (int32) half, &bound, &rows))
+			return 0;
+		if (rows == half)
+			break;
+		if (tries > 0)
+			return 0;
+		half = rows / 2;		/* fewer rows left than estimated */
+	}
+	middle = DatumGetJsonbPCopy(bound);
+
+	/* is anything left after the middle, for the new range? */
+	w.cursor = middle;
+	b = migrate_build_batch_sql(&w, relid, RANGE_AFTER);
+	if (!migrate_find_batch_bound(&w, b, 1, &bound, &rows))
+		return 0;
+	return migrate_catalog_split_range(m, &r, middle, half,
+									   Max(r.rows_left - half, half));
+}
