@@ -29,7 +29,7 @@ EXTENSION = migrate
 DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql sql/migrate--0.2--0.3.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = upgrade setup register run control errors security privileges pacing quarantine revert schedule verify
+REGRESS = upgrade setup register run control errors security privileges pacing quarantine revert schedule verify parallel
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = start-race step-pause-cancel concurrent-writes revert-race

@@ -1060,7 +1060,8 @@ migrate_split_range(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("migration \"%s\" has no range " INT64_FORMAT, m->name, id)));
 	}
-	new_range = migrate_ranges_split(m, id, 1);
+	new_range = migrate_ranges_split(m, id, 1, true);
+	SPI_finish();
 	if (new_range == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(new_range);

@@ -562,7 +562,21 @@ migrate_catalog_row_datum(int64 id)
 	bool		isnull;
 	Datum		d;
 
-	migrate_catalog_exec("SELECT m FROM migrate.migrations m"
+	/* on a 0.3 catalog its counters add up its ranges' (catalog_ranges.c) */
+	migrate_catalog_exec(migrate_catalog_is_v3() ?
+						 "SELECT pg_catalog.jsonb_populate_record(m, pg_catalog.jsonb_build_object("
+						 "  'processed', m.processed OPERATOR(pg_catalog.+) g.processed,"
+						 "  'changed', m.changed OPERATOR(pg_catalog.+) g.changed,"
+						 "  'batches', m.batches OPERATOR(pg_catalog.+) g.batches,"
+						 "  'wal_bytes', m.wal_bytes OPERATOR(pg_catalog.+) g.wal_bytes))"
+						 " FROM migrate.migrations m CROSS JOIN LATERAL (SELECT"
+						 "  COALESCE(pg_catalog.sum(r.processed), 0) AS processed,"
+						 "  COALESCE(pg_catalog.sum(r.changed), 0) AS changed,"
+						 "  COALESCE(pg_catalog.sum(r.batches), 0) AS batches,"
+						 "  COALESCE(pg_catalog.sum(r.wal_bytes), 0) AS wal_bytes"
+						 "  FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) m.id) g"
+						 " WHERE m.id OPERATOR(pg_catalog.=) $1" :
+						 "SELECT m FROM migrate.migrations m"
 						 " WHERE m.id OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)

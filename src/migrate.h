@@ -527,7 +527,8 @@ extern void migrate_estimate_run(Migration *m, Estimate *e);
 extern bool migrate_ranges_apply(const Migration *m);
 extern RangePick migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan,
 									 bool by_hand, int32 batch_size);
-extern int64 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows);
+extern int64 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows,
+								  bool exact);
 extern int32 migrate_workers_arg(FunctionCallInfo fcinfo, int n);
 
 /* keys.c: the key's types, recorded and checked */

@@ -44,6 +44,9 @@
 /* Ranges planned per worker, so that none idles while one straggles */
 #define RANGES_PER_WORKER 4
 
+/* Most rows migrate_split_range counts to find a range's middle */
+#define SPLIT_COUNT_CAP 1000000
+
 /* Pages sampled per range planned (at least SAMPLE_MIN in all) */
 #define SAMPLE_PER_RANGE 30
 #define SAMPLE_MIN 300
@@ -232,6 +235,11 @@ sample_ranges(Migration *m, Oid relid, const char *relation, int nranges)
 	{
 		SPITupleTable *sample = SPI_tuptable;
 
+		/*
+		 * Range i ends at the sampled key (nsample * i / nranges), the
+		 * first key of a page: so the first range does not end at the
+		 * first key sampled, nor the last start at the last.
+		 */
 		for (int i = 1; i <= nranges; i++)
 		{
 			int64		to = i == nranges ? nsample : (int64) i * nsample / nranges;
@@ -240,7 +248,7 @@ sample_ranges(Migration *m, Oid relid, const char *relation, int nranges)
 
 			if (i < nranges)
 			{
-				upper = DatumGetJsonbPCopy(SPI_getbinval(sample->vals[to - 1],
+				upper = DatumGetJsonbPCopy(SPI_getbinval(sample->vals[to],
 														 sample->tupdesc, 1, &isnull));
 				if (lower && compareJsonbContainers(&lower->root, &upper->root) == 0)
 					continue;
@@ -311,7 +319,7 @@ split_work(void *arg)
 {
 	SplitWork  *w = arg;
 
-	w->new_range = migrate_ranges_split(w->m, 0, w->min_rows);
+	w->new_range = migrate_ranges_split(w->m, 0, w->min_rows, false);
 }
 
 /*
@@ -374,7 +382,9 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
  * migrate_ranges_split
  *		Split range range_id of m (0: the one with the most rows left) half
  *		way through the rows left after its cursor, if both halves would
- *		hold at least min_rows.  Returns the new range's id, or 0.
+ *		hold at least min_rows.  The rows left are the range's estimate,
+ *		or counted if that is too low or "exact".  Returns the new range's
+ *		id, or 0.
  *
  * Waits for the range's row lock, so for the batch in flight on it (under
  * the caller's lock_timeout); the next batch of the range sees its new
@@ -383,7 +393,7 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
  * rows left, as a batch's bound does.
  */
 int64
-migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows)
+migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 {
 	MigrateRange r;
 	Migration	w = *m;
@@ -402,7 +412,20 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows)
 	relid = migrate_resolve_relation(&w, false);
 	b = migrate_build_batch_sql(&w, relid, w.cursor ? RANGE_AFTER : RANGE_FIRST);
 
-	/* the key half way through the rows left; the estimate may be off */
+	/*
+	 * The rows left: the range's estimate, or where that is too low to say
+	 * (or asked to be exact) counted, up to a cap, through the index
+	 */
+	if (exact || r.rows_left < 2 * (int64) min_rows)
+	{
+		int32		cap = exact ? SPLIT_COUNT_CAP : 4 * Max(min_rows, 1);
+
+		if (!migrate_find_batch_bound(&w, b, cap, &bound, &rows))
+			return 0;
+		r.rows_left = rows;
+	}
+
+	/* the key half way through them; the estimate may be off */
 	half = Min(r.rows_left / 2, (int64) PG_INT32_MAX);
 	for (int tries = 0;; tries++)
 	{

@@ -1,0 +1,113 @@
+-- parallel: a migration with workers > 1 walks ranges of its keys (or its
+-- leaf partitions), each with its own bounds, cursor and counters; here
+-- the ranges are planned, walked by hand and split, and their counters add
+-- up to the migration's
+CREATE TABLE pw_t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO pw_t (id) SELECT g FROM generate_series(1, 2000) g;
+
+-- bad workers are refused
+SELECT migrate_register('pw_bad', 'pw_t', set_clause => 'n = n + 1', workers => 0);
+SELECT migrate_register('pw_bad', 'pw_t', set_clause => 'n = n + 1', workers => 65);
+SELECT migrate_register('pw_bad', 'pw_t', set_clause => 'n = n + 1', workers => NULL);
+SELECT migrate_register('pw_task', NULL, sql => 'SELECT 1', workers => 2);
+SELECT name, workers FROM migrate_register('pw', 'pw_t', set_clause => 'n = n + 1',
+                                           batch_size => 300, workers => 2);
+
+-- no ranges before the first batch
+SELECT migrate_split_range('pw');
+SELECT count(*) FROM migrate_ranges('pw');
+
+-- the first batch plans them: 4 per worker, from the first key of each
+-- page of a sample of the table (here all 9 of its pages)
+SELECT processed FROM migrate_step('pw');
+SELECT lower, upper, cursor, state, rows_estimate, processed, changed, batches, split_from
+  FROM migrate_ranges('pw') ORDER BY lower NULLS FIRST;
+SELECT processed, changed, batches, ranges, ranges_done, workers FROM migrate_status('pw');
+
+-- a split halves the rows left after the cursor: the first range has
+-- 226 rows, 300 rows a batch, so one step did it; the second is split
+SELECT migrate_split_range('pw', (SELECT range FROM migrate_ranges('pw') WHERE lower = '{"id": 227}')) IS NOT NULL AS split;
+SELECT migrate_split_range('pw', -1);
+SELECT lower, upper, cursor, state, rows_estimate, processed, split_from IS NOT NULL AS was_split
+  FROM migrate_ranges('pw') WHERE lower <= '{"id": 679}' ORDER BY lower NULLS FIRST;
+
+-- by hand the ranges are walked in turn; CALL migrate_run finishes them
+SELECT processed FROM migrate_step('pw');
+SELECT processed FROM migrate_step('pw');
+CALL migrate_run('pw');
+SELECT state, processed, changed, ranges, ranges_done FROM migrate_status('pw');
+SELECT n, count(*) FROM pw_t GROUP BY n;
+SELECT sum(processed) AS processed, sum(changed) AS changed, bool_and(state = 'done') AS all_done
+  FROM migrate_ranges('pw');
+-- the ranges tile the keys: each starts where the one before ends
+SELECT bool_and(lower IS NOT DISTINCT FROM before) AS adjacent, count(*) FILTER (WHERE upper IS NULL) AS open_ended
+  FROM (SELECT lower, upper, lag(upper) OVER (ORDER BY lower NULLS FIRST) AS before
+          FROM migrate_ranges('pw')) r;
+
+-- registered again, it starts over: its ranges are forgotten
+SELECT name FROM migrate_register('pw', 'pw_t', set_clause => 'n = n - 1', batch_size => 300,
+                                  workers => 2, replace => true);
+SELECT count(*) FROM migrate_ranges('pw');
+SELECT processed FROM migrate_step('pw');
+SELECT count(*) FROM migrate_ranges('pw');
+SELECT migrate_unregister('pw');
+SELECT count(*) FROM migrate.ranges;
+
+-- a table partitioned by its key: one range per leaf partition, each
+-- walked through its own key index
+CREATE TABLE pw_h (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) PARTITION BY HASH (id);
+CREATE TABLE pw_h0 PARTITION OF pw_h FOR VALUES WITH (modulus 3, remainder 0);
+CREATE TABLE pw_h1 PARTITION OF pw_h FOR VALUES WITH (modulus 3, remainder 1);
+CREATE TABLE pw_h2 PARTITION OF pw_h FOR VALUES WITH (modulus 3, remainder 2);
+INSERT INTO pw_h (id) SELECT g FROM generate_series(1, 900) g;
+SELECT name FROM migrate_register('pw_hash', 'pw_h', set_clause => 'n = n + 1',
+                                  batch_size => 100, workers => 3);
+CALL migrate_run('pw_hash');
+SELECT r.relation, r.lower, r.upper, r.state, r.processed = c.rows AS every_row
+  FROM migrate_ranges('pw_hash') r
+  JOIN (SELECT tableoid, count(*) AS rows FROM pw_h GROUP BY tableoid) c
+    ON c.tableoid = r.relation::regclass
+ ORDER BY r.relation;
+SELECT n, count(*) FROM pw_h GROUP BY n;
+
+-- a statement trigger on the partitioned table would not fire for its
+-- partitions: then the table is walked as a whole, in sampled key ranges
+CREATE FUNCTION pw_stmt() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER pw_stmt AFTER UPDATE ON pw_h FOR EACH STATEMENT EXECUTE FUNCTION pw_stmt();
+SELECT name FROM migrate_register('pw_hash2', 'pw_h', set_clause => 'n = n + 1',
+                                  batch_size => 100, workers => 3);
+CALL migrate_run('pw_hash2');
+SELECT DISTINCT relation FROM migrate_ranges('pw_hash2');
+SELECT n, count(*) FROM pw_h GROUP BY n;
+
+-- a table partitioned by list: its key (id, kind) holds the partition
+-- column, as every unique key of a partitioned table must, so a row moves
+-- to another partition only with a new key: one range per partition
+CREATE TABLE pw_l (id int, kind text, n int NOT NULL DEFAULT 0, PRIMARY KEY (id, kind))
+    PARTITION BY LIST (kind);
+CREATE TABLE pw_la PARTITION OF pw_l FOR VALUES IN ('a');
+CREATE TABLE pw_lb PARTITION OF pw_l FOR VALUES IN ('b');
+INSERT INTO pw_l SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 500) g;
+SELECT name FROM migrate_register('pw_list', 'pw_l', set_clause => 'n = n + 1',
+                                  batch_size => 100, workers => 2);
+CALL migrate_run('pw_list');
+SELECT DISTINCT relation FROM migrate_ranges('pw_list');
+SELECT n, count(*) FROM pw_l GROUP BY n;
+
+-- workers can be changed when starting; a task cannot have several
+SELECT migrate_start('pw_task_nope', workers => 2);
+SELECT name FROM migrate_register('pw_task', NULL, sql => 'SELECT 1');
+SELECT migrate_start('pw_task', workers => 2);
+SELECT migrate_start('pw_list', workers => 0);
+
+-- someone else's migration's ranges cannot be split
+CREATE ROLE pw_other;
+SET ROLE pw_other;
+SELECT migrate_split_range('pw_list');
+RESET ROLE;
+DROP ROLE pw_other;
+
+SELECT migrate_unregister(name) FROM migrate.migrations WHERE name LIKE 'pw%' ORDER BY name;
+SELECT count(*) FROM migrate.ranges;
+DROP TABLE pw_t, pw_h, pw_l;
+DROP FUNCTION pw_stmt();
