@@ -21,6 +21,7 @@ OBJS = \
 	src/schedule.o \
 	src/security.o \
 	src/statements.o \
+	src/team.o \
 	src/validate.o \
 	src/verify.o \
 	src/worker.o

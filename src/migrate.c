@@ -42,7 +42,8 @@ void		_PG_init(void);
 
 /*
  * _PG_init
- *		Define the GUCs; when preloaded, register the launcher.
+ *		Define the GUCs; when preloaded, register the launcher and ask for
+ *		the shared memory of the migrations' teams of workers.
  *
  * Nothing is registered during a binary upgrade, when no worker may touch
  * the databases.
@@ -101,5 +102,8 @@ _PG_init(void)
 	MarkGUCPrefixReserved("migrate");
 
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+	{
 		migrate_register_launcher();
+		migrate_team_init();
+	}
 }

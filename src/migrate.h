@@ -249,10 +249,16 @@ typedef struct PacerCount
 	int64		own_xids;		/* of them, ours */
 } PacerCount;
 
+/* The workers of one migration, in shared memory (team.c) */
+typedef struct MigrateTeam MigrateTeam;
+
 /* What a runner remembers between batches to size and pace them */
 typedef struct Pacer
 {
 	bool		initialized;
+	MigrateTeam *team;			/* the migration's workers, or NULL */
+	bool		follows;		/* a helper: the runner paces the team */
+	double		team_budget;	/* the runner's budget, as a helper saw it */
 	bool		adaptive;		/* the batch size follows the batch time */
 	int32		size;			/* size of the next batch, when adaptive */
 	int32		min_size;
@@ -300,6 +306,7 @@ typedef struct Runner
 	int64		range_id;		/* the range it walked last, or 0 */
 	bool		ranged;			/* the migration is walked in ranges */
 	char	   *throttled_said; /* the reason last written to the catalog */
+	MigrateTeam *team;			/* its migration's workers, or NULL */
 	int64		changed_seen;	/* the migration's changed rows at the last
 								 * step, or -1 */
 	MemoryContext keepcxt;		/* outlives the steps' transactions */
@@ -349,6 +356,17 @@ extern int64 migrate_pacer_after_batch(Pacer *p, const Migration *m,
 									   int64 rows, int64 elapsed_us,
 									   int64 wal_bytes);
 extern void migrate_pacer_lock_failed(Pacer *p);
+
+/* team.c: the workers of one migration, paced as a whole */
+extern void migrate_team_init(void);
+extern MigrateTeam *migrate_team_join(int64 id);
+extern int	migrate_team_members(MigrateTeam *t);
+extern void migrate_team_count(MigrateTeam *t, int64 xacts, int64 xids);
+extern void migrate_team_counts(MigrateTeam *t, int64 *xacts, int64 *xids);
+extern void migrate_team_decide(MigrateTeam *t, TimestampTz rest_until,
+								double budget);
+extern void migrate_team_follow(MigrateTeam *t, TimestampTz *rest_until,
+								double *budget);
 
 /* security.c: roles, privileges and search_path */
 typedef struct RoleSwitch

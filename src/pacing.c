@@ -20,7 +20,10 @@
  * flushes, row locks, CPU or I/O), so one budget bounds them all; the cause (the most common wait of
  * the other sessions) is shown with the throttle reason.  On an idle
  * server there is no budget.  A migration's own max_wal_rate replaces the
- * automatic budget (0: none at all).
+ * automatic budget (0: none at all).  With several workers the runner
+ * measures and decides for the migration as a whole (team.c): its helpers'
+ * transactions count as its own, they rest while it probes, and each
+ * takes its share of the budget.
  *
  * Work that completes no transactions (a long query) cannot be measured
  * that way: while other sessions are active but commit little, batches
@@ -343,6 +346,25 @@ harm_hold(Pacer *p, int64 *rest_ms)
 }
 
 /*
+ * follow_hold
+ *		migrate_pacer_hold for a helper worker: rest while the runner rests
+ *		(it measures the workload at rest, which the helpers' batches would
+ *		disturb), and take note of the runner's budget.
+ */
+static char *
+follow_hold(Pacer *p, int64 *rest_ms)
+{
+	TimestampTz until;
+	TimestampTz now = GetCurrentTimestamp();
+
+	migrate_team_follow(p->team, &until, &p->team_budget);
+	if (until <= now)
+		return NULL;
+	*rest_ms = Min((until - now) / 1000 + 1, 1000);
+	return pstrdup("measuring the workload while the migration rests");
+}
+
+/*
  * migrate_pacer_hold
  *		Should the runner hold back before its next batch of m?  Returns
  *		the reason (for migrate_status) and sets *rest_ms, or returns NULL.
@@ -358,21 +380,35 @@ migrate_pacer_hold(Pacer *p, const Migration *m, int64 *rest_ms)
 		p->replication_lag_s * 1000 > migrate_max_replication_lag_ms)
 		return psprintf("replication lag %.1f s exceeds migrate.max_replication_lag",
 						p->replication_lag_s);
+	if (m->max_wal_rate < 0 && p->team && p->follows)
+		return follow_hold(p, rest_ms);
 	if (m->max_wal_rate < 0)
-		return harm_hold(p, rest_ms);
+	{
+		char	   *why = harm_hold(p, rest_ms);
+
+		/* the runner decides for all the migration's workers */
+		if (p->team)
+			migrate_team_decide(p->team,
+								why ? TimestampTzPlusMilliseconds(p->last.at, *rest_ms + SAMPLE_INTERVAL_MS) : 0,
+								p->wal_budget);
+		return why;
+	}
 	return NULL;
 }
 
 /*
  * wal_budget
- *		The WAL bytes per second m may write now: its own max_wal_rate, or
- *		the automatic budget; 0 for none.
+ *		The WAL bytes per second m may write now, all its workers together:
+ *		its own max_wal_rate, or the automatic budget (its runner's); 0 for
+ *		none.
  */
 static double
 wal_budget(const Pacer *p, const Migration *m)
 {
 	if (m->max_wal_rate >= 0)
 		return (double) m->max_wal_rate;
+	if (p->team && p->follows)
+		return p->team_budget;
 	return p->wal_budget;
 }
 
@@ -420,10 +456,14 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 	}
 	busy = p->others_busy || slow;
 
-	/* the runner's own WAL rate while it works, smoothed */
+	/*
+	 * The runner's own WAL rate while it works, smoothed; with several
+	 * workers, the migration's (each works at about the same rate)
+	 */
 	if (wal_bytes > 0)
 	{
-		double		rate = wal_bytes * 1000000.0 / elapsed_us;
+		double		rate = wal_bytes * 1000000.0 / elapsed_us *
+			(p->team ? migrate_team_members(p->team) : 1);
 
 		p->peak_wal_rate = p->peak_wal_rate <= 0 ? rate :
 			0.8 * p->peak_wal_rate + 0.2 * rate;
@@ -459,7 +499,9 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 	budget = wal_budget(p, m);
 	if (budget > 0 && wal_bytes > 0)
 	{
-		int64		due_ms = (int64) (wal_bytes * 1000.0 / budget - elapsed_us / 1000.0);
+		/* each of the migration's workers takes its share */
+		double		share = budget / (p->team ? migrate_team_members(p->team) : 1);
+		int64		due_ms = (int64) (wal_bytes * 1000.0 / share - elapsed_us / 1000.0);
 
 		if (due_ms > rest_ms)
 		{

@@ -408,9 +408,14 @@ migrate_runner_count_own(Runner *r)
 {
 	TransactionId *children;
 
-	r->own_xacts++;
+	int64		xids = 0;
+
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
-		r->own_xids += 1 + xactGetCommittedChildren(&children);
+		xids = 1 + xactGetCommittedChildren(&children);
+	r->own_xacts++;
+	r->own_xids += xids;
+	if (r->team)
+		migrate_team_count(r->team, 1, xids);
 }
 
 /*
@@ -460,8 +465,22 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	table = m->relation;
 
 	if (!r->pacer.initialized)
+	{
 		migrate_pacer_init(&r->pacer, m);
-	migrate_pacer_sample(&r->pacer, r->own_xacts, r->own_xids);
+		r->pacer.team = r->team;
+		r->pacer.follows = r->helper;
+	}
+	if (r->team)
+	{
+		int64		xacts,
+					xids;
+
+		/* all the migration's workers' transactions are its own */
+		migrate_team_counts(r->team, &xacts, &xids);
+		migrate_pacer_sample(&r->pacer, xacts, xids);
+	}
+	else
+		migrate_pacer_sample(&r->pacer, r->own_xacts, r->own_xids);
 	hold = m->relation ? migrate_pacer_hold(&r->pacer, m, &hold_ms) : NULL;
 	if (hold)
 	{

@@ -530,6 +530,7 @@ run_migration(const WorkerArgs *args)
 	}
 	migrate_runner_init(&runner, args->id, args->name, true, loopcxt);
 	runner.helper = is_helper;
+	runner.team = migrate_team_join(args->id);
 	ereport(is_helper ? DEBUG1 : LOG,
 			(errmsg("migrate: %s migration \"%s\"",
 					is_helper ? "helping to run" : "running", args->name)));
