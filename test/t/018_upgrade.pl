@@ -7,7 +7,9 @@
 # migrate UPDATE changes the catalog under it.  Both must finish with
 # every row changed exactly once, keeping their cursors, counters and
 # history, and the 0.2 features must then work on them; the 0.3 key types
-# are recorded by their first batch after the update.
+# are recorded by their first batch after the update.  They keep one
+# worker and their single cursor; the paused one then goes on with two
+# workers, in ranges after its cursor.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -56,9 +58,21 @@ is( $node->safe_psql('postgres', q{
 
 is($node->safe_psql('postgres', q{SELECT migrate_wait('busy', '120s')}), 'done',
 	'busy finished across the update');
-$node->safe_psql('postgres', q{SELECT migrate_resume('half')});
+is( $node->safe_psql('postgres', q{
+		SELECT string_agg(name || ':' || workers, ' ' ORDER BY name) FROM migrate.migrations}),
+	'busy:1 half:1', 'the migrations registered before 0.3 have one worker');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM migrate.ranges}), '0',
+	'busy finished with its single cursor, in no ranges');
+
+# half goes on with two workers (issue 12): ranges after its cursor
+$node->safe_psql('postgres', q{SELECT migrate_start('half', workers => 2)});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('half', '120s')}), 'done',
-	'half finished after the update');
+	'half finished after the update, with two workers');
+is( $node->safe_psql('postgres', q{
+		SELECT count(*) > 1, bool_and(state = 'done'),
+		       min(lower::text) FILTER (WHERE split_from IS NULL AND lower = (SELECT cursor FROM migrate.migrations WHERE name = 'half'))
+		  FROM migrate_ranges('half')}),
+	"t|t|$cursor", 'half walked ranges that start at its cursor of before the update');
 
 for my $t ('a', 'b')
 {
