@@ -129,6 +129,12 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.ranges', '');
 SELECT pg_catalog.pg_extension_config_dump('migrate.ranges_id_seq', '');
 REVOKE ALL ON migrate.ranges, migrate.ranges_id_seq FROM PUBLIC;
 GRANT SELECT ON migrate.ranges TO PUBLIC;
+-- bounds and cursors are keys of the owner's table: a role sees the ranges
+-- of the migrations it sees (the policy of migrations applies inside)
+ALTER TABLE migrate.ranges ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ranges_visible ON migrate.ranges FOR SELECT TO PUBLIC
+    USING (EXISTS (SELECT FROM migrate.migrations m
+                    WHERE m.id OPERATOR(pg_catalog.=) migration));
 
 /*
  * The process running a migration, asked of C rather than decoded from the

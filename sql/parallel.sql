@@ -104,7 +104,11 @@ SELECT migrate_start('pw_list', workers => 0);
 CREATE ROLE pw_other;
 SET ROLE pw_other;
 SELECT migrate_split_range('pw_list');
+-- nor seen: their bounds and cursors are keys of its table
+SELECT count(*) FROM migrate.ranges;
+SELECT count(*) FROM migrate_ranges('pw_list');
 RESET ROLE;
+SELECT count(*) > 0 AS some FROM migrate.ranges;
 DROP ROLE pw_other;
 
 SELECT migrate_unregister(name) FROM migrate.migrations WHERE name LIKE 'pw%' ORDER BY name;
