@@ -94,6 +94,22 @@ CALL migrate_run('pw_list');
 SELECT DISTINCT relation FROM migrate_ranges('pw_list');
 SELECT n, count(*) FROM pw_l GROUP BY n;
 
+-- on_error => 'skip' and keep_before work range by range; the revert
+-- (one worker) puts every row back
+CREATE TABLE pw_k (id int PRIMARY KEY, n int NOT NULL DEFAULT 0 CHECK (id <> 777 OR n = 0));
+INSERT INTO pw_k (id) SELECT g FROM generate_series(1, 1000) g;
+SELECT name FROM migrate_register('pw_keep', 'pw_k', set_clause => 'n = n + 1', batch_size => 100,
+                                  workers => 2, on_error => 'skip', keep_before => true);
+CALL migrate_run('pw_keep');
+SELECT state, processed, changed, error_rows, ranges = ranges_done AS all_done FROM migrate_status('pw_keep');
+SELECT key FROM migrate.errors WHERE migration = 'pw_keep';
+SELECT count(*) FROM migrate.undo WHERE migration = 'pw_keep';
+SELECT n, count(*) FROM pw_k GROUP BY n ORDER BY n;
+SELECT state FROM migrate_revert('pw_keep');
+SELECT migrate_wait('pw_keep');
+SELECT state, reverted FROM migrate_status('pw_keep');
+SELECT n, count(*) FROM pw_k GROUP BY n;
+
 -- workers can be changed when starting; a task cannot have several
 SELECT migrate_start('pw_task_nope', workers => 2);
 SELECT name FROM migrate_register('pw_task', NULL, sql => 'SELECT 1');
@@ -113,5 +129,5 @@ DROP ROLE pw_other;
 
 SELECT migrate_unregister(name) FROM migrate.migrations WHERE name LIKE 'pw%' ORDER BY name;
 SELECT count(*) FROM migrate.ranges;
-DROP TABLE pw_t, pw_h, pw_l;
+DROP TABLE pw_t, pw_h, pw_l, pw_k;
 DROP FUNCTION pw_stmt();
