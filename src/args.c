@@ -83,3 +83,25 @@ migrate_batch_size_arg(FunctionCallInfo fcinfo, int n)
 				 errdetail("The batch_size given was %d.", size)));
 	return size;
 }
+
+/*
+ * migrate_workers_arg
+ *		Argument n of a SQL function, a number of workers (1 to 64).
+ */
+int32
+migrate_workers_arg(FunctionCallInfo fcinfo, int n)
+{
+	int32		workers;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("workers must not be null")));
+	workers = PG_GETARG_INT32(n);
+	if (workers < 1 || workers > MIGRATE_MAX_WORKERS_PER_MIGRATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("workers must be between 1 and %d", MIGRATE_MAX_WORKERS_PER_MIGRATION),
+				 errdetail("The workers given was %d.", workers)));
+	return workers;
+}

@@ -547,7 +547,6 @@ extern RangePick migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan,
 									 bool by_hand, int32 batch_size);
 extern int64 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows,
 								  bool exact);
-extern int32 migrate_workers_arg(FunctionCallInfo fcinfo, int n);
 
 /* keys.c: the key's types, recorded and checked */
 extern List *migrate_key_types(Oid relid, List *key_columns);
@@ -603,6 +602,7 @@ extern int64 migrate_interval_arg_ms(FunctionCallInfo fcinfo, int n,
 									 const char *what, int64 min_ms,
 									 int64 max_ms, const char *range);
 extern int32 migrate_batch_size_arg(FunctionCallInfo fcinfo, int n);
+extern int32 migrate_workers_arg(FunctionCallInfo fcinfo, int n);
 
 /* register.c: a migration's definition, read and checked */
 extern void migrate_register_args(FunctionCallInfo fcinfo, MigrationDef *def);

@@ -64,28 +64,6 @@ migrate_ranges_apply(const Migration *m)
 		m->pass == 0 && (m->ranges_total > 0 || m->workers > 1);
 }
 
-/*
- * migrate_workers_arg
- *		Argument n of a SQL function, a number of workers (1 to 64).
- */
-int32
-migrate_workers_arg(FunctionCallInfo fcinfo, int n)
-{
-	int32		workers;
-
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("workers must not be null")));
-	workers = PG_GETARG_INT32(n);
-	if (workers < 1 || workers > MIGRATE_MAX_WORKERS_PER_MIGRATION)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("workers must be between 1 and %d", MIGRATE_MAX_WORKERS_PER_MIGRATION),
-				 errdetail("The workers given was %d.", workers)));
-	return workers;
-}
-
 /* Is column attnum of rel one of m's key columns? */
 static bool
 is_key_column(const Migration *m, Relation rel, AttrNumber attnum)

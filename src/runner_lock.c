@@ -71,6 +71,51 @@ runner_lock_held(int64 id)
 }
 
 /*
+ * lock_holders
+ *		How many processes hold (granted, in "mode") the advisory lock of
+ *		kind "kind" on migration id in this database, in the lock table;
+ *		only process only_pid, if not 0.  Sets *first_pid, if given, to one
+ *		of them (0: none).
+ */
+static int
+lock_holders(int64 id, int kind, const char *mode, int only_pid, int *first_pid)
+{
+	Oid			types[5] = {OIDOID, OIDOID, OIDOID, INT4OID, TEXTOID};
+	Datum		values[5];
+	bool		isnull;
+	int			count;
+
+	values[0] = ObjectIdGetDatum(MyDatabaseId);
+	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
+	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
+	values[3] = Int32GetDatum(only_pid);
+	values[4] = CStringGetTextDatum(mode);
+	/* a connection of its own: callers poll this in loops */
+	SPI_connect();
+	migrate_catalog_exec(psprintf("SELECT pg_catalog.count(*)::pg_catalog.int4, pg_catalog.min(pid)"
+								  " FROM pg_catalog.pg_locks"
+								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
+								  " AND granted AND mode OPERATOR(pg_catalog.=) $5"
+								  " AND database OPERATOR(pg_catalog.=) $1"
+								  " AND classid OPERATOR(pg_catalog.=) $2"
+								  " AND objid OPERATOR(pg_catalog.=) $3"
+								  " AND objsubid OPERATOR(pg_catalog.=) %d"
+								  " AND ($4 OPERATOR(pg_catalog.=) 0 OR pid OPERATOR(pg_catalog.=) $4)",
+								  kind),
+						 5, types, values, NULL, SPI_OK_SELECT);
+	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull));
+	if (first_pid)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		*first_pid = isnull ? 0 : DatumGetInt32(d);
+	}
+	SPI_finish();
+	return count;
+}
+
+/*
  * migrate_runner_active
  *		Is some process (this one included) running migration id?
  *
@@ -93,30 +138,9 @@ migrate_runner_active(int64 id)
 int
 migrate_runner_pid(int64 id)
 {
-	Oid			types[3] = {OIDOID, OIDOID, OIDOID};
-	Datum		values[3];
-	bool		isnull;
-
 	int			pid = 0;
 
-	values[0] = ObjectIdGetDatum(MyDatabaseId);
-	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
-	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
-	/* a connection of its own: callers poll this in loops */
-	SPI_connect();
-	migrate_catalog_exec(psprintf("SELECT pid FROM pg_catalog.pg_locks"
-								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
-								  " AND granted AND mode OPERATOR(pg_catalog.=) 'ExclusiveLock'"
-								  " AND database OPERATOR(pg_catalog.=) $1"
-								  " AND classid OPERATOR(pg_catalog.=) $2"
-								  " AND objid OPERATOR(pg_catalog.=) $3"
-								  " AND objsubid OPERATOR(pg_catalog.=) %d",
-								  MIGRATE_RUNNER_LOCK_KIND),
-						 3, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-		pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	(void) lock_holders(id, MIGRATE_RUNNER_LOCK_KIND, "ExclusiveLock", 0, &pid);
 	return pid;
 }
 
@@ -213,30 +237,7 @@ migrate_helper_lock(int64 id)
 int
 migrate_helper_count(int64 id, int pid)
 {
-	Oid			types[4] = {OIDOID, OIDOID, OIDOID, INT4OID};
-	Datum		values[4];
-	bool		isnull;
-	int			count;
-
-	values[0] = ObjectIdGetDatum(MyDatabaseId);
-	values[1] = ObjectIdGetDatum((Oid) (((uint64) id) >> 32));
-	values[2] = ObjectIdGetDatum((Oid) (uint32) id);
-	values[3] = Int32GetDatum(pid);
-	SPI_connect();
-	migrate_catalog_exec(psprintf("SELECT pg_catalog.count(*)::pg_catalog.int4 FROM pg_catalog.pg_locks"
-								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
-								  " AND granted AND mode OPERATOR(pg_catalog.=) 'ShareLock'"
-								  " AND database OPERATOR(pg_catalog.=) $1"
-								  " AND classid OPERATOR(pg_catalog.=) $2"
-								  " AND objid OPERATOR(pg_catalog.=) $3"
-								  " AND objsubid OPERATOR(pg_catalog.=) %d"
-								  " AND ($4 OPERATOR(pg_catalog.=) 0 OR pid OPERATOR(pg_catalog.=) $4)",
-								  MIGRATE_HELPER_LOCK_KIND),
-						 4, types, values, NULL, SPI_OK_SELECT);
-	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return count;
+	return lock_holders(id, MIGRATE_HELPER_LOCK_KIND, "ShareLock", pid, NULL);
 }
 
 PG_FUNCTION_INFO_V1(migrate_helper_count_sql);
