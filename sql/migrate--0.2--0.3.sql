@@ -102,6 +102,7 @@ CREATE TABLE migrate.ranges (
     id bigserial PRIMARY KEY,
     migration bigint NOT NULL,
     relation pg_catalog.text NOT NULL,
+    relid pg_catalog.oid,
     lower pg_catalog.jsonb,
     upper pg_catalog.jsonb,
     cursor pg_catalog.jsonb,
@@ -122,6 +123,8 @@ COMMENT ON TABLE migrate.ranges IS
     'the key ranges of a migration with workers > 1: bounds, cursor and counters of each';
 COMMENT ON COLUMN migrate.ranges.relation IS
     'the table the range walks: the migration''s, or one leaf partition of it';
+COMMENT ON COLUMN migrate.ranges.relid IS
+    'the leaf partition the range walks, checked to still be one of the table before each batch; NULL: the table itself';
 COMMENT ON COLUMN migrate.ranges.lower IS 'the range starts after this key (NULL: at the first key)';
 COMMENT ON COLUMN migrate.ranges.upper IS 'the range ends at this key (NULL: at the last key)';
 COMMENT ON COLUMN migrate.ranges.cursor IS 'the last key done; moves with each batch of the range';
@@ -252,8 +255,8 @@ SELECT m.name, m.relation, m.action, m.state,
             THEN 'interrupted' ELSE m.verify_state END,
        m.workers,
        -- the runner and the other workers of the migration (ranges.c)
-       CASE WHEN w.pid IS NULL THEN 0
-            ELSE 1 OPERATOR(pg_catalog.+) migrate.helper_count(m.id) END,
+       CASE WHEN w.pid IS NULL THEN 0 ELSE 1 END
+            OPERATOR(pg_catalog.+) migrate.helper_count(m.id),
        CASE WHEN w.pid IS NOT NULL THEN m.workers_note END,
        g.ranges::integer, g.ranges_done::integer
   FROM migrate.migrations m

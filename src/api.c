@@ -156,7 +156,7 @@ start_common(Migration *m, bool restart, const char *event)
 
 	if (restart)
 	{
-		if (runner)
+		if (runner || migrate_runner_active(m->id))
 			wrong_state(m, "restart", "Pause or cancel it, and wait for it to stop first.");
 		if (migrate_catalog_has_undo(m))
 			ereport(ERROR,

@@ -28,7 +28,7 @@
 /* The columns range_from_tuple reads, in this order */
 #define RANGE_COLUMNS \
 	"id, relation, lower, upper, cursor, done, " \
-	"GREATEST(rows_estimate OPERATOR(pg_catalog.-) processed, 0)"
+	"GREATEST(rows_estimate OPERATOR(pg_catalog.-) processed, 0), COALESCE(relid, 0)"
 
 /* Fill r from row 0 of the last SPI result (RANGE_COLUMNS). */
 static void
@@ -49,6 +49,7 @@ range_from_result(MigrateRange *r)
 	r->cursor = isnull ? NULL : DatumGetJsonbPCopy(d);
 	r->done = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 	r->rows_left = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+	r->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 8, &isnull));
 }
 
 /* A jsonb argument, or NULL */
@@ -63,13 +64,13 @@ range_from_result(MigrateRange *r)
  *		from (0: none).  Its cursor starts at lower.  Returns its id.
  */
 int64
-migrate_catalog_add_range(const Migration *m, const char *relation,
+migrate_catalog_add_range(const Migration *m, const char *relation, Oid relid,
 						  Jsonb *lower, Jsonb *upper, int64 rows_estimate,
 						  int64 split_from)
 {
-	Oid			types[6] = {INT8OID, TEXTOID, JSONBOID, JSONBOID, INT8OID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {INT8OID, TEXTOID, JSONBOID, JSONBOID, INT8OID, INT8OID, OIDOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 
 	values[0] = Int64GetDatum(m->id);
@@ -79,10 +80,12 @@ migrate_catalog_add_range(const Migration *m, const char *relation,
 	values[4] = Int64GetDatum(Max(rows_estimate, 0));
 	values[5] = Int64GetDatum(split_from);
 	nulls[5] = split_from != 0 ? ' ' : 'n';
+	values[6] = ObjectIdGetDatum(relid);
+	nulls[6] = OidIsValid(relid) ? ' ' : 'n';
 	migrate_catalog_exec("INSERT INTO migrate.ranges"
-						 " (migration, relation, lower, upper, cursor, rows_estimate, split_from)"
-						 " VALUES ($1, $2, $3, $4, $3, $5, $6) RETURNING id",
-						 6, types, values, nulls, SPI_OK_INSERT_RETURNING);
+						 " (migration, relation, lower, upper, cursor, rows_estimate, split_from, relid)"
+						 " VALUES ($1, $2, $3, $4, $3, $5, $6, $7) RETURNING id",
+						 7, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -273,8 +276,49 @@ migrate_catalog_split_range(const Migration *m, const MigrateRange *r,
 						 " rows_estimate = processed OPERATOR(pg_catalog.+) $3"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
 						 3, types, values, NULL, SPI_OK_UPDATE);
-	return migrate_catalog_add_range(m, r->relation, middle, r->upper,
+	return migrate_catalog_add_range(m, r->relation, r->relid, middle, r->upper,
 									 rows_after, r->id);
+}
+
+/*
+ * migrate_catalog_finish_range
+ *		Mark range id done without a batch: its partition is no longer one
+ *		of the migration's table (dropped or detached), so none of the
+ *		table's rows is left in it.
+ */
+void
+migrate_catalog_finish_range(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	migrate_catalog_exec("UPDATE migrate.ranges SET done = true,"
+						 " finished_at = pg_catalog.clock_timestamp()"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_range_leaves
+ *		The partitions (OIDs) m's ranges walk, done or not; NIL when they
+ *		are key ranges of the table.
+ */
+List *
+migrate_catalog_range_leaves(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	List	   *leaves = NIL;
+	bool		isnull;
+
+	migrate_catalog_exec("SELECT DISTINCT relid FROM migrate.ranges"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1 AND relid IS NOT NULL",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		leaves = lappend_oid(leaves,
+							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull)));
+	return leaves;
 }
 
 /*

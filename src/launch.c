@@ -352,6 +352,7 @@ launch_helper_locked(const Migration *m, BackgroundWorkerHandle **handle,
 	args.start_xid = InvalidTransactionId;
 	args.id = m->id;
 	args.helper = true;
+	args.runner_pid = MyProcPid;
 	strlcpy(args.name, m->name, sizeof(args.name));
 	migrate_worker_template(&worker, "migrate_worker_main", "migrate worker");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate worker for %s (helper)", m->name);

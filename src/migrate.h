@@ -135,6 +135,7 @@ typedef struct MigrateRange
 {
 	int64		id;
 	char	   *relation;		/* quoted, qualified: the table or a partition */
+	Oid			relid;			/* the partition; InvalidOid: the table */
 	Jsonb	   *lower;			/* NULL: from the first key */
 	Jsonb	   *upper;			/* NULL: to the last key */
 	Jsonb	   *cursor;			/* the last key done, or NULL */
@@ -303,6 +304,7 @@ typedef struct Runner
 	bool		in_worker;		/* reports to the log, not the client */
 	bool		helper;			/* a helper worker: another process is the
 								 * runner, this one only walks ranges */
+	int			runner_pid;		/* a helper's: the runner that started it */
 	int64		range_id;		/* the range it walked last, or 0 */
 	bool		ranged;			/* the migration is walked in ranges */
 	char	   *throttled_said; /* the reason last written to the catalog */
@@ -395,8 +397,10 @@ extern void migrate_check_statement_privileges(const Migration *m,
 #define MIGRATE_MAX_CACHED_ARGS 24
 /* catalog_ranges.c: access to migrate.ranges */
 extern int64 migrate_catalog_add_range(const Migration *m, const char *relation,
-									   Jsonb *lower, Jsonb *upper,
+									   Oid relid, Jsonb *lower, Jsonb *upper,
 									   int64 rows_estimate, int64 split_from);
+extern void migrate_catalog_finish_range(int64 id);
+extern List *migrate_catalog_range_leaves(const Migration *m);
 extern int64 migrate_catalog_count_ranges_locked(const Migration *m);
 extern bool migrate_catalog_take_range(const Migration *m, int64 prefer,
 									   bool spread, bool wait, MigrateRange *r);
@@ -560,6 +564,7 @@ typedef struct WorkerArgs
 	TransactionId start_xid;	/* the transaction that starts us */
 	int64		id;				/* migrate.migrations.id */
 	bool		helper;			/* walks ranges for the runner (ranges.c) */
+	int			runner_pid;		/* a helper's: the runner that started it */
 	char		name[MIGRATE_MAX_NAME_LEN + 1];
 } WorkerArgs;
 
@@ -571,7 +576,7 @@ extern void migrate_runner_init(Runner *r, int64 id, const char *name,
 extern RunnerStep migrate_runner_step(Runner *r, bool stop_requested);
 extern void migrate_runner_count_own(Runner *r);
 extern bool migrate_runner_claims(const Migration *m);
-extern bool migrate_helper_claims(const Migration *m);
+extern bool migrate_helper_claims(const Migration *m, int runner_pid);
 extern void migrate_runner_fail(int64 id, const char *message, bool helper);
 extern char *migrate_format_duration(int64 us);
 

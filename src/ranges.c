@@ -20,9 +20,11 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/partition.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -40,6 +42,8 @@
 
 #include "migrate.h"
 #include "batch.h"
+
+static char *relation_name(Oid relid);
 
 /* Ranges planned per worker, so that none idles while one straggles */
 #define RANGES_PER_WORKER 4
@@ -100,39 +104,83 @@ level_may_be_split(const Migration *m, Relation rel)
 }
 
 /*
+ * leaf_usable
+ *		May the owner of m change leaf (open) directly, with the rights the
+ *		change needs, and without row-level security (whose policies are
+ *		the table's, not the partitions')?
+ */
+static bool
+leaf_usable(const Migration *m, Relation leaf)
+{
+	AclMode		change = strcmp(m->action, MIGRATE_ACTION_DELETE) == 0 ?
+		ACL_DELETE : ACL_UPDATE;
+
+	/* one right at a time: pg_class_aclcheck is satisfied by any of several */
+	return !leaf->rd_rel->relrowsecurity &&
+		pg_class_aclcheck(RelationGetRelid(leaf), m->owner, ACL_SELECT) == ACLCHECK_OK &&
+		pg_class_aclcheck(RelationGetRelid(leaf), m->owner, change) == ACLCHECK_OK;
+}
+
+/*
+ * clauses_name_table
+ *		Does one of m's clauses qualify a column with the table's name
+ *		(relname.column)?  Named in place of the table, a partition would
+ *		not answer to it.
+ */
+static bool
+clauses_name_table(const Migration *m, const char *relname)
+{
+	const char *clauses[3] = {m->set_clause, m->where_clause, m->check_clause};
+	char	   *plain = psprintf("%s.", relname);
+	char	   *quoted = psprintf("%s.", quote_identifier(relname));
+
+	for (int i = 0; i < 3; i++)
+	{
+		char	   *lowered;
+
+		if (clauses[i] == NULL)
+			continue;
+		lowered = pstrdup(clauses[i]);
+		for (char *c = lowered; *c; c++)
+			*c = pg_tolower((unsigned char) *c);
+		if (strstr(lowered, plain) || strstr(clauses[i], quoted))
+			return true;
+	}
+	return false;
+}
+
+/*
  * leaf_partitions
  *		The leaf partitions of the partitioned table relid, as the ranges of
  *		m: a List of their OIDs, or NIL when m must walk the table as a
- *		whole (see level_may_be_split).
+ *		whole.
  *
- * Each leaf is then named in m's statements instead of the table, so the
- * owner must hold the privileges the change needs on every leaf, and no
- * level may have row-level security (its policies are the table's, not
- * the partitions'), nor be a foreign table.  A row function takes the
- * table's row type, which a leaf's may not match.
+ * Each leaf is then named in m's statements instead of the table, so every
+ * partitioned level must allow it (level_may_be_split), every leaf must be
+ * usable (leaf_usable), none may be a foreign table, and no clause may
+ * name the table.  A row function takes the table's row type, which a
+ * leaf's may not match.
  */
 static List *
 leaf_partitions(const Migration *m, Oid relid)
 {
 	List	   *rels = find_all_inheritors(relid, AccessShareLock, NULL);
 	List	   *leaves = NIL;
-	AclMode		needed = ACL_SELECT |
-		(strcmp(m->action, MIGRATE_ACTION_DELETE) == 0 ? ACL_DELETE : ACL_UPDATE);
 	ListCell   *lc;
 
-	if (m->row_fn != NULL)
+	if (m->row_fn != NULL || clauses_name_table(m, get_rel_name(relid)))
 		return NIL;
 	foreach(lc, rels)
 	{
 		Relation	rel = table_open(lfirst_oid(lc), NoLock);
 		char		relkind = rel->rd_rel->relkind;
-		bool		ok = !rel->rd_rel->relrowsecurity;
+		bool		ok;
 
-		if (ok && relkind == RELKIND_PARTITIONED_TABLE)
-			ok = level_may_be_split(m, rel);
-		else if (ok && relkind == RELKIND_RELATION)
+		if (relkind == RELKIND_PARTITIONED_TABLE)
+			ok = !rel->rd_rel->relrowsecurity && level_may_be_split(m, rel);
+		else if (relkind == RELKIND_RELATION)
 		{
-			ok = pg_class_aclcheck(RelationGetRelid(rel), m->owner, needed) == ACLCHECK_OK;
+			ok = leaf_usable(m, rel);
 			leaves = lappend_oid(leaves, RelationGetRelid(rel));
 		}
 		else
@@ -142,6 +190,121 @@ leaf_partitions(const Migration *m, Oid relid)
 			return NIL;
 	}
 	return leaves;
+}
+
+/* What became of a partition a range walks, since the ranges were planned */
+typedef enum LeafState
+{
+	LEAF_OK,					/* still a partition of the table, usable */
+	LEAF_GONE,					/* dropped or detached: none of the table's
+								 * rows is in it */
+	LEAF_CHANGED				/* no longer to be walked on its own */
+} LeafState;
+
+/*
+ * leaf_state
+ *		Is leaf still a partition of m's table tableid that may be walked on
+ *		its own?  Checked before each batch and split of its range: its name
+ *		is looked up from its OID, never trusted from the catalog, so a
+ *		table put in its place is never touched.
+ */
+static LeafState
+leaf_state(const Migration *m, Oid tableid, Oid leaf)
+{
+	Relation	rel = try_relation_open(leaf, AccessShareLock);
+	LeafState	state = LEAF_OK;
+	List	   *ancestors;
+	ListCell   *lc;
+
+	if (rel == NULL)
+		return LEAF_GONE;
+	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_rel->relispartition ||
+		!list_member_oid(ancestors = get_partition_ancestors(leaf), tableid))
+	{
+		relation_close(rel, AccessShareLock);
+		return LEAF_GONE;
+	}
+	if (!leaf_usable(m, rel))
+		state = LEAF_CHANGED;
+	relation_close(rel, AccessShareLock);
+	foreach(lc, ancestors)
+	{
+		Relation	level = table_open(lfirst_oid(lc), AccessShareLock);
+
+		if (level->rd_rel->relrowsecurity || !level_may_be_split(m, level))
+			state = LEAF_CHANGED;
+		table_close(level, AccessShareLock);
+		if (lfirst_oid(lc) == tableid)
+			break;
+	}
+	return state;
+}
+
+/*
+ * check_leaf
+ *		Before a batch or split of range r of m: set r->relation to the
+ *		current name of its partition, if it walks one.  Returns false if
+ *		that partition is gone from the table; errors out if it may no
+ *		longer be walked on its own.
+ */
+static bool
+check_leaf(const Migration *m, Oid tableid, MigrateRange *r)
+{
+	if (!OidIsValid(r->relid))
+		return true;
+	switch (leaf_state(m, tableid, r->relid))
+	{
+		case LEAF_GONE:
+			return false;
+		case LEAF_CHANGED:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("partition %s of migration \"%s\" can no longer be walked on its own",
+							relation_name(r->relid), m->name),
+					 errdetail("Since its ranges were planned, the partition or a partitioned table above it gained row-level security or a statement-level trigger, or the owner lost a right the change needs on it."),
+					 errhint("Undo that change and start the migration again; it goes on from each range's cursor.")));
+			break;
+		case LEAF_OK:
+			break;
+	}
+	r->relation = relation_name(r->relid);
+	return true;
+}
+
+/*
+ * add_new_leaves
+ *		The walk of m in ranges of partitions is over: add a range for each
+ *		partition attached to the table since (its rows are the table's
+ *		too), from m's cursor as the others.  Returns how many.
+ */
+static int
+add_new_leaves(Migration *m, Oid tableid)
+{
+	List	   *planned = migrate_catalog_range_leaves(m);
+	List	   *rels;
+	ListCell   *lc;
+	int			added = 0;
+
+	if (planned == NIL)
+		return 0;				/* key ranges of the table cover every row */
+	rels = find_all_inheritors(tableid, AccessShareLock, NULL);
+	foreach(lc, rels)
+	{
+		MigrateRange r;
+
+		if (list_member_oid(planned, lfirst_oid(lc)) ||
+			get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.relid = lfirst_oid(lc);
+		if (!check_leaf(m, tableid, &r))
+			continue;
+		(void) migrate_catalog_add_range(m, r.relation, r.relid, m->cursor, NULL,
+										 migrate_estimate_rows(r.relid), 0);
+		added++;
+	}
+	m->ranges_left += added;
+	return added;
 }
 
 /* The quoted, qualified name of relation relid */
@@ -231,8 +394,9 @@ sample_ranges(Migration *m, Oid relid, const char *relation, int nranges)
 				if (lower && compareJsonbContainers(&lower->root, &upper->root) == 0)
 					continue;
 			}
-			(void) migrate_catalog_add_range(m, relation, lower, upper,
-											 (int64) ((double) estimate * (to - from) / nsample), 0);
+			(void) migrate_catalog_add_range(m, relation, InvalidOid, lower, upper,
+											 nsample > 0 ? (int64) ((double) estimate * (to - from) / nsample) : estimate,
+											 0);
 			planned++;
 			lower = upper;
 			from = to;
@@ -264,7 +428,7 @@ plan_ranges(Migration *m)
 	foreach(lc, leaves)
 	{
 		(void) migrate_catalog_add_range(m, relation_name(lfirst_oid(lc)),
-										 m->cursor, NULL,
+										 lfirst_oid(lc), m->cursor, NULL,
 										 migrate_estimate_rows(lfirst_oid(lc)), 0);
 		planned++;
 	}
@@ -318,6 +482,7 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 					int32 batch_size)
 {
 	MigrateRange r;
+	Oid			tableid;
 
 	if (!migrate_ranges_apply(m))
 		return RANGE_NONE;
@@ -327,15 +492,27 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 			return RANGE_WALK_OVER;
 		plan_ranges(m);
 	}
-	if (migrate_catalog_take_range(m, prefer, !by_hand, by_hand, &r))
+	tableid = migrate_resolve_relation(m, false);
+	for (;;)
 	{
-		walk_range(m, &r);
-		return RANGE_PICKED;
-	}
-	if (migrate_catalog_ranges_left(m) == 0)
-	{
-		m->walk_over = true;
-		return RANGE_WALK_OVER;
+		if (migrate_catalog_take_range(m, prefer, !by_hand, by_hand, &r))
+		{
+			if (!check_leaf(m, tableid, &r))
+			{
+				/* its partition left the table, and its rows with it */
+				migrate_catalog_finish_range(r.id);
+				continue;
+			}
+			walk_range(m, &r);
+			return RANGE_PICKED;
+		}
+		if (migrate_catalog_ranges_left(m) > 0)
+			break;
+		if (!may_plan || add_new_leaves(m, tableid) == 0)
+		{
+			m->walk_over = true;
+			return RANGE_WALK_OVER;
+		}
 	}
 
 	/*
@@ -384,7 +561,8 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 
 	if (range_id == 0)
 		range_id = migrate_catalog_largest_range(m);
-	if (range_id == 0 || !migrate_catalog_lock_range(m, range_id, &r) || r.done)
+	if (range_id == 0 || !migrate_catalog_lock_range(m, range_id, &r) || r.done ||
+		!check_leaf(m, migrate_resolve_relation(m, false), &r))
 		return 0;
 	walk_range(&w, &r);
 	relid = migrate_resolve_relation(&w, false);

@@ -159,8 +159,10 @@ next_work(void *arg)
 
 	w->pick = migrate_ranges_pick(w->m, w->r->range_id, !w->r->helper, false,
 								  w->size);
-	if (w->pick == RANGE_SPLIT || w->pick == RANGE_BUSY ||
-		(w->pick == RANGE_WALK_OVER && w->r->helper))
+	if (w->pick == RANGE_SPLIT || w->pick == RANGE_BUSY)
+		return;
+	/* a helper walks ranges and nothing else: no pass, revert or end */
+	if (w->r->helper && w->pick != RANGE_PICKED)
 		return;
 	migrate_run_next(w->m, w->size, w->res);
 }
@@ -178,14 +180,16 @@ migrate_runner_claims(const Migration *m)
 
 /*
  * migrate_helper_claims
- *		Is m (NULL if gone) running, with a runner that is still there, so
- *		that a helper worker may go on walking its ranges?
+ *		May a helper worker started by runner_pid go on walking m's ranges:
+ *		is m (NULL if gone) running, with that runner still there?  A
+ *		helper never serves another runner.
  */
 bool
-migrate_helper_claims(const Migration *m)
+migrate_helper_claims(const Migration *m, int runner_pid)
 {
-	return m != NULL && m->state == MIGRATE_RUNNING && m->worker_pid != 0 &&
-		migrate_runner_pid(m->id) == m->worker_pid;
+	return m != NULL && m->state == MIGRATE_RUNNING &&
+		m->worker_pid == runner_pid &&
+		migrate_runner_pid(m->id) == runner_pid;
 }
 
 /*
@@ -450,7 +454,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	r->rows_this_step = 0;
 	SPI_connect();
 	m = migrate_catalog_load_by_id(r->id, false);
-	if (r->helper && !migrate_helper_claims(m))
+	if (r->helper && !migrate_helper_claims(m, r->runner_pid))
 	{
 		/* a helper holds nothing to give up: it just stops */
 		SPI_finish();
@@ -516,13 +520,18 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	}
 
 	r->ranged = w.pick != RANGE_NONE;
-	if (w.pick == RANGE_SPLIT || w.pick == RANGE_BUSY ||
-		(w.pick == RANGE_WALK_OVER && r->helper))
+	if (w.pick == RANGE_SPLIT || w.pick == RANGE_BUSY)
 	{
-		/* no batch: look again (at once after a split), or stop helping */
+		/* no batch: look again, at once after a split */
 		r->pause_ms = w.pick == RANGE_BUSY ? RANGES_BUSY_WAIT_MS : 0;
 		SPI_finish();
-		return w.pick == RANGE_WALK_OVER ? RUNNER_STOP : RUNNER_GO_ON;
+		return RUNNER_GO_ON;
+	}
+	if (r->helper && w.pick != RANGE_PICKED)
+	{
+		/* the walk in ranges is over: the runner does the rest */
+		SPI_finish();
+		return RUNNER_STOP;
 	}
 	r->range_id = res.done ? 0 : m->range_id;
 	r->lock_failures = 0;

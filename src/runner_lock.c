@@ -117,7 +117,9 @@ lock_holders(int64 id, int kind, const char *mode, int only_pid, int *first_pid)
 
 /*
  * migrate_runner_active
- *		Is some process (this one included) running migration id?
+ *		Is some process (this one included) running migration id: its
+ *		runner, or a helper worker still finishing a batch (one whose runner
+ *		died lives until its next step)?
  *
  * Only looks at the lock table: taking the runner lock to test it could
  * make a starting runner's own attempt fail.
@@ -125,7 +127,8 @@ lock_holders(int64 id, int kind, const char *mode, int only_pid, int *first_pid)
 bool
 migrate_runner_active(int64 id)
 {
-	return runner_lock_held(id) || migrate_runner_pid(id) != 0;
+	return runner_lock_held(id) || migrate_runner_pid(id) != 0 ||
+		migrate_helper_count(id, 0) > 0;
 }
 
 /*

@@ -160,7 +160,8 @@ worker_still_claimed(int64 id, bool stopping)
 	if (is_helper)
 	{
 		/* a helper holds nothing the runner's decisions depend on */
-		claimed = migrate_helper_claims(migrate_catalog_load_by_id(id, false));
+		claimed = migrate_helper_claims(migrate_catalog_load_by_id(id, false),
+										runner.runner_pid);
 		end_unit();
 		return claimed;
 	}
@@ -182,6 +183,11 @@ worker_still_claimed(int64 id, bool stopping)
 static void
 wait_for_helpers(bool terminate)
 {
+	if (nhelpers == 0)
+	{
+		helpers_started = false;
+		return;
+	}
 	for (int i = 0; i < nhelpers; i++)
 	{
 		if (terminate)
@@ -192,6 +198,20 @@ wait_for_helpers(bool terminate)
 	}
 	nhelpers = 0;
 	helpers_started = false;
+}
+
+/*
+ * stop_helpers_at_exit
+ *		However the runner exits (pg_terminate_backend included), its
+ *		helpers stop too: their batch in flight rolls back.  Those that
+ *		outlive it by a moment stop at their next step anyway, and
+ *		migrate_wait waits for them.
+ */
+static void
+stop_helpers_at_exit(int code, Datum arg)
+{
+	for (int i = 0; i < nhelpers; i++)
+		TerminateBackgroundWorker(helpers[i]);
 }
 
 /*
@@ -530,6 +550,7 @@ run_migration(const WorkerArgs *args)
 	}
 	migrate_runner_init(&runner, args->id, args->name, true, loopcxt);
 	runner.helper = is_helper;
+	runner.runner_pid = args->runner_pid;
 	runner.team = migrate_team_join(args->id);
 	ereport(is_helper ? DEBUG1 : LOG,
 			(errmsg("migrate: %s migration \"%s\"",
@@ -668,11 +689,13 @@ migrate_worker_main(Datum main_arg)
 	{
 		/* started by the runner, from a transaction of its own, committed */
 		is_helper = true;
+		runner.runner_pid = args.runner_pid;
 		migrate_helper_lock(args.id);
 	}
 	else
 	{
 		migrate_runner_lock(args.id);
+		before_shmem_exit(stop_helpers_at_exit, (Datum) 0);
 		wait_for_starter(&args);
 	}
 	run_migration(&args);
