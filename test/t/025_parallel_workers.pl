@@ -15,6 +15,7 @@
 # n = 1 exactly, processed and changed equal the row count, and the
 # counters of the ranges (migrate_ranges) add up to them.  A range split by
 # hand while the workers run (migrate_split_range) is walked like the others.
+# E: pg_terminate_backend of the runner stops its helpers too.
 #
 # Then partitioned tables (hash, 4 partitions; range, 3 partitions) with
 # workers => 2: one range per leaf partition, each done at the end, with
@@ -285,6 +286,32 @@ for my $c (@cycles)
 		"$what: $go makes it running again with 3 workers");
 }
 check_done('pd', 't', $rows, 3, 'D');
+
+# ---------------------------------------------------------------------
+# E. pg_terminate_backend of the runner: its helpers stop with it (their
+# batch in flight rolls back); a pause and migrate_wait then see no
+# process of the migration, and nothing changes any more; a new start
+# finishes it, with new helpers, never the old ones.
+reset_table();
+register('pe', 't', 3, 2000);
+sql(q{SELECT migrate_start('pe')});
+wait_workers('pe', 3, 'E');
+wait_progress('pe', 20_000, 'E');
+my @helpers_e = split /\n/, sql(q{SELECT pid FROM pg_stat_activity
+	WHERE backend_type = 'migrate worker'
+	  AND pid <> (SELECT worker_pid FROM migrate_status('pe'))});
+sql(q{SELECT pg_terminate_backend(worker_pid) FROM migrate_status('pe')});
+sql(q{SELECT migrate_pause('pe')});
+is(sql(q{SELECT migrate_wait('pe', '60s')}), 'paused', 'E: paused once the runner is gone');
+is(sql(qq{SELECT count(*) FROM pg_stat_activity WHERE pid IN (@{[join(',', @helpers_e)]})}),
+	'0', 'E: its helpers are gone when migrate_wait returns');
+my $still_e = sql(q{SELECT processed FROM migrate_status('pe')});
+is(sql(q{SELECT count(*) FROM t WHERE n = 1}), $still_e,
+	'E: the rows changed are exactly the rows counted');
+sql(q{SELECT pg_sleep(1)});
+is(sql(q{SELECT processed FROM migrate_status('pe')}), $still_e, 'E: nothing changes any more');
+sql(q{SELECT migrate_resume('pe')});
+check_done('pe', 't', $rows, 3, 'E');
 
 # ---------------------------------------------------------------------
 # Partitioned tables: one range per leaf partition.
