@@ -388,26 +388,25 @@ launch_helper_locked(const Migration *m, BackgroundWorkerHandle **handle,
 /*
  * migrate_launch_helpers
  *		Start up to n helper workers for m, which its runner (this process)
- *		runs in ranges; their handles go to handles[], in TopMemoryContext.  Returns how many
- *		started.  Fewer than n is no error: *note then says why (else NULL),
- *		for migrate_status.
+ *		runs in ranges; their handles go to handles[], in TopMemoryContext,
+ *		and *started counts them.  Fewer than n is no error: *note then says
+ *		why (else NULL), for migrate_status.
  *
  * Helpers connect as m's owner, like the runner, and count against
  * migrate.max_workers and migrate.max_workers_per_role; they are started
  * under the same cluster-wide start lock as every migrate worker.
  */
-int
+void
 migrate_launch_helpers(const Migration *m, int n, BackgroundWorkerHandle **handles,
-					   char **note)
+					   int *started, char **note)
 {
-	volatile int started = 0;
-
 	*note = NULL;
 	migrate_lock_worker_start(true);
 	PG_TRY();
 	{
-		while (started < n && launch_helper_locked(m, &handles[started], note))
-			started++;
+		/* counted as they start: an error part-way loses none of them */
+		while (*started < n && launch_helper_locked(m, &handles[*started], note))
+			(*started)++;
 	}
 	PG_FINALLY();
 	{
@@ -415,8 +414,7 @@ migrate_launch_helpers(const Migration *m, int n, BackgroundWorkerHandle **handl
 	}
 	PG_END_TRY();
 	if (*note)
-		*note = psprintf("%d of %d workers: %s", started + 1, n + 1, *note);
-	return started;
+		*note = psprintf("%d of %d workers: %s", *started + 1, n + 1, *note);
 }
 
 /*

@@ -597,8 +597,9 @@ extern int	migrate_launch_worker(Migration *m);
 extern void migrate_check_worker_can_connect(const Migration *m);
 extern void migrate_lock_worker_start(bool lock);
 extern void migrate_check_worker_slots(const Migration *m, bool verify);
-extern int	migrate_launch_helpers(const Migration *m, int n,
-								   BackgroundWorkerHandle **handles, char **note);
+extern void migrate_launch_helpers(const Migration *m, int n,
+								   BackgroundWorkerHandle **handles, int *started,
+								   char **note);
 extern void migrate_register_launcher(void);
 
 /* args.c: arguments of the SQL functions */

@@ -520,7 +520,7 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 	 * batch holds it longer than lock_timeout.
 	 */
 	{
-		SplitWork	w = {m, Max(2 * batch_size, 1000), 0};
+		SplitWork	w = {m, (int32) Min(Max((int64) 2 * batch_size, 1000), PG_INT32_MAX / 4), 0};
 		int			nestlevel = NewGUCNestLevel();
 		ErrorData  *edata;
 
@@ -574,7 +574,8 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 	 */
 	if (exact || r.rows_left < 2 * (int64) min_rows)
 	{
-		int32		cap = exact ? SPLIT_COUNT_CAP : 4 * Max(min_rows, 1);
+		int32		cap = exact ? SPLIT_COUNT_CAP :
+			(int32) Min((int64) 4 * Max(min_rows, 1), PG_INT32_MAX);
 
 		if (!migrate_find_batch_bound(&w, b, cap, &bound, &rows))
 			return 0;

@@ -263,8 +263,8 @@ start_helpers(int64 id)
 	m = migrate_catalog_load_by_id(id, false);
 	if (migrate_runner_claims(m) && m->workers > 1)
 	{
-		nhelpers = migrate_launch_helpers(m, Min(m->workers, MIGRATE_MAX_WORKERS_PER_MIGRATION) - 1,
-										  helpers, &note);
+		migrate_launch_helpers(m, Min(m->workers, MIGRATE_MAX_WORKERS_PER_MIGRATION) - 1,
+							   helpers, &nhelpers, &note);
 		migrate_catalog_set_workers_note(id, note);
 		if (note)
 			ereport(LOG, (errmsg("migrate: migration \"%s\" runs with %s", m->name, note)));
