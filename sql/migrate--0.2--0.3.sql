@@ -88,11 +88,18 @@ COMMENT ON COLUMN migrate.migrations.verify_state IS
  * not a foreign key, so that pg_dump restores the two tables in any order).
  */
 ALTER TABLE migrate.migrations
+    ADD COLUMN relid pg_catalog.regclass,
     ADD COLUMN workers integer NOT NULL DEFAULT 1,
     ADD COLUMN workers_note pg_catalog.text,
     ADD CONSTRAINT migrations_workers_check
         CHECK (workers OPERATOR(pg_catalog.>=) 1 AND workers OPERATOR(pg_catalog.<=) 64);
 
+-- the table each migration was registered on, by identity: a batch that
+-- finds another table under its name (renamed, then replaced) fails
+UPDATE migrate.migrations SET relid = pg_catalog.to_regclass(relation)
+ WHERE relation IS NOT NULL;
+COMMENT ON COLUMN migrate.migrations.relid IS
+    'the table registered (relation is its name then): a batch that finds another table under that name fails';
 COMMENT ON COLUMN migrate.migrations.workers IS
     'background workers that walk the table at once, each on its own range of keys';
 COMMENT ON COLUMN migrate.migrations.workers_note IS
@@ -102,7 +109,8 @@ CREATE TABLE migrate.ranges (
     id bigserial PRIMARY KEY,
     migration bigint NOT NULL,
     relation pg_catalog.text NOT NULL,
-    relid pg_catalog.oid,
+    relid pg_catalog.regclass,
+    left_table boolean NOT NULL DEFAULT false,
     lower pg_catalog.jsonb,
     upper pg_catalog.jsonb,
     cursor pg_catalog.jsonb,
@@ -125,6 +133,8 @@ COMMENT ON COLUMN migrate.ranges.relation IS
     'the table the range walks: the migration''s, or one leaf partition of it';
 COMMENT ON COLUMN migrate.ranges.relid IS
     'the leaf partition the range walks, checked to still be one of the table before each batch; NULL: the table itself';
+COMMENT ON COLUMN migrate.ranges.left_table IS
+    'done because its partition left the table (dropped or detached); taken up again from its cursor if it comes back';
 COMMENT ON COLUMN migrate.ranges.lower IS 'the range starts after this key (NULL: at the first key)';
 COMMENT ON COLUMN migrate.ranges.upper IS 'the range ends at this key (NULL: at the last key)';
 COMMENT ON COLUMN migrate.ranges.cursor IS 'the last key done; moves with each batch of the range';

@@ -166,6 +166,48 @@ SELECT migrate_wait('pw_keep');
 SELECT state, reverted FROM migrate_status('pw_keep');
 SELECT n, count(*) FROM pw_k GROUP BY n;
 
+-- a migration is bound to the table it was registered on: renamed, and
+-- another put under its name, the other is never touched
+CREATE TABLE pw_x (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO pw_x (id) SELECT g FROM generate_series(1, 10) g;
+SELECT name FROM migrate_register('pw_bound', 'pw_x', set_clause => 'n = n + 1', batch_size => 5);
+SELECT processed FROM migrate_step('pw_bound');
+ALTER TABLE pw_x RENAME TO pw_x_old;
+CREATE TABLE pw_x (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO pw_x (id) SELECT g FROM generate_series(1, 10) g;
+SELECT processed FROM migrate_step('pw_bound');
+SELECT sum(n) FROM pw_x;
+DROP TABLE pw_x;
+ALTER TABLE pw_x_old RENAME TO pw_x;
+SELECT processed FROM migrate_step('pw_bound');
+SELECT sum(n) FROM pw_x;
+SELECT migrate_unregister('pw_bound');
+DROP TABLE pw_x;
+
+-- a partition that leaves the table while the walk goes on, and comes
+-- back, goes on from its cursor: its rows are changed once
+CREATE TABLE pw_d (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
+CREATE TABLE pw_d1 PARTITION OF pw_d FOR VALUES FROM (1) TO (101);
+CREATE TABLE pw_d2 PARTITION OF pw_d FOR VALUES FROM (101) TO (201);
+CREATE TABLE pw_d3 PARTITION OF pw_d FOR VALUES FROM (201) TO (301);
+INSERT INTO pw_d (id) SELECT g FROM generate_series(1, 300) g;
+SELECT name FROM migrate_register('pw_back', 'pw_d', set_clause => 'n = n + 1',
+                                  batch_size => 60, workers => 2);
+SELECT processed FROM migrate_step('pw_back');
+SELECT processed FROM migrate_step('pw_back');
+SELECT processed FROM migrate_step('pw_back');
+SELECT processed FROM migrate_step('pw_back');
+ALTER TABLE pw_d DETACH PARTITION pw_d2;
+SELECT processed FROM migrate_step('pw_back');
+SELECT relation, state, cursor, processed FROM migrate_ranges('pw_back') ORDER BY relation;
+ALTER TABLE pw_d ATTACH PARTITION pw_d2 FOR VALUES FROM (101) TO (201);
+CALL migrate_run('pw_back');
+SELECT state, processed FROM migrate_status('pw_back');
+SELECT relation, state, cursor, processed FROM migrate_ranges('pw_back') ORDER BY relation;
+SELECT n, count(*) FROM pw_d GROUP BY n;
+SELECT migrate_unregister('pw_back');
+DROP TABLE pw_d;
+
 -- workers can be changed when starting; a task cannot have several
 SELECT migrate_start('pw_task_nope', workers => 2);
 SELECT name FROM migrate_register('pw_task', NULL, sql => 'SELECT 1');

@@ -51,6 +51,7 @@
 	", series_ids, COALESCE(series_starter::pg_catalog.oid, 0), key_types, true, " \
 	"series_started_at, registered_at, vacuum, COALESCE(max_wal_rate, -1), " \
 	"check_clause, catch_up, max_passes, pass, pass_changed, workers, " \
+	"COALESCE(relid::pg_catalog.oid, 0), " \
 	"(SELECT pg_catalog.count(*) FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
 	"(SELECT pg_catalog.count(*) FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id AND NOT r.done), " \
 	"(SELECT COALESCE(pg_catalog.sum(r.processed), 0)::pg_catalog.int8 FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
@@ -59,7 +60,7 @@
 #define MIGRATION_COLUMNS_PRE_V3 \
 	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false, " \
 	"NULL::pg_catalog.timestamptz, registered_at, false, 0::pg_catalog.int8, " \
-	"NULL::pg_catalog.text, false, 3, 0, 0::pg_catalog.int8, 1, " \
+	"NULL::pg_catalog.text, false, 3, 0, 0::pg_catalog.int8, 1, 0::pg_catalog.oid, " \
 	"0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8"
 
 /*
@@ -117,6 +118,7 @@ enum MigrationColumn
 	MC_PASS,
 	MC_PASS_CHANGED,
 	MC_WORKERS,
+	MC_RELID,
 	MC_RANGES_TOTAL,
 	MC_RANGES_LEFT,
 	MC_RANGE_PROCESSED,
@@ -424,6 +426,7 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->pass = DatumGetInt32(COL(MC_PASS));
 	m->pass_changed = DatumGetInt64(COL(MC_PASS_CHANGED));
 	m->workers = DatumGetInt32(COL(MC_WORKERS));
+	m->relid = DatumGetObjectId(COL(MC_RELID));
 	m->ranges_total = DatumGetInt64(COL(MC_RANGES_TOTAL));
 	m->ranges_left = DatumGetInt64(COL(MC_RANGES_LEFT));
 
@@ -1454,15 +1457,15 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 	}
 	if (migrate_catalog_is_v3())
 	{
-		Oid			t3[8] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID, TEXTOID, BOOLOID, INT4OID,
-		INT4OID};
-		Datum		v3[8] = {Int64GetDatum(id), (Datum) 0, BoolGetDatum(def->vacuum),
+		Oid			t3[9] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID, TEXTOID, BOOLOID, INT4OID,
+		INT4OID, OIDOID};
+		Datum		v3[9] = {Int64GetDatum(id), (Datum) 0, BoolGetDatum(def->vacuum),
 			Int64GetDatum(def->max_wal_rate),
 			def->check_clause ? CStringGetTextDatum(def->check_clause) : (Datum) 0,
 			BoolGetDatum(def->catch_up), Int32GetDatum(def->max_passes),
-		Int32GetDatum(Max(def->workers, 1))};
-		char		n3[8] = {' ', 'n', ' ', def->max_wal_rate < 0 ? 'n' : ' ',
-		def->check_clause ? ' ' : 'n', ' ', ' ', ' '};
+		Int32GetDatum(Max(def->workers, 1)), ObjectIdGetDatum(def->relid)};
+		char		n3[9] = {' ', 'n', ' ', def->max_wal_rate < 0 ? 'n' : ' ',
+		def->check_clause ? ' ' : 'n', ' ', ' ', ' ', OidIsValid(def->relid) ? ' ' : 'n'};
 
 		if (def->key_types != NIL)
 		{
@@ -1477,9 +1480,9 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 							 " caught_rows = 0, verified_at = NULL, verify_checked = NULL,"
 							 " failing_rows = NULL, verify_sample = NULL, verify_state = NULL,"
 							 " verify_pid = NULL, verify_error = NULL,"
-							 " workers = $8, workers_note = NULL"
+							 " workers = $8, workers_note = NULL, relid = $9::pg_catalog.regclass"
 							 " WHERE id OPERATOR(pg_catalog.=) $1",
-							 8, t3, v3, n3, SPI_OK_UPDATE);
+							 9, t3, v3, n3, SPI_OK_UPDATE);
 		/* a definition registered again starts over: its ranges too */
 		migrate_catalog_forget_ranges(id);
 	}

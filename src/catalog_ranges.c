@@ -28,7 +28,8 @@
 /* The columns range_from_tuple reads, in this order */
 #define RANGE_COLUMNS \
 	"id, relation, lower, upper, cursor, done, " \
-	"GREATEST(rows_estimate OPERATOR(pg_catalog.-) processed, 0), COALESCE(relid, 0)"
+	"GREATEST(rows_estimate OPERATOR(pg_catalog.-) processed, 0), " \
+	"COALESCE(relid::pg_catalog.oid, 0)"
 
 /* Fill r from row 0 of the last SPI result (RANGE_COLUMNS). */
 static void
@@ -84,7 +85,7 @@ migrate_catalog_add_range(const Migration *m, const char *relation, Oid relid,
 	nulls[6] = OidIsValid(relid) ? ' ' : 'n';
 	migrate_catalog_exec("INSERT INTO migrate.ranges"
 						 " (migration, relation, lower, upper, cursor, rows_estimate, split_from, relid)"
-						 " VALUES ($1, $2, $3, $4, $3, $5, $6, $7) RETURNING id",
+						 " VALUES ($1, $2, $3, $4, $3, $5, $6, $7::pg_catalog.regclass) RETURNING id",
 						 7, types, values, nulls, SPI_OK_INSERT_RETURNING);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
@@ -284,7 +285,7 @@ migrate_catalog_split_range(const Migration *m, const MigrateRange *r,
  * migrate_catalog_finish_range
  *		Mark range id done without a batch: its partition is no longer one
  *		of the migration's table (dropped or detached), so none of the
- *		table's rows is left in it.
+ *		table's rows is left in it; left_table says so, should it come back.
  */
 void
 migrate_catalog_finish_range(int64 id)
@@ -292,10 +293,30 @@ migrate_catalog_finish_range(int64 id)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 
-	migrate_catalog_exec("UPDATE migrate.ranges SET done = true,"
+	migrate_catalog_exec("UPDATE migrate.ranges SET done = true, left_table = true,"
 						 " finished_at = pg_catalog.clock_timestamp()"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_reopen_ranges
+ *		The partition relid, whose ranges of m were closed when it left the
+ *		table, is back: take them up again from their cursors.  Returns how
+ *		many.
+ */
+int
+migrate_catalog_reopen_ranges(const Migration *m, Oid relid)
+{
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2] = {Int64GetDatum(m->id), ObjectIdGetDatum(relid)};
+
+	migrate_catalog_exec("UPDATE migrate.ranges SET done = false, left_table = false,"
+						 " finished_at = NULL"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND relid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass AND left_table",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+	return (int) SPI_processed;
 }
 
 /*

@@ -169,13 +169,30 @@ migrate_relation_rangevar(const char *relation)
 Oid
 migrate_resolve_relation(const Migration *m, bool missing_ok)
 {
-	Oid			relid = RangeVarGetRelid(migrate_relation_rangevar(m->relation), NoLock, true);
+	Oid			expected = OidIsValid(m->range_relid) ? m->range_relid : m->relid;
+	Oid			relid;
+	int			nestlevel = NewGUCNestLevel();
 
+	/*
+	 * Locked for the rest of the transaction (under the migration's
+	 * lock_timeout), so that the name means this table until the batch's
+	 * statements have run: renaming or dropping it waits for us.
+	 */
+	migrate_set_lock_timeout(m->lock_timeout_ms);
+	relid = RangeVarGetRelid(migrate_relation_rangevar(m->relation), AccessShareLock, true);
+	AtEOXact_GUC(true, nestlevel);
 	if (!OidIsValid(relid) && !missing_ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table %s of migration \"%s\" does not exist", m->relation, m->name),
 				 errdetail("The table was dropped or renamed after the migration was registered.")));
+	if (OidIsValid(relid) && OidIsValid(expected) && relid != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s of migration \"%s\" is not the table it was registered on",
+						m->relation, m->name),
+				 errdetail("The table was renamed or dropped, and another took its name."),
+				 errhint("Register the migration again with replace => true, naming the table it is to change.")));
 	return relid;
 }
 

@@ -121,11 +121,13 @@ typedef struct Migration
 	int32		pass;			/* 0: the walk; then catch-up passes (verify.c) */
 	int64		pass_changed;	/* rows changed (or found failing) this pass */
 	/* parallel workers (0.3); an older catalog reads as one worker */
+	Oid			relid;			/* the table registered; InvalidOid: unknown */
 	int32		workers;		/* workers asked for */
 	int64		ranges_total;	/* ranges of the walk (ranges.c); 0: none */
 	int64		ranges_left;	/* of them, not done */
 	/* while a batch walks one range (ranges.c); else 0 and NULL */
 	int64		range_id;
+	Oid			range_relid;	/* the partition it walks, or InvalidOid */
 	Jsonb	   *upper;			/* the range's last key; NULL: the last key */
 	bool		walk_over;		/* every range is done: the walk ends */
 } Migration;
@@ -400,6 +402,7 @@ extern int64 migrate_catalog_add_range(const Migration *m, const char *relation,
 									   Oid relid, Jsonb *lower, Jsonb *upper,
 									   int64 rows_estimate, int64 split_from);
 extern void migrate_catalog_finish_range(int64 id);
+extern int	migrate_catalog_reopen_ranges(const Migration *m, Oid relid);
 extern List *migrate_catalog_range_leaves(const Migration *m);
 extern int64 migrate_catalog_count_ranges_locked(const Migration *m);
 extern bool migrate_catalog_take_range(const Migration *m, int64 prefer,

@@ -123,28 +123,44 @@ leaf_usable(const Migration *m, Relation leaf)
 
 /*
  * clauses_name_table
- *		Does one of m's clauses qualify a column with the table's name
- *		(relname.column)?  Named in place of the table, a partition would
- *		not answer to it.
+ *		Does one of m's clauses name the table (relname.column, a whole-row
+ *		relname)?  Named in place of the table, a partition would not
+ *		answer to it.
  */
 static bool
 clauses_name_table(const Migration *m, const char *relname)
 {
 	const char *clauses[3] = {m->set_clause, m->where_clause, m->check_clause};
-	char	   *plain = psprintf("%s.", relname);
-	char	   *quoted = psprintf("%s.", quote_identifier(relname));
+	char	   *name = pstrdup(relname);
+	size_t		len = strlen(name);
 
+	for (char *c = name; *c; c++)
+		*c = pg_tolower((unsigned char) *c);
 	for (int i = 0; i < 3; i++)
 	{
-		char	   *lowered;
+		char	   *text;
 
 		if (clauses[i] == NULL)
 			continue;
-		lowered = pstrdup(clauses[i]);
-		for (char *c = lowered; *c; c++)
+		text = pstrdup(clauses[i]);
+		for (char *c = text; *c; c++)
 			*c = pg_tolower((unsigned char) *c);
-		if (strstr(lowered, plain) || strstr(clauses[i], quoted))
-			return true;
+
+		/*
+		 * The name as a word anywhere (q.n, q . n, q::text, "q"): a column
+		 * of the same name makes the table be walked whole, which is safe
+		 */
+		for (char *at = strstr(text, name); at; at = strstr(at + 1, name))
+		{
+			bool		starts = at == text || !(IS_HIGHBIT_SET(at[-1]) || isalnum((unsigned char) at[-1]) ||
+												  at[-1] == '_' || at[-1] == '$');
+			char		next = at[len];
+			bool		ends = !(IS_HIGHBIT_SET(next) || isalnum((unsigned char) next) ||
+								 next == '_' || next == '$');
+
+			if (starts && ends)
+				return true;
+		}
 	}
 	return false;
 }
@@ -216,24 +232,28 @@ leaf_state(const Migration *m, Oid tableid, Oid leaf)
 	List	   *ancestors;
 	ListCell   *lc;
 
+	/*
+	 * The locks stay until the transaction ends: while the batch runs, the
+	 * partition can be neither dropped, renamed nor detached
+	 */
 	if (rel == NULL)
 		return LEAF_GONE;
 	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_rel->relispartition ||
 		!list_member_oid(ancestors = get_partition_ancestors(leaf), tableid))
 	{
-		relation_close(rel, AccessShareLock);
+		relation_close(rel, NoLock);
 		return LEAF_GONE;
 	}
 	if (!leaf_usable(m, rel))
 		state = LEAF_CHANGED;
-	relation_close(rel, AccessShareLock);
+	relation_close(rel, NoLock);
 	foreach(lc, ancestors)
 	{
 		Relation	level = table_open(lfirst_oid(lc), AccessShareLock);
 
 		if (level->rd_rel->relrowsecurity || !level_may_be_split(m, level))
 			state = LEAF_CHANGED;
-		table_close(level, AccessShareLock);
+		table_close(level, NoLock);
 		if (lfirst_oid(lc) == tableid)
 			break;
 	}
@@ -275,7 +295,8 @@ check_leaf(const Migration *m, Oid tableid, MigrateRange *r)
  * add_new_leaves
  *		The walk of m in ranges of partitions is over: add a range for each
  *		partition attached to the table since (its rows are the table's
- *		too), from m's cursor as the others.  Returns how many.
+ *		too), from m's cursor as the others, and take up again the ranges
+ *		of a partition that left the table and is back.  Returns how many.
  */
 static int
 add_new_leaves(Migration *m, Oid tableid)
@@ -292,9 +313,14 @@ add_new_leaves(Migration *m, Oid tableid)
 	{
 		MigrateRange r;
 
-		if (list_member_oid(planned, lfirst_oid(lc)) ||
-			get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
+		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
 			continue;
+		if (list_member_oid(planned, lfirst_oid(lc)))
+		{
+			/* one that left the table and came back goes on from its cursors */
+			added += migrate_catalog_reopen_ranges(m, lfirst_oid(lc));
+			continue;
+		}
 		memset(&r, 0, sizeof(r));
 		r.relid = lfirst_oid(lc);
 		if (!check_leaf(m, tableid, &r))
@@ -311,8 +337,12 @@ add_new_leaves(Migration *m, Oid tableid)
 static char *
 relation_name(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+
+	if (relname == NULL || nspname == NULL)
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	return quote_qualified_identifier(nspname, relname);
 }
 
 /* The pages of relid, all its partitions' if it is partitioned */
@@ -443,6 +473,7 @@ static void
 walk_range(Migration *m, const MigrateRange *r)
 {
 	m->range_id = r->id;
+	m->range_relid = r->relid;
 	m->relation = r->relation;
 	m->cursor = r->cursor;
 	m->upper = r->upper;
