@@ -18,11 +18,16 @@
 #      migrate_load      3 while that workload runs
 #   5  migrate_big       3 on BIG_ROWS rows: first vs last 10 % of batches
 #   6  test/bench/tpcb.sh: pgbench's TPC-B workload while one UPDATE, a hand
-#      loop and migrate change pgbench_accounts (tps, p99, max, time, size
-#      after / packed; tpcb.csv; SKIP_TPCB=1 skips it)
+#      loop and migrate (workers => 1 and => 2) change pgbench_accounts (tps,
+#      p99, max, time, size after / packed; tpcb.csv; SKIP_TPCB=1 skips it)
 #   7  test/bench/bloat.sh: time, WAL and size after / packed of one UPDATE
 #      and migrate, bigint and uuid keys (bloat.csv; BLOAT_ROWS rows,
 #      default 1000000; SKIP_BLOAT=1 skips it)
+#   8  test/bench/parallel.sh: parallel workers (issue 12): one UPDATE, the
+#      hand loop, migrate with workers => 1 and => 2 on ROWS rows (time, WAL,
+#      size after / packed), first vs last 10 % of BIG_ROWS rows with
+#      workers => 2 (unless SKIP_BIG=1), and the TPC-B figures of one and two
+#      workers from step 6's tpcb.csv (parallel.csv; SKIP_PARALLEL=1 skips it)
 # and prints one table, writes results.csv, ratios.csv, samples.csv,
 # batches.csv and one PNG chart per migrate run into the output directory.
 #
@@ -749,6 +754,14 @@ fi
 if [ "${SKIP_BLOAT:-0}" != 1 ]; then
     step "bloat and WAL (test/bench/bloat.sh)"
     OUT="$OUT" SKIP_BUILD=1 PGVER="$PGVER" bash "$(dirname "$0")/bloat.sh" "${BLOAT_ROWS:-1000000}" | tee -a "$OUT/summary.txt"
+fi
+if [ "${SKIP_PARALLEL:-0}" != 1 ]; then
+    step "8. parallel workers (test/bench/parallel.sh)"
+    # the TPC-B figures come from step 6 (its WAYS include migrate2), not a second run
+    tpcb_csv=
+    [ "${SKIP_TPCB:-0}" != 1 ] && [ -f "$OUT/tpcb.csv" ] && tpcb_csv="$OUT/tpcb.csv"
+    OUT="$OUT" SKIP_BUILD=1 PGVER="$PGVER" BIG_ROWS="$BIG_ROWS" SKIP_BIG="$SKIP_BIG" \
+        SKIP_TPCB=1 TPCB_CSV="$tpcb_csv" bash "$(dirname "$0")/parallel.sh" "$ROWS" | tee -a "$OUT/summary.txt"
 fi
 
 step "done in $((SECONDS - T_BEGIN))s; output in $OUT"

@@ -11,12 +11,16 @@
 #   loop            a hand-written key-range loop, 10,000 keys a batch,
 #                   synchronous_commit = off, COMMIT per batch
 #   migrate         migrate, default options
+#   migrate2        migrate with workers => 2 (issue 12)
 #   migrate_alone   migrate with no workload (its own time, for the ratio)
+#   migrate2_alone  migrate2 with no workload
 # each on a freshly initialised pgbench database, after WARMUP seconds of
 # workload.  From pgbench's per-transaction log, over exactly the time the
 # change ran: the workload's tps (and its ratio to idle), p99 and max
 # latency; plus how long the change took and the table's size after it
-# divided by its size after VACUUM FULL.  Writes tpcb.csv into OUT.
+# divided by its size after VACUUM FULL; for migrate2, the most workers it
+# was seen running (migrate_status.workers_running, polled while waiting).
+# Writes tpcb.csv into OUT.
 #
 # Environment (all optional): SCALE (20), CLIENTS (4), WARMUP (3 s),
 # IDLE_SECS (20), WAYS (the list above; idle must come first), OUT,
@@ -29,7 +33,7 @@ SCALE=${SCALE:-20}
 CLIENTS=${CLIENTS:-4}
 WARMUP=${WARMUP:-3}
 IDLE_SECS=${IDLE_SECS:-20}
-WAYS=${WAYS:-idle update loop migrate migrate_alone}
+WAYS=${WAYS:-idle update loop migrate migrate2 migrate_alone migrate2_alone}
 BIN="/usr/lib/postgresql/$PGVER/bin"
 OUT=${OUT:-/tmp/migrate-tpcb-$(date +%Y%m%d-%H%M%S)}
 PORT=${PORT:-5489}
@@ -37,7 +41,12 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 
 . "$top/test/bench/cluster.sh"
 bench_build
-bench_before_stop() { pkill -f "pgbench.*-p $PORT" 2>/dev/null || true; }
+# pgbench ends when its sessions are terminated (and writes its logs)
+stop_workload() {
+    q -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+           WHERE application_name = 'pgbench' AND datname = 'bench'" >/dev/null 2>&1 || true
+}
+bench_before_stop() { stop_workload; }
 bench_cluster tpcb "shared_buffers = 1GB" "max_wal_size = 4GB" \
     "checkpoint_timeout = 15min" "checkpoint_completion_target = 0.9"
 conn=(-h "$data" -p "$PORT")
@@ -64,15 +73,25 @@ wait_migration() {
         sleep 0.2
     done
 }
+# the same, for a migration with several workers: SEEN, the most running
+wait_workers() {
+    local state=running running
+    SEEN=0
+    while [ "$state" = running ]; do
+        sleep 0.2
+        IFS='|' read -r state running < <(q -c "SELECT state, workers_running FROM migrate_status('$1')")
+        if [ "${running:-0}" -gt "$SEEN" ]; then SEEN=$running; fi
+    done
+}
 
-echo "way,seconds,tps,tps_per_idle,p99_ms,max_ms,size_per_packed" > "$OUT/tpcb.csv"
+echo "way,seconds,tps,tps_per_idle,p99_ms,max_ms,size_per_packed,workers_seen" > "$OUT/tpcb.csv"
 idle_tps=0
 for way in $WAYS; do
     q -c "SELECT count(migrate_unregister(name)) FROM migrate.migrations" >/dev/null
     as_pg "$BIN/pgbench" "${conn[@]}" -i -s "$SCALE" -q bench >/dev/null 2>&1
     q -c "VACUUM ANALYZE" -c "CHECKPOINT"
-    pbpid=
-    if [ $way != migrate_alone ]; then
+    pbpid='' SEEN=''
+    if [ "${way%_alone}" = "$way" ]; then
         rm -f "$data"/pb.*
         (cd "$data" && as_pg "$BIN/pgbench" "${conn[@]}" -n -c "$CLIENTS" -j 2 -T 3600 \
              -l --log-prefix=pb bench >/dev/null 2>&1) &
@@ -84,6 +103,10 @@ for way in $WAYS; do
         idle) sleep "$IDLE_SECS" ;;
         update) q -c "UPDATE pgbench_accounts SET filler = md5(aid::text)" ;;
         loop) q -c "CALL hand_loop()" ;;
+        migrate2*)
+            q -c "SELECT migrate_register('$way', 'pgbench_accounts', set_clause => 'filler = md5(aid::text)', workers => 2)" \
+              -c "SELECT migrate_start('$way')" >/dev/null
+            wait_workers "$way" ;;
         migrate*)
             q -c "SELECT migrate_register('$way', 'pgbench_accounts', set_clause => 'filler = md5(aid::text)')" \
               -c "SELECT migrate_start('$way')" >/dev/null
@@ -93,7 +116,7 @@ for way in $WAYS; do
     tps=; p99=; max=; ratio=; packed=
     if [ -n "$pbpid" ]; then
         sleep 1
-        pkill -INT -f "pgbench.*-p $PORT" || true
+        stop_workload
         wait "$pbpid" || true
         # the log: client_id xact_no latency_us script_no epoch_s epoch_us,
         # the time being the transaction's end.  tps: the transactions that
@@ -114,10 +137,12 @@ for way in $WAYS; do
         packed=$(echo "scale=2; $size / $(q -c "SELECT pg_table_size('pgbench_accounts')")" | bc)
     fi
     secs=$(echo "scale=1; ($t1 - $t0) / 1" | bc)
-    echo "$way,$secs,$tps,$ratio,$p99,$max,$packed" >> "$OUT/tpcb.csv"
-    printf '%-14s %7s s  tps %6s (%5s x idle)  p99 %6s ms  max %7s ms  size/packed %s\n' \
-        "$way" "$secs" "${tps:--}" "${ratio:--}" "${p99:--}" "${max:--}" "${packed:--}"
+    echo "$way,$secs,$tps,$ratio,$p99,$max,$packed,$SEEN" >> "$OUT/tpcb.csv"
+    printf '%-14s %7s s  tps %6s (%5s x idle)  p99 %6s ms  max %7s ms  size/packed %s%s\n' \
+        "$way" "$secs" "${tps:--}" "${ratio:--}" "${p99:--}" "${max:--}" "${packed:--}" \
+        "${SEEN:+  workers ran $SEEN}"
 done
-awk -F, '$1 == "migrate" { m = $2 } $1 == "migrate_alone" { a = $2 }
-         END { if (a > 0) printf "migrate under load took %.2f x its time alone\n", m / a }' "$OUT/tpcb.csv"
+awk -F, '{ s[$1] = $2 }
+         END { if (s["migrate_alone"] > 0) printf "migrate under load took %.2f x its time alone\n", s["migrate"] / s["migrate_alone"]
+               if (s["migrate2_alone"] > 0) printf "migrate2 under load took %.2f x its time alone\n", s["migrate2"] / s["migrate2_alone"] }' "$OUT/tpcb.csv"
 echo "results in $OUT/tpcb.csv"
