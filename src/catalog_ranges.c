@@ -166,23 +166,27 @@ migrate_catalog_lock_range(const Migration *m, int64 id, MigrateRange *r)
 
 /*
  * migrate_catalog_largest_range
- *		The range of m, not done, with the most rows left by its estimate;
- *		0 if none.  Reads without locking.
+ *		The range of m, not done, with the most rows left by its estimate
+ *		(into *rows_left); 0 if none.  Reads without locking.
  */
 int64
-migrate_catalog_largest_range(const Migration *m)
+migrate_catalog_largest_range(const Migration *m, int64 *rows_left)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(m->id)};
 	bool		isnull;
 
-	migrate_catalog_exec("SELECT id FROM migrate.ranges"
+	*rows_left = 0;
+	migrate_catalog_exec("SELECT id, GREATEST(rows_estimate OPERATOR(pg_catalog.-) processed, 0)"
+						 " FROM migrate.ranges"
 						 " WHERE migration OPERATOR(pg_catalog.=) $1 AND NOT done"
 						 " ORDER BY rows_estimate OPERATOR(pg_catalog.-) processed DESC, id"
 						 " LIMIT 1",
 						 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return 0;
+	*rows_left = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2, &isnull));
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }

@@ -409,7 +409,7 @@ extern bool migrate_catalog_take_range(const Migration *m, int64 prefer,
 									   bool spread, bool wait, MigrateRange *r);
 extern bool migrate_catalog_lock_range(const Migration *m, int64 id,
 									   MigrateRange *r);
-extern int64 migrate_catalog_largest_range(const Migration *m);
+extern int64 migrate_catalog_largest_range(const Migration *m, int64 *rows_left);
 extern int64 migrate_catalog_ranges_left(const Migration *m);
 extern void migrate_catalog_record_range(Migration *m, const BatchResult *res);
 extern int64 migrate_catalog_split_range(const Migration *m, const MigrateRange *r,

@@ -488,11 +488,16 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 	 * below; only one that is not (long queries) by busy_share.
 	 */
 	measured = m->max_wal_rate < 0 && p->baseline_rate >= BUSY_XACTS_PER_SECOND;
-	if (busy && !measured && m->busy_share > 0 && m->busy_share < 1)
+
+	/*
+	 * A batch that only slowed down (a checkpoint, the runner's own vacuum,
+	 * another worker of the migration on the same cores) makes batches
+	 * smaller, but is no reason to rest: only other sessions at work are
+	 */
+	if (p->others_busy && !measured && m->busy_share > 0 && m->busy_share < 1)
 	{
 		rest_ms = (int64) (elapsed_us / 1000.0 * (1.0 / m->busy_share - 1.0));
-		set_reason(p, psprintf("server busy (%s): batches take %.0f%% of the time",
-							   slow ? "batches slowed down" : "other sessions at work",
+		set_reason(p, psprintf("server busy (other sessions at work): batches take %.0f%% of the time",
 							   m->busy_share * 100));
 	}
 

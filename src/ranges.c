@@ -568,8 +568,9 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
  * migrate_ranges_split
  *		Split range range_id of m (0: the one with the most rows left) half
  *		way through the rows left after its cursor, if both halves would
- *		hold at least min_rows.  The rows left are the range's estimate,
- *		or counted if that is too low or "exact".  Returns the new range's
+ *		hold at least min_rows.  The rows left are the range's estimate
+ *		(the largest range is chosen by it, and one it says is too small is
+ *		not locked at all), or counted if "exact".  Returns the new range's
  *		id, or 0.
  *
  * Waits for the range's row lock, so for the batch in flight on it (under
@@ -591,7 +592,17 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 	Jsonb	   *middle;
 
 	if (range_id == 0)
-		range_id = migrate_catalog_largest_range(m);
+	{
+		int64		rows_left;
+
+		/*
+		 * By the estimate, without a lock: a worker must not keep taking
+		 * the lock of a range too small to split from the worker walking it
+		 */
+		range_id = migrate_catalog_largest_range(m, &rows_left);
+		if (!exact && rows_left < 2 * (int64) min_rows)
+			return 0;
+	}
 	if (range_id == 0 || !migrate_catalog_lock_range(m, range_id, &r) || r.done ||
 		!check_leaf(m, migrate_resolve_relation(m, false), &r))
 		return 0;
@@ -599,16 +610,10 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 	relid = migrate_resolve_relation(&w, false);
 	b = migrate_build_batch_sql(&w, relid, w.cursor ? RANGE_AFTER : RANGE_FIRST);
 
-	/*
-	 * The rows left: the range's estimate, or where that is too low to say
-	 * (or asked to be exact) counted, up to a cap, through the index
-	 */
-	if (exact || r.rows_left < 2 * (int64) min_rows)
+	/* the rows left: the range's estimate, or asked to be exact, counted */
+	if (exact)
 	{
-		int32		cap = exact ? SPLIT_COUNT_CAP :
-			(int32) Min((int64) 4 * Max(min_rows, 1), PG_INT32_MAX);
-
-		if (!migrate_find_batch_bound(&w, b, cap, &bound, &rows))
+		if (!migrate_find_batch_bound(&w, b, SPLIT_COUNT_CAP, &bound, &rows))
 			return 0;
 		r.rows_left = rows;
 	}
