@@ -269,6 +269,7 @@ typedef struct Pacer
 	PacerCount	last;			/* when the server was last looked at */
 	bool		others_busy;	/* other sessions were at work */
 	double		others_rate;	/* their transactions per second */
+	int			busy_samples;	/* samples in a row above the busy rate */
 	double		replication_lag_s;	/* largest standby replay lag */
 	char		cause[64];		/* most common wait of other active sessions */
 	/* the automatic WAL budget (pacing.c) */

@@ -67,9 +67,11 @@
  * A probe: the runner rests PROBE_SETTLE_MS (so that its last batch's WAL
  * is flushed and the statistics catch up), then counts the others'
  * transactions for PROBE_COUNT_MS.  A new probe every PROBE_EVERY_MS while
- * a workload runs.
+ * a workload runs, which is more than BUSY_XACTS_PER_SECOND for
+ * PROBE_AFTER_SAMPLES samples in a row.
  */
 #define PROBE_SETTLE_MS 1000
+#define PROBE_AFTER_SAMPLES 3
 #define PROBE_COUNT_MS 2000
 #define PROBE_EVERY_MS 60000
 
@@ -211,6 +213,8 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 		p->others_rate = Max(others_rate(&p->last, &now_count, false),
 							 others_rate(&p->last, &now_count, true));
 		p->others_busy = active > 0 || p->others_rate > BUSY_XACTS_PER_SECOND;
+		p->busy_samples = p->others_rate > BUSY_XACTS_PER_SECOND ?
+			p->busy_samples + 1 : 0;
 	}
 	p->last = now_count;
 }
@@ -327,9 +331,14 @@ harm_hold(Pacer *p, int64 *rest_ms)
 		return pstrdup("measuring the workload while the migration rests");
 	}
 
-	/* a probe is due when a workload runs and its baseline is old */
+	/*
+	 * A probe is due when a workload runs and its baseline is old.  Runs:
+	 * for several samples in a row, as one sample can be a burst of the
+	 * runner's own (or its helpers') commits that the statistics report
+	 * late, up to a second after the runner counted them.
+	 */
 	if (p->peak_wal_rate > 0 &&
-		p->others_rate > BUSY_XACTS_PER_SECOND &&
+		p->busy_samples >= PROBE_AFTER_SAMPLES &&
 		(p->baseline_at == 0 ||
 		 TimestampDifferenceExceeds(p->baseline_at, now, PROBE_EVERY_MS)))
 	{
