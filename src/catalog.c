@@ -53,7 +53,6 @@
 	"check_clause, catch_up, max_passes, pass, pass_changed, workers, " \
 	"COALESCE(relid::pg_catalog.oid, 0), " \
 	"(SELECT pg_catalog.count(*) FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
-	"(SELECT pg_catalog.count(*) FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id AND NOT r.done), " \
 	"(SELECT COALESCE(pg_catalog.sum(r.processed), 0)::pg_catalog.int8 FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
 	"(SELECT COALESCE(pg_catalog.sum(r.changed), 0)::pg_catalog.int8 FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id), " \
 	"(SELECT COALESCE(pg_catalog.sum(r.batches), 0)::pg_catalog.int8 FROM migrate.ranges r WHERE r.migration OPERATOR(pg_catalog.=) migrate.migrations.id)"
@@ -61,7 +60,7 @@
 	", NULL::pg_catalog.int8[], 0::pg_catalog.oid, NULL::pg_catalog.text[], false, " \
 	"NULL::pg_catalog.timestamptz, registered_at, false, 0::pg_catalog.int8, " \
 	"NULL::pg_catalog.text, false, 3, 0, 0::pg_catalog.int8, 1, 0::pg_catalog.oid, " \
-	"0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8"
+	"0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8, 0::pg_catalog.int8"
 
 /*
  * The positions of the columns load_sql reads, in the order of
@@ -120,7 +119,6 @@ enum MigrationColumn
 	MC_WORKERS,
 	MC_RELID,
 	MC_RANGES_TOTAL,
-	MC_RANGES_LEFT,
 	MC_RANGE_PROCESSED,
 	MC_RANGE_CHANGED,
 	MC_RANGE_BATCHES,
@@ -428,7 +426,6 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->workers = DatumGetInt32(COL(MC_WORKERS));
 	m->relid = DatumGetObjectId(COL(MC_RELID));
 	m->ranges_total = DatumGetInt64(COL(MC_RANGES_TOTAL));
-	m->ranges_left = DatumGetInt64(COL(MC_RANGES_LEFT));
 
 	/*
 	 * What its ranges did counts as the migration's (the catalog adds them
@@ -1181,7 +1178,7 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 		migrate_catalog_forget_ranges(m->id);
 	if (restart)
 	{
-		m->ranges_total = m->ranges_left = 0;
+		m->ranges_total = 0;
 		m->cursor = NULL;
 		m->processed = m->changed = m->batches = 0;
 		m->pass = 0;

@@ -124,7 +124,6 @@ typedef struct Migration
 	Oid			relid;			/* the table registered; InvalidOid: unknown */
 	int32		workers;		/* workers asked for */
 	int64		ranges_total;	/* ranges of the walk (ranges.c); 0: none */
-	int64		ranges_left;	/* of them, not done */
 	/* while a batch walks one range (ranges.c); else 0 and NULL */
 	int64		range_id;
 	Oid			range_relid;	/* the partition it walks, or InvalidOid */

@@ -329,7 +329,6 @@ add_new_leaves(Migration *m, Oid tableid)
 										 migrate_estimate_rows(r.relid), 0);
 		added++;
 	}
-	m->ranges_left += added;
 	return added;
 }
 
@@ -465,7 +464,7 @@ plan_ranges(Migration *m)
 	if (leaves == NIL)
 		planned = sample_ranges(m, relid, m->relation,
 								m->workers * RANGES_PER_WORKER);
-	m->ranges_total = m->ranges_left = planned;
+	m->ranges_total = planned;
 }
 
 /* Make m walk range r: its table, cursor and last key. */
