@@ -27,7 +27,8 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = migrate
-DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql sql/migrate--0.2--0.3.sql
+DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql sql/migrate--0.2--0.3.sql \
+	sql/migrate--0.3--0.4.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
 REGRESS = upgrade setup register run control errors security privileges pacing quarantine revert schedule verify parallel

@@ -85,7 +85,7 @@ SELECT n, count(*) FROM up GROUP BY n ORDER BY n;
 -- types of its key are recorded by its first batch after the update
 SELECT name, state FROM migrate_register('up_03', 'up', set_clause => 'n = n + 1', batch_size => 300);
 SELECT state, cursor, processed FROM migrate_step('up_03');
-ALTER EXTENSION migrate UPDATE;
+ALTER EXTENSION migrate UPDATE TO '0.3';
 SELECT extversion FROM pg_extension WHERE extname = 'migrate';
 SELECT state, cursor, processed, series_ids, series_starter, key_types
   FROM migrate.migrations WHERE name = 'up_03';

@@ -51,7 +51,7 @@ ok( $node->poll_query_until('postgres', q{
 
 $node->safe_psql('postgres', q{ALTER EXTENSION migrate UPDATE});
 is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'migrate'}),
-	'0.3', 'updated to 0.3 while busy runs');
+	'0.4', 'updated to 0.4 while busy runs');
 is( $node->safe_psql('postgres', q{
 		SELECT cursor, processed, state FROM migrate.migrations WHERE name = 'half'}),
 	"$cursor|$processed|paused", 'half kept its cursor, counters and state');
