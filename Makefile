@@ -8,6 +8,7 @@ OBJS = \
 	src/catalog.o \
 	src/catalog_ranges.o \
 	src/estimate.o \
+	src/horizon.o \
 	src/keys.o \
 	src/launch.o \
 	src/migrate.o \
@@ -50,7 +51,7 @@ PG_CPPFLAGS += -I$(srcdir)/src
 PROVE_FLAGS += -I $(srcdir)/test/perl
 
 # every source file includes the shared header
-$(OBJS): src/migrate.h src/batch.h
+$(OBJS): src/migrate.h src/batch.h src/horizon.h
 
 # TAP tests alone (they need a non-root user: see test/run-tests.sh)
 tapcheck:

@@ -9,6 +9,19 @@
 
 /* ---- harm (issue 19) ---- */
 
+/*
+ * migrate_await: migrate_wait as a procedure that commits between its
+ * checks, so that waiting holds no snapshot back from vacuum.
+ */
+CREATE PROCEDURE @extschema@.migrate_await(
+    name pg_catalog.text,
+    timeout pg_catalog.interval DEFAULT '1 hour',
+    INOUT state pg_catalog.text DEFAULT NULL)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'migrate_await';
+COMMENT ON PROCEDURE @extschema@.migrate_await IS
+    'wait until a migration is done, failed, cancelled or paused, committing between checks so that vacuum goes on';
+
 /* ---- end of harm (issue 19) ---- */
 
 

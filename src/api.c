@@ -47,6 +47,7 @@ PG_FUNCTION_INFO_V1(migrate_run);
 PG_FUNCTION_INFO_V1(migrate_pause);
 PG_FUNCTION_INFO_V1(migrate_cancel);
 PG_FUNCTION_INFO_V1(migrate_wait);
+PG_FUNCTION_INFO_V1(migrate_await);
 PG_FUNCTION_INFO_V1(migrate_dry_run);
 PG_FUNCTION_INFO_V1(migrate_explain);
 PG_FUNCTION_INFO_V1(migrate_start_series);
@@ -60,6 +61,12 @@ PG_FUNCTION_INFO_V1(migrate_split_range);
 
 /* How long migrate_wait tolerates "running" with nobody running it */
 #define WAIT_ORPHAN_GRACE_MS 30000
+
+/* migrate_wait and migrate_await look at the migration this often */
+#define WAIT_POLL_MS 100L
+
+/* After this long migrate_wait warns that it holds back vacuum */
+#define WAIT_HOLDS_WARNING_MS 10000
 
 /* Return the row of migration id as this function's result. */
 static Datum
@@ -450,21 +457,101 @@ migrate_run(PG_FUNCTION_ARGS)
 }
 
 /*
+ * wait_is_over
+ *		One look, for migrate_wait and migrate_await, at migration "name":
+ *		is it done, failed, cancelled or paused with its runner stopped?
+ *		Then returns true and sets *state.  Errors out when the wait cannot
+ *		end well: the migration has not been started, is marked running
+ *		with nobody running it for WAIT_ORPHAN_GRACE_MS (*orphan_since
+ *		keeps that time between calls; start it at 0), or timeout_ms since
+ *		"start" have passed.  Needs SPI connected; reads the catalog with a
+ *		new snapshot, as the caller.
+ */
+static bool
+wait_is_over(const char *name, TimestampTz start, int64 timeout_ms,
+			 TimestampTz *orphan_since, MigrateState *state)
+{
+	Migration  *m = migrate_catalog_load(name, false, false);
+	bool		active = migrate_runner_active(m->id);
+
+	*state = m->state;
+	/* a stopped migration counts once its runner is gone too */
+	if ((migrate_is_finished(m) ||
+		 m->state == MIGRATE_FAILED || m->state == MIGRATE_CANCELLED ||
+		 m->state == MIGRATE_PAUSED) && !active)
+		return true;
+	if (m->state == MIGRATE_RUNNING && !active)
+	{
+		if (*orphan_since == 0)
+			*orphan_since = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(*orphan_since, GetCurrentTimestamp(),
+											WAIT_ORPHAN_GRACE_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration \"%s\" is marked running but no process is running it", name),
+					 errhint("Run migrate_start('%s') to resume it.", name)));
+	}
+	else
+		*orphan_since = 0;
+	if (m->state == MIGRATE_REGISTERED && !migrate_catalog_pending_in_series(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" has not been started", name),
+				 errhint("Start it with migrate_start('%s'), or wait for the series it belongs to.", name)));
+	if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("timed out waiting for migration \"%s\"", name),
+				 errdetail("It is still %s.", migrate_state_name(m->state))));
+	return false;
+}
+
+/*
+ * wait_a_while
+ *		Sleep WAIT_POLL_MS between two looks, or less if the latch is set.
+ */
+static void
+wait_a_while(void)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 WAIT_POLL_MS, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * wait_timeout_arg
+ *		migrate_wait's and migrate_await's timeout argument, in ms.
+ */
+static int64
+wait_timeout_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return migrate_interval_arg_ms(fcinfo, argno, "timeout", 0,
+								   INT64CONST(100) * 365 * MSECS_PER_DAY,
+								   "0 and 100 years");
+}
+
+/*
  * migrate_wait(name, timeout)
  *
  * Block until the migration is done, failed, cancelled or paused, and its
- * runner has stopped, and return that state.  Reads the catalog afresh every 100 ms, so it needs READ
- * COMMITTED.
+ * runner has stopped, and return that state.  Reads the catalog afresh
+ * every WAIT_POLL_MS, so it needs READ COMMITTED.
+ *
+ * A function runs inside its statement, whose snapshot holds back the
+ * xmin horizon until it returns: no row version that dies meanwhile can
+ * be removed, by the migration's vacuums or by autovacuum anywhere in the
+ * database.  After WAIT_HOLDS_WARNING_MS it says so, once, and points to
+ * CALL migrate_await, which holds nothing while it waits.
  */
 Datum
 migrate_wait(PG_FUNCTION_ARGS)
 {
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
-	int64		timeout_ms = migrate_interval_arg_ms(fcinfo, 1, "timeout", 0,
-											 INT64CONST(100) * 365 * MSECS_PER_DAY,
-											 "0 and 100 years");
+	int64		timeout_ms = wait_timeout_arg(fcinfo, 1);
 	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz orphan_since = 0;
+	bool		warned = false;
 	MigrateState state;
 
 	if (IsolationUsesXactSnapshot())
@@ -481,53 +568,77 @@ migrate_wait(PG_FUNCTION_ARGS)
 	}
 	for (;;)
 	{
-		Migration  *m;
-		bool		active;
+		bool		over;
 
 		/* an SPI connection per poll, so that an hour of waiting costs nothing */
 		SPI_connect();
-		m = migrate_catalog_load(name, false, false);
-		state = m->state;
-		active = migrate_runner_active(m->id);
-		/* a stopped migration counts once its runner is gone too */
-		if ((migrate_is_finished(m) ||
-			 state == MIGRATE_FAILED || state == MIGRATE_CANCELLED ||
-			 state == MIGRATE_PAUSED) && !active)
-		{
-			SPI_finish();
-			break;
-		}
-		if (state == MIGRATE_RUNNING && !active)
-		{
-			if (orphan_since == 0)
-				orphan_since = GetCurrentTimestamp();
-			else if (TimestampDifferenceExceeds(orphan_since, GetCurrentTimestamp(),
-												WAIT_ORPHAN_GRACE_MS))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("migration \"%s\" is marked running but no process is running it", name),
-						 errhint("Run migrate_start('%s') to resume it.", name)));
-		}
-		else
-			orphan_since = 0;
-		if (state == MIGRATE_REGISTERED && !migrate_catalog_pending_in_series(name))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("migration \"%s\" has not been started", name),
-					 errhint("Start it with migrate_start('%s'), or wait for the series it belongs to.", name)));
-		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
-			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("timed out waiting for migration \"%s\"", name),
-					 errdetail("It is still %s.", migrate_state_name(state))));
+		over = wait_is_over(name, start, timeout_ms, &orphan_since, &state);
 		SPI_finish();
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		if (over)
+			break;
+		if (!warned &&
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), WAIT_HOLDS_WARNING_MS))
+		{
+			ereport(WARNING,
+					(errmsg("migrate_wait has kept vacuum from removing dead rows for %d seconds",
+							WAIT_HOLDS_WARNING_MS / 1000),
+					 errdetail("A statement holds its snapshot until it ends: no row version that dies while it waits can be removed, in the migration's table or any other."),
+					 errhint("Wait with CALL migrate_await('%s'), which commits between its checks.", name)));
+			warned = true;
+		}
+		wait_a_while();
 	}
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(migrate_state_name(state)));
+}
+
+/*
+ * migrate_await(name, timeout, INOUT state)
+ *
+ * A procedure: wait like migrate_wait, and return the state in the OUT
+ * column "state", but commit after each look, so that while it waits the
+ * session holds no snapshot and no transaction id and keeps nothing from
+ * being vacuumed.  Must be called with CALL outside a transaction block.
+ */
+Datum
+migrate_await(PG_FUNCTION_ARGS)
+{
+	char	   *name = migrate_text_arg(fcinfo, 0, "name");
+	int64		timeout_ms = wait_timeout_arg(fcinfo, 1);
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz orphan_since = 0;
+	MigrateState state;
+	TupleDesc	tupdesc;
+	Datum		values[1];
+	bool		nulls[1] = {false};
+
+	if (!(fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		  !castNode(CallContext, fcinfo->context)->atomic))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("migrate_await must be called with CALL outside a transaction block"),
+				 errhint("Inside a transaction, use migrate_wait().")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "migrate_await must return a row");
+	/* the result is built after the commits: keep its descriptor */
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	SPI_connect_ext(SPI_OPT_NONATOMIC);
+	{
+		Migration  *m = migrate_catalog_load(name, false, false);
+
+		migrate_check_may_manage(m, "wait for");
+	}
+	while (!wait_is_over(name, start, timeout_ms, &orphan_since, &state))
+	{
+		/* let go of the snapshot (and all else) before sleeping */
+		SPI_commit();
+		wait_a_while();
+	}
+	SPI_commit();
+	SPI_finish();
+	values[0] = CStringGetTextDatum(migrate_state_name(state));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /* State shared with the dry-run callback */

@@ -22,6 +22,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "horizon.h"
+
 /*
  * States of a migration.  migrate.migrations.state stores their names
  * (migrate_state_name); the transitions between them are checked by
@@ -283,6 +285,7 @@ typedef struct Pacer
 	PacerCount	period;			/* counts when the budget's period began */
 	bool		count_xids;		/* the workload writes: count its xids */
 	char	   *reason;			/* why we rest, for migrate_status */
+	double		last_budget;	/* WAL bytes/s allowed at the last batch */
 } Pacer;
 
 /* What one step of a runner came to (runner.c) */
@@ -323,7 +326,9 @@ typedef struct Runner
 	int64		rows_at_start;	/* -1 until the first batch */
 	int64		rows_this_step;
 	TimestampTz last_report;
-	int64		dead_rows;		/* row versions replaced since the last vacuum */
+	DeadVersions dead;			/* row versions replaced since the last vacuum */
+	char	   *vacuum_held;	/* who keeps a due vacuum from removing them */
+	TimestampTz vacuum_held_at; /* when that was asked */
 	int64		work_us;		/* time in batches since the last vacuum */
 	int64		vacuum_us;		/* how long the last vacuum took */
 	int64		vacuumed_size;	/* table size then (or at the first batch) */
@@ -360,6 +365,7 @@ extern int64 migrate_pacer_after_batch(Pacer *p, const Migration *m,
 									   int64 rows, int64 elapsed_us,
 									   int64 wal_bytes);
 extern void migrate_pacer_lock_failed(Pacer *p);
+extern int64 migrate_pacer_after_vacuum(Pacer *p, int64 elapsed_us, int64 wal_bytes);
 
 /* team.c: the workers of one migration, paced as a whole */
 extern void migrate_team_init(void);

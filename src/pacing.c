@@ -511,6 +511,7 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 	}
 
 	budget = wal_budget(p, m);
+	p->last_budget = budget;
 	if (budget > 0 && wal_bytes > 0)
 	{
 		/* each of the migration's workers takes its share */
@@ -531,6 +532,23 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 		}
 	}
 	return rest_ms;
+}
+
+/*
+ * migrate_pacer_after_vacuum
+ *		A vacuum of the table by the runner took elapsed_us and wrote
+ *		wal_bytes: the rest it owes the WAL budget in force at its last
+ *		batch, in milliseconds (0 without a budget).
+ */
+int64
+migrate_pacer_after_vacuum(Pacer *p, int64 elapsed_us, int64 wal_bytes)
+{
+	double		share;
+
+	if (p->last_budget <= 0 || wal_bytes <= 0)
+		return 0;
+	share = p->last_budget / (p->team ? migrate_team_members(p->team) : 1);
+	return Max(0, (int64) (wal_bytes * 1000.0 / share - elapsed_us / 1000.0));
 }
 
 /*

@@ -30,6 +30,9 @@
 
 #include "migrate.h"
 
+/* Who holds back the vacuum is asked again after this long */
+#define VACUUM_HELD_RECHECK_MS 10000
+
 /* How often CALL migrate_run tells its progress */
 #define RUN_NOTICE_INTERVAL_MS 5000
 
@@ -260,6 +263,21 @@ say_throttled(Runner *r, const Migration *m, const char *why)
 }
 
 /*
+ * throttled_reason
+ *		What the migration's throttled column says: why the pacer slows or
+ *		holds it ("why", or NULL), and that its vacuums cannot reclaim.
+ */
+static char *
+throttled_reason(const Runner *r, const char *why)
+{
+	if (r->vacuum_held == NULL)
+		return why ? pstrdup(why) : NULL;
+	if (why == NULL)
+		return pstrdup(r->vacuum_held);
+	return psprintf("%s; %s", why, r->vacuum_held);
+}
+
+/*
  * hold_back
  *		The pacer says to rest ("why") for rest_ms: record it as the
  *		migration's throttled reason, tell a session (once per reason), and
@@ -268,6 +286,7 @@ say_throttled(Runner *r, const Migration *m, const char *why)
 static RunnerStep
 hold_back(Runner *r, const Migration *m, const char *why, int64 rest_ms)
 {
+	why = throttled_reason(r, why);
 	/* the runner speaks for the migration; its helpers rest with it */
 	if (!r->helper)
 		say_throttled(r, m, why);
@@ -359,45 +378,99 @@ after_done(Runner *r, Migration *m)
 }
 
 /*
+ * vacuum_held_back
+ *		A vacuum is due but could remove less than "due" of the dead
+ *		versions: say who holds the horizon back (asked at most every
+ *		VACUUM_HELD_RECHECK_MS), in the server log once and in the
+ *		migration's throttled reason until it lets go.
+ */
+static void
+vacuum_held_back(Runner *r, const Migration *m)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	char	   *who;
+	char	   *said;
+
+	if (r->vacuum_held &&
+		!TimestampDifferenceExceeds(r->vacuum_held_at, now, VACUUM_HELD_RECHECK_MS))
+		return;
+	who = migrate_horizon_holder();
+	said = psprintf("vacuum cannot remove the replaced rows: %s holds back the xmin horizon, and the table grows until it lets go",
+					who ? who : "a transaction that ended since");
+	if (r->vacuum_held == NULL)
+		ereport(LOG,
+				(errmsg("migrate: migration \"%s\" cannot vacuum %s", m->name, m->relation),
+				 errdetail("%s", said)));
+	else
+		pfree(r->vacuum_held);
+	r->vacuum_held = MemoryContextStrdup(TopMemoryContext, said);
+	r->vacuum_held_at = now;
+}
+
+/*
  * note_dead_rows
- *		Count the row versions a batch (of elapsed_us) replaced; once they
- *		are 5% of the table (at least 10,000), a worker vacuums the table
- *		before its next batch, so that new versions fill the space of the
- *		old ones instead of growing the file.  Vacuums take at most a quarter
- *		of the time: where one is dear (keys in random order touch every
- *		page, and pruning on page access already frees most space there),
- *		the next waits for more work.  And only if the table grew since the
- *		last one.  A session in CALL migrate_run
- *		cannot run VACUUM and leaves it to autovacuum; of several workers,
- *		the runner vacuums for all.
+ *		Count the row versions a batch (of elapsed_us) replaced, in the
+ *		batch's transaction; once a VACUUM could remove 5% of the table's
+ *		rows (at least 10,000), a worker vacuums the table before its next
+ *		batch, so that new versions fill the space of the old ones instead
+ *		of growing the file.
+ *
+ * Only versions no snapshot can still see are removable: while a long
+ * transaction, a slot or a prepared transaction holds the horizon back, a
+ * vacuum would cost time and give nothing back, so none runs and the
+ * migration says who holds it (vacuum_held_back).  Vacuums take at most a
+ * quarter of the time: where one is dear (keys in random order touch every
+ * page, and pruning on page access already frees most space there), the
+ * next waits for more work.  And only if the table grew since the last
+ * one.  A session in CALL migrate_run cannot run VACUUM and leaves it to
+ * autovacuum; of several workers, the runner vacuums for all.
  */
 static void
 note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 {
+	int64		due;
+	int64		size;
+
 	if (!r->in_worker || r->helper || !m->vacuum || m->relation == NULL)
 		return;
 	if (r->vacuumed_size <= 0)
 		r->vacuumed_size = migrate_catalog_table_size(m);
-	r->dead_rows += changed;
+	r->dead.cxt = TopMemoryContext;
+	migrate_dead_versions_add(&r->dead, changed);
 	r->work_us += elapsed_us;
-	if (r->dead_rows >= Max(INT64CONST(10000), m->total_estimate / 20) &&
-		r->work_us >= 3 * r->vacuum_us)
-	{
-		int64		size = migrate_catalog_table_size(m);
+	due = Max(INT64CONST(10000), m->total_estimate / 20);
+	if (r->dead.rows < due || r->work_us < 3 * r->vacuum_us)
+		return;
 
-		/*
-		 * Only if the file grew: where new versions find room in their own
-		 * pages (pruning frees it as old versions die), a VACUUM would cost
-		 * time and give nothing back.
-		 */
-		if (size - r->vacuumed_size > Max(INT64CONST(1024 * 1024), r->vacuumed_size / 50))
-		{
-			r->vacuum_due = MemoryContextStrdup(r->keepcxt, m->relation);
-			r->vacuumed_size = size;
-		}
-		r->dead_rows = 0;
+	/*
+	 * Only if the file grew: where new versions find room in their own
+	 * pages (pruning frees it as old versions die), a VACUUM would cost time
+	 * and give nothing back.
+	 */
+	size = migrate_catalog_table_size(m);
+	if (size - r->vacuumed_size <= Max(INT64CONST(1024 * 1024), r->vacuumed_size / 50))
+	{
+		migrate_dead_versions_reset(&r->dead);
 		r->work_us = 0;
+		return;
 	}
+	if (OidIsValid(m->relid) &&
+		migrate_dead_versions_removable(&r->dead, m->relid) < due)
+	{
+		vacuum_held_back(r, m);
+		return;
+	}
+	if (r->vacuum_held)
+	{
+		ereport(LOG,
+				(errmsg("migrate: migration \"%s\" vacuums %s again", m->name, m->relation)));
+		pfree(r->vacuum_held);
+		r->vacuum_held = NULL;
+	}
+	r->vacuum_due = MemoryContextStrdup(r->keepcxt, m->relation);
+	r->vacuumed_size = size;
+	migrate_dead_versions_reset(&r->dead);
+	r->work_us = 0;
 }
 
 /*
@@ -492,7 +565,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 		SPI_finish();
 		return step;
 	}
-	m->throttled = r->pacer.reason;
+	m->throttled = throttled_reason(r, r->pacer.reason);
 	if (r->in_worker)
 		pgstat_report_activity(STATE_RUNNING,
 							   m->reverting ?

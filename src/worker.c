@@ -31,7 +31,7 @@
 #include "commands/vacuum.h"
 #include "parser/parse_node.h"
 #include "parser/parser.h"
-#include "utils/acl.h"
+#include "executor/instrument.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -52,6 +52,12 @@
 #include "utils/timestamp.h"
 
 #include "migrate.h"
+
+/*
+ * vacuum_cost_delay (ms) of the worker's vacuums while other sessions are
+ * at work: autovacuum's own default
+ */
+#define VACUUM_BUSY_COST_DELAY "2"
 
 PGDLLEXPORT void migrate_worker_main(Datum main_arg);
 
@@ -443,19 +449,30 @@ may_vacuum(Oid relid)
 /*
  * worker_vacuum
  *		VACUUM the migration's table ("relation", quoted and qualified)
- *		between two batches, outside any batch transaction, as the owner.
+ *		between two batches, outside any batch transaction, as the owner;
+ *		return the WAL bytes it wrote.
  *
  * The space of the row versions the batches replaced becomes reusable, so
- * the next batches' new versions fill it instead of growing the file.
- * SKIP_LOCKED: if another VACUUM (autovacuum) is at work on the table,
- * that one does the job.  PostgreSQL runs the VACUUM itself as the
- * table's owner, in a security-restricted operation.  An owner that may
- * not vacuum the table leaves it to autovacuum.
+ * the next batches' new versions fill it instead of growing the file.  It
+ * frees that space in one pass over the changed pages and records it in
+ * the free space map: no pass over the indexes (INDEX_CLEANUP OFF: what
+ * they point to stays as a dead line pointer, which index scans and the
+ * table's next autovacuum clean up), and no truncation (TRUNCATE OFF: it
+ * would take an ACCESS EXCLUSIVE lock the workload waits on).  While
+ * other sessions are at work it runs at autovacuum's pace
+ * (VACUUM_BUSY_COST_DELAY), not at full speed.  SKIP_LOCKED: if another
+ * VACUUM (autovacuum) is at work on the table, that one does the job.
+ * PostgreSQL runs the VACUUM itself as the table's owner, in a
+ * security-restricted operation.  An owner that may not vacuum the table
+ * leaves it to autovacuum.
  */
-static void
-worker_vacuum(int64 id, const char *relation)
+static int64
+worker_vacuum(int64 id, const char *relation, bool busy)
 {
-	char	   *sql = psprintf("VACUUM (SKIP_LOCKED) %s", relation);
+	char	   *sql = psprintf("VACUUM (SKIP_LOCKED, INDEX_CLEANUP OFF, TRUNCATE OFF) %s",
+							   relation);
+	char	   *cost_delay = pstrdup(GetConfigOption("vacuum_cost_delay", false, false));
+	int64		wal_before = pgWalUsage.wal_bytes;
 	List	   *stmts;
 	ParseState *pstate;
 	Oid			relid;
@@ -468,17 +485,23 @@ worker_vacuum(int64 id, const char *relation)
 	if (!OidIsValid(relid) || !may_vacuum(relid))
 	{
 		CommitTransactionCommand();
-		return;
+		return 0;
 	}
 	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 	pstate = make_parsestate(NULL);
 	pstate->p_sourcetext = sql;
+	if (busy)
+		SetConfigOption("vacuum_cost_delay", VACUUM_BUSY_COST_DELAY,
+						PGC_SUSET, PGC_S_SESSION);
 	ExecVacuum(pstate, castNode(VacuumStmt, linitial_node(RawStmt, stmts)->stmt), true);
 	CommitTransactionCommand();
+	if (busy)
+		SetConfigOption("vacuum_cost_delay", cost_delay, PGC_SUSET, PGC_S_SESSION);
 
 	begin_unit("migrate: counting a vacuum");
 	migrate_catalog_count_vacuum(id);
 	end_unit();
+	return pgWalUsage.wal_bytes - wal_before;
 }
 
 /*
@@ -524,9 +547,14 @@ worker_step(const WorkerArgs *args)
 	if (runner.vacuum_due)
 	{
 		TimestampTz start = GetCurrentTimestamp();
+		int64		wal_bytes;
 
-		worker_vacuum(args->id, runner.vacuum_due);
+		wal_bytes = worker_vacuum(args->id, runner.vacuum_due, runner.pacer.others_busy);
 		runner.vacuum_us = GetCurrentTimestamp() - start;
+		/* its WAL counts against the migration's budget, like a batch's */
+		runner.pause_ms = Max(runner.pause_ms,
+							  migrate_pacer_after_vacuum(&runner.pacer, runner.vacuum_us,
+														 wal_bytes));
 	}
 	return !worker_rest(args->id, runner.pause_ms);
 }
