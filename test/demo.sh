@@ -187,6 +187,9 @@ while :; do
 done
 wall=$(since "$start")
 
+step "CALL migrate_await('fix_ids'): returns the state once its worker has gone"
+q -c "CALL migrate_await('fix_ids')"
+
 step "final status"
 q -x -c "SELECT name, state, processed, changed, batches, batch_size, total_estimate,
                 percent, rows_per_second, last_error, started_at, finished_at,
