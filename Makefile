@@ -13,6 +13,7 @@ OBJS = \
 	src/launch.o \
 	src/migrate.o \
 	src/pacing.o \
+	src/pacing_sample.o \
 	src/preview.o \
 	src/ranges.o \
 	src/register.o \
@@ -51,13 +52,23 @@ PG_CPPFLAGS += -I$(srcdir)/src
 PROVE_FLAGS += -I $(srcdir)/test/perl
 
 # every source file includes the shared header
-$(OBJS): src/migrate.h src/batch.h src/horizon.h
+$(OBJS): src/migrate.h src/batch.h src/horizon.h src/pacing.h
+
+# the pacer's decisions against made-up workloads, outside the server, in
+# milliseconds (test/unit/pacer_test.c)
+test/unit/pacer_test: test/unit/pacer_test.c test/unit/pacer_stubs.c src/pacing.c src/pacing.h src/migrate.h
+	$(CC) $(CFLAGS) -I$(srcdir)/src $(CPPFLAGS) -o $@ $(srcdir)/test/unit/pacer_test.c \
+		$(srcdir)/test/unit/pacer_stubs.c $(srcdir)/src/pacing.c -L$(pkglibdir) -lpgport -lm
+
+.PHONY: unitcheck
+unitcheck: test/unit/pacer_test
+	test/unit/pacer_test
 
 # TAP tests alone (they need a non-root user: see test/run-tests.sh)
 tapcheck:
 	$(prove_installcheck)
 
-EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check log
+EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check log test/unit/pacer_test
 
 # the PGXN release zip of what HEAD holds: migrate-<META.json's version>.zip
 DIST_VERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}' $(srcdir)/META.json)

@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "horizon.h"
+#include "pacing.h"
 
 /*
  * States of a migration.  migrate.migrations.state stores their names
@@ -240,53 +241,7 @@ typedef struct VerifyWalk
 
 #define MIGRATE_VERIFY_SAMPLE 10
 
-/*
- * The server's transaction counts at one moment (pacing.c): the rate of
- * the others' work is the difference of two of them, less the runner's own
- */
-typedef struct PacerCount
-{
-	TimestampTz at;				/* when they were read; 0: never */
-	int64		xacts;			/* transactions in the cluster's statistics */
-	int64		own_xacts;		/* of them, ours */
-	int64		xids;			/* transaction ids assigned */
-	int64		own_xids;		/* of them, ours */
-} PacerCount;
 
-/* The workers of one migration, in shared memory (team.c) */
-typedef struct MigrateTeam MigrateTeam;
-
-/* What a runner remembers between batches to size and pace them */
-typedef struct Pacer
-{
-	bool		initialized;
-	MigrateTeam *team;			/* the migration's workers, or NULL */
-	bool		follows;		/* a helper: the runner paces the team */
-	double		team_budget;	/* the runner's budget, as a helper saw it */
-	bool		adaptive;		/* the batch size follows the batch time */
-	int32		size;			/* size of the next batch, when adaptive */
-	int32		min_size;
-	double		best_per_row_us;	/* recent best time per row */
-	PacerCount	last;			/* when the server was last looked at */
-	bool		others_busy;	/* other sessions were at work */
-	double		others_rate;	/* their transactions per second */
-	int			busy_samples;	/* samples in a row above the busy rate */
-	double		replication_lag_s;	/* largest standby replay lag */
-	char		cause[64];		/* most common wait of other active sessions */
-	/* the automatic WAL budget (pacing.c) */
-	double		peak_wal_rate;	/* own WAL bytes per second of batch time */
-	double		wal_budget;		/* bytes per second; 0: none */
-	double		baseline_rate;	/* others' xacts/s while we rest; -1 unknown */
-	TimestampTz baseline_at;	/* when it was measured */
-	double		workload_share; /* others' rate / baseline, last period */
-	TimestampTz probe_start;	/* a probe (full rest) since; 0: none */
-	bool		probe_counting; /* past its settling time */
-	PacerCount	probe;			/* counts when the probe began counting */
-	PacerCount	period;			/* counts when the budget's period began */
-	bool		count_xids;		/* the workload writes: count its xids */
-	char	   *reason;			/* why we rest, for migrate_status */
-	double		last_budget;	/* WAL bytes/s allowed at the last batch */
-} Pacer;
 
 /* What one step of a runner came to (runner.c) */
 typedef enum RunnerStep
@@ -352,31 +307,13 @@ typedef void (*DryRunRowCallback) (void *arg, Datum key, bool key_null,
 extern int	migrate_max_workers;
 extern int	migrate_max_workers_per_role;
 extern int	migrate_max_lock_retries;
-extern bool migrate_pause_all;
-extern int	migrate_max_replication_lag_ms;
 extern int	migrate_log_interval_ms;
-
-/* pacing.c: batch sizes and rests */
-extern void migrate_pacer_init(Pacer *p, const Migration *m);
-extern int32 migrate_pacer_batch_size(Pacer *p, const Migration *m);
-extern void migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids);
-extern char *migrate_pacer_hold(Pacer *p, const Migration *m, int64 *rest_ms);
-extern int64 migrate_pacer_after_batch(Pacer *p, const Migration *m,
-									   int64 rows, int64 elapsed_us,
-									   int64 wal_bytes);
-extern void migrate_pacer_lock_failed(Pacer *p);
-extern int64 migrate_pacer_after_vacuum(Pacer *p, int64 elapsed_us, int64 wal_bytes);
 
 /* team.c: the workers of one migration, paced as a whole */
 extern void migrate_team_init(void);
 extern MigrateTeam *migrate_team_join(int64 id);
-extern int	migrate_team_members(MigrateTeam *t);
 extern void migrate_team_count(MigrateTeam *t, int64 xacts, int64 xids);
 extern void migrate_team_counts(MigrateTeam *t, int64 *xacts, int64 *xids);
-extern void migrate_team_decide(MigrateTeam *t, TimestampTz rest_until,
-								double budget);
-extern void migrate_team_follow(MigrateTeam *t, TimestampTz *rest_until,
-								double *budget);
 
 /* security.c: roles, privileges and search_path */
 typedef struct RoleSwitch

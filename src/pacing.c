@@ -31,25 +31,27 @@
  * runner holds back while migrate.pause_all is on or a standby's replay
  * lag exceeds migrate.max_replication_lag.
  *
- * The statistics read here (pg_stat_database) are flushed by each backend
- * at most once a second, so the runner measures over windows of seconds,
- * never over one batch.
+ * The statistics read (pacing_sample.c, from pg_stat_database) are
+ * flushed by each backend at most once a second, so the runner measures
+ * over windows of seconds, never over one batch.
+ *
+ * Everything here is a pure function of the Pacer, the samples and
+ * batches it is given and the times they carry (never the clock), so that
+ * test/unit/pacer_test.c can drive it with made-up workloads in
+ * milliseconds.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/transam.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
-#include "utils/builtins.h"
+#include <math.h>
+
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "migrate.h"
+#include "pacing.h"
 
-/* Sample the server at most this often */
-#define SAMPLE_INTERVAL_MS 200
 
 /*
  * Other transactions per second above which the server counts as busy: a
@@ -75,16 +77,60 @@
 #define PROBE_COUNT_MS 2000
 #define PROBE_EVERY_MS 60000
 
+/* While it probes, the runner looks again after a sample's interval */
+#define PROBE_REST_MS (PACER_SAMPLE_INTERVAL_MS + 50)
+
 /* The budget is adjusted once per period of this length */
 #define PERIOD_MS 3000
 
 /*
  * The share of its baseline the workload keeps (smoothed over periods, as
  * one period's count is noisy), and the band around it in which the budget
- * stays as it is
+ * stays as it is.  Why this target: the workload loses about the same
+ * number of transactions per row changed at any pace (its loss grows with
+ * the pace), while what costs it by the second whatever the pace (the
+ * probes, the catalog's upkeep, the bloat of its own tables while a
+ * migration goes on) grows with the migration's length.  So the least
+ * total loss is at the fastest pace that keeps the workload above the
+ * bound users ask for (0.85 of its rate), less a margin for the noise of
+ * what is measured.
  */
-#define HARM_TARGET 0.92
+#define HARM_TARGET 0.90
 #define HARM_BAND 0.02
+
+/*
+ * Above the band the budget grows by RAMP_GAIN times the workload's
+ * headroom per period (at most doubles); below it, it shrinks by CUT_GAIN
+ * times the shortfall (at most halves).  Smoothing of the share: each
+ * period counts for SHARE_WEIGHT.
+ */
+#define RAMP_GAIN 5.0
+#define RAMP_MAX 1.0
+#define CUT_GAIN 2.0
+#define CUT_MAX 0.5
+#define SHARE_WEIGHT 0.5
+
+/*
+ * A probe's rate within this share of the baseline before it is the same
+ * workload: the two are averaged (a probe of a few seconds is noisy); one
+ * further off is a new workload and replaces it.
+ */
+#define BASELINE_SAME 0.1
+
+/*
+ * A period in which the workload ran this much faster than its baseline,
+ * with the migration at work, calls for a new probe
+ */
+#define BASELINE_STALE 0.05
+
+/* The runner's own WAL rate is smoothed with this weight per batch */
+#define PEAK_WEIGHT 0.2
+
+/* Under a workload, batches aim at this share of target_batch_time */
+#define BUSY_BATCH_SHARE 0.25
+
+/* Batches of fewer rows say nothing of a slowdown */
+#define SLOWDOWN_MIN_ROWS 100
 
 /*
  * The automatic budget starts at this share of the runner's own WAL rate
@@ -151,57 +197,23 @@ set_cause(Pacer *p, const char *cause)
 }
 
 /*
- * migrate_pacer_sample
- *		Look at the server: other sessions' activity and standbys' lag.
- *
- * Needs a transaction with SPI connected; reads the statistics views as
- * the catalog owner (standbys' lag is only shown to privileged roles).
- * Does nothing if the last sample is recent.
+ * migrate_pacer_observe
+ *		Take in a look at the server (s): the others' rate since the last
+ *		look, whether they are busy, what they wait on, the standbys' lag.
  */
 void
-migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
+migrate_pacer_observe(Pacer *p, const PacerSample *s)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	bool		isnull;
-	int64		active;
 	PacerCount	now_count;
-	Datum		d;
 
-	if (p->last.at != 0 &&
-		!TimestampDifferenceExceeds(p->last.at, now, SAMPLE_INTERVAL_MS))
-		return;
-
-	migrate_catalog_exec("SELECT pg_catalog.count(*), pg_catalog.mode() WITHIN GROUP"
-						 "   (ORDER BY pg_catalog.concat_ws(':', wait_event_type, wait_event)),"
-						 " (SELECT pg_catalog.sum(xact_commit OPERATOR(pg_catalog.+) xact_rollback)::pg_catalog.int8"
-						 "    FROM pg_catalog.pg_stat_database),"
-						 " (SELECT pg_catalog.max(pg_catalog.date_part('epoch', replay_lag))"
-						 "    FROM pg_catalog.pg_stat_replication)"
-						 " FROM pg_catalog.pg_stat_activity"
-						 " WHERE state OPERATOR(pg_catalog.=) 'active'"
-						 "   AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
-						 "   AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
-						 "   AND wait_event_type IS DISTINCT FROM 'Extension'"
-						 "   AND wait_event_type IS DISTINCT FROM 'Timeout'",
-						 0, NULL, NULL, NULL, SPI_OK_SELECT);
-	active = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	if (active > 0)
-	{
-		char	   *wait = isnull ? "" : TextDatumGetCString(d);
-
-		set_cause(p, wait[0] ? wait : "CPU");
-	}
-	now_count.xacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	if (isnull)
-		now_count.xacts = 0;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
-	p->replication_lag_s = isnull ? 0 : DatumGetFloat8(d);
-
-	now_count.at = now;
-	now_count.own_xacts = own_xacts;
-	now_count.xids = (int64) U64FromFullTransactionId(ReadNextFullTransactionId());
-	now_count.own_xids = own_xids;
+	if (s->active > 0)
+		set_cause(p, s->cause && s->cause[0] ? s->cause : "CPU");
+	p->replication_lag_s = s->replication_lag_s;
+	now_count.at = s->at;
+	now_count.xacts = s->xacts;
+	now_count.own_xacts = s->own_xacts;
+	now_count.xids = s->xids;
+	now_count.own_xids = s->own_xids;
 	if (p->last.at != 0)
 	{
 		/*
@@ -212,7 +224,7 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 		 */
 		p->others_rate = Max(others_rate(&p->last, &now_count, false),
 							 others_rate(&p->last, &now_count, true));
-		p->others_busy = active > 0 || p->others_rate > BUSY_XACTS_PER_SECOND;
+		p->others_busy = s->active > 0 || p->others_rate > BUSY_XACTS_PER_SECOND;
 		p->busy_samples = p->others_rate > BUSY_XACTS_PER_SECOND ?
 			p->busy_samples + 1 : 0;
 	}
@@ -240,6 +252,7 @@ static void
 end_probe(Pacer *p)
 {
 	double		xid_rate = others_rate(&p->probe, &p->last, true);
+	double		previous = p->baseline_rate;
 
 	p->baseline_rate = others_rate(&p->probe, &p->last, false);
 
@@ -252,11 +265,15 @@ end_probe(Pacer *p)
 		xid_rate >= p->baseline_rate / 2;
 	if (p->count_xids)
 		p->baseline_rate = xid_rate;
+	if (previous > 0 && fabs(p->baseline_rate / previous - 1) < BASELINE_SAME)
+		p->baseline_rate = (p->baseline_rate + previous) / 2;
 	p->baseline_at = p->last.at;
 	p->probe_start = 0;
+	elog(DEBUG1, "migrate pacer: probe: workload at rest %.0f/s (%s)",
+		 p->baseline_rate, p->count_xids ? "xids" : "transactions");
 	if (p->baseline_rate < BUSY_XACTS_PER_SECOND)
 		p->wal_budget = 0;
-	else if (p->wal_budget <= 0)
+	else if (p->wal_budget <= 0 && !p->harmless)
 		p->wal_budget = START_SHARE * p->peak_wal_rate;
 	start_period(p);
 }
@@ -285,21 +302,32 @@ adjust_budget(Pacer *p)
 		p->baseline_rate = -1;
 		p->baseline_at = 0;
 		p->wal_budget = 0;
+		p->harmless = false;
 		return;
 	}
+	/*
+	 * More than its rate at rest, while the migration works: the baseline
+	 * is out of date (the workload grew), probe again
+	 */
+	if (rate > p->baseline_rate * (1 + BASELINE_STALE))
+		p->baseline_at = 0;
 	p->workload_share = p->workload_share <= 0 ? rate / p->baseline_rate :
-		(p->workload_share + rate / p->baseline_rate) / 2;
+		(1 - SHARE_WEIGHT) * p->workload_share + SHARE_WEIGHT * rate / p->baseline_rate;
+	elog(DEBUG1, "migrate pacer: period: workload %.0f/s against %.0f/s at rest, share %.2f, budget %.0f kB/s of %.0f",
+		 rate, p->baseline_rate, p->workload_share, p->wal_budget / 1024, p->peak_wal_rate / 1024);
 	if (p->peak_wal_rate <= 0)
 		return;
 	if (p->wal_budget <= 0)
 		p->wal_budget = p->peak_wal_rate;
 	if (p->workload_share < HARM_TARGET - HARM_BAND)
-		p->wal_budget *= Max(0.5, 1 - 2 * (HARM_TARGET - p->workload_share));
+		p->wal_budget *= Max(CUT_MAX, 1 - CUT_GAIN * (HARM_TARGET - p->workload_share));
 	else if (p->workload_share > HARM_TARGET + HARM_BAND)
-		p->wal_budget *= 1.25;
+		p->wal_budget *= 1 + Min(RAMP_MAX, RAMP_GAIN * (p->workload_share - HARM_TARGET));
 	p->wal_budget = Max(p->wal_budget, MIN_SHARE * p->peak_wal_rate);
-	if (p->wal_budget >= p->peak_wal_rate)
-		p->wal_budget = 0;		/* full speed does no harm */
+	/* full speed does no harm: so it stays after the next probe */
+	p->harmless = p->wal_budget >= p->peak_wal_rate;
+	if (p->harmless)
+		p->wal_budget = 0;
 }
 
 /*
@@ -327,7 +355,7 @@ harm_hold(Pacer *p, int64 *rest_ms)
 			end_probe(p);
 			return NULL;
 		}
-		*rest_ms = SAMPLE_INTERVAL_MS + 50;
+		*rest_ms = PROBE_REST_MS;
 		return pstrdup("measuring the workload while the migration rests");
 	}
 
@@ -344,7 +372,7 @@ harm_hold(Pacer *p, int64 *rest_ms)
 	{
 		p->probe_start = now;
 		p->probe_counting = false;
-		*rest_ms = SAMPLE_INTERVAL_MS + 50;
+		*rest_ms = PROBE_REST_MS;
 		return pstrdup("measuring the workload while the migration rests");
 	}
 
@@ -364,7 +392,7 @@ static char *
 follow_hold(Pacer *p, int64 *rest_ms)
 {
 	TimestampTz until;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now = p->last.at;
 
 	migrate_team_follow(p->team, &until, &p->team_budget);
 	if (until <= now)
@@ -398,7 +426,7 @@ migrate_pacer_hold(Pacer *p, const Migration *m, int64 *rest_ms)
 		/* the runner decides for all the migration's workers */
 		if (p->team)
 			migrate_team_decide(p->team,
-								why ? TimestampTzPlusMilliseconds(p->last.at, *rest_ms + SAMPLE_INTERVAL_MS) : 0,
+								why ? TimestampTzPlusMilliseconds(p->last.at, *rest_ms + PACER_SAMPLE_INTERVAL_MS) : 0,
 								p->wal_budget);
 		return why;
 	}
@@ -460,7 +488,7 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 		p->best_per_row_us = per_row;
 	else
 	{
-		slow = rows >= 100 && per_row > SLOWDOWN_FACTOR * p->best_per_row_us;
+		slow = rows >= SLOWDOWN_MIN_ROWS && per_row > SLOWDOWN_FACTOR * p->best_per_row_us;
 		p->best_per_row_us *= BEST_DECAY;
 	}
 	busy = p->others_busy || slow;
@@ -475,12 +503,12 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 			(p->team ? migrate_team_members(p->team) : 1);
 
 		p->peak_wal_rate = p->peak_wal_rate <= 0 ? rate :
-			0.8 * p->peak_wal_rate + 0.2 * rate;
+			(1 - PEAK_WEIGHT) * p->peak_wal_rate + PEAK_WEIGHT * rate;
 	}
 
 	if (m->adaptive && m->target_batch_ms > 0)
 	{
-		double		target_us = m->target_batch_ms * 1000.0 * (busy ? 0.25 : 1.0);
+		double		target_us = m->target_batch_ms * 1000.0 * (busy ? BUSY_BATCH_SHARE : 1.0);
 		double		ideal = rows * target_us / elapsed_us;
 		double		next = (p->size + ideal) / 2;
 

@@ -34,8 +34,10 @@
 # alone.
 #
 # Environment (all optional): SCALE (20), CLIENTS (4), WARMUP (3 s),
-# WAYS (the list above), WAIT (migrate_await), OUT, SKIP_BUILD=1 (use the
-# installed extension), PGVER (15), PORT.
+# WAYS (the list above), WAIT (migrate_await), EXTRA_CONF (a line for
+# postgresql.conf), OUT, SKIP_BUILD=1 (use the installed extension), PGVER
+# (15), PORT; KEEP=1 keeps the pgbench logs, samples and server log of each
+# way in OUT.
 set -euo pipefail
 export LC_ALL=C
 
@@ -59,7 +61,8 @@ stop_workload() {
 }
 bench_before_stop() { stop_workload; }
 bench_cluster tpcb "shared_buffers = 1GB" "max_wal_size = 4GB" \
-    "checkpoint_timeout = 15min" "checkpoint_completion_target = 0.9"
+    "checkpoint_timeout = 15min" "checkpoint_completion_target = 0.9" \
+    ${EXTRA_CONF:+"$EXTRA_CONF"}
 conn=(-h "$data" -p "$PORT")
 q() { as_pg "$BIN/psql" -X -q -At "${conn[@]}" -d bench -v ON_ERROR_STOP=1 "$@"; }
 as_pg "$BIN/createdb" "${conn[@]}" bench
@@ -146,6 +149,7 @@ for way in $WAYS; do
             sample_migration "$way" & sampler=$!
             wait_migration "$way"
             kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+            [ "${KEEP:-0}" = 1 ] && cp "$data/samples" "$OUT/samples.$way"
             seen=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$data/samples")
             pacer=$(awk '$3 != "" { s += $3; n++ } END { if (n) printf "%.2f", s / n / 100 }' "$data/samples") ;;
     esac
@@ -153,6 +157,11 @@ for way in $WAYS; do
     secs=$(echo "scale=1; ($t1 - $t0) / 1" | bc)
     tps='' p99='' max='' ttps='' tp99='' tmax='' ratio='' p99r='' lost=''
     [ -n "$pbpid" ] && read -r tps p99 max < <(workload_figures "$t0" "$t1")
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "$t0 $t1" > "$OUT/window.$way"
+        cat "$data"/pb.* > "$OUT/pgbench.$way" 2>/dev/null || true
+        cp "$data/log" "$OUT/server.log"
+    fi
     size=$(q -c "SELECT pg_table_size('pgbench_accounts')")
     q -c "VACUUM FULL pgbench_accounts"
     packed=$(echo "scale=2; $size / $(q -c "SELECT pg_table_size('pgbench_accounts')")" | bc)
@@ -163,6 +172,7 @@ for way in $WAYS; do
         w0=$(now)
         sleep "$(echo "$t1 - $t0" | bc)"
         read -r ttps tp99 tmax < <(workload_figures "$w0" "$(echo "$w0 + $t1 - $t0" | bc)")
+        [ "${KEEP:-0}" = 1 ] && cat "$data"/pb.* > "$OUT/pgbench.$way.twin" 2>/dev/null || true
         ratio=$(echo "scale=3; $tps / $ttps" | bc)
         p99r=$(echo "scale=2; $p99 / $tp99" | bc)
         lost=$(echo "($ttps - $tps) * ($t1 - $t0) / 1" | bc)
