@@ -77,6 +77,15 @@
 #define PROBE_COUNT_MS 2000
 #define PROBE_EVERY_MS 60000
 
+/*
+ * A probe comes sooner, but not sooner than this, when the baseline looks
+ * out of date: the workload did more while the migration worked than at
+ * rest, or it keeps losing ground though the migration's budget is down to
+ * LOW_BUDGET_SHARE of its pace
+ */
+#define PROBE_EARLY_MS 10000
+#define LOW_BUDGET_SHARE 0.1
+
 /* While it probes, the runner looks again after a sample's interval */
 #define PROBE_REST_MS (PACER_SAMPLE_INTERVAL_MS + 50)
 
@@ -310,7 +319,7 @@ adjust_budget(Pacer *p)
 	 * is out of date (the workload grew), probe again
 	 */
 	if (rate > p->baseline_rate * (1 + BASELINE_STALE))
-		p->baseline_at = 0;
+		p->probe_early = true;
 	p->workload_share = p->workload_share <= 0 ? rate / p->baseline_rate :
 		(1 - SHARE_WEIGHT) * p->workload_share + SHARE_WEIGHT * rate / p->baseline_rate;
 	elog(DEBUG1, "migrate pacer: period: workload %.0f/s against %.0f/s at rest, share %.2f, budget %.0f kB/s of %.0f",
@@ -328,6 +337,15 @@ adjust_budget(Pacer *p)
 	p->harmless = p->wal_budget >= p->peak_wal_rate;
 	if (p->harmless)
 		p->wal_budget = 0;
+
+	/*
+	 * The workload keeps losing ground though the migration barely works:
+	 * its rate may have fallen by itself (another job, a checkpoint), and
+	 * only a probe tells
+	 */
+	if (p->workload_share < HARM_TARGET - HARM_BAND &&
+		p->wal_budget > 0 && p->wal_budget <= LOW_BUDGET_SHARE * p->peak_wal_rate)
+		p->probe_early = true;
 }
 
 /*
@@ -368,8 +386,11 @@ harm_hold(Pacer *p, int64 *rest_ms)
 	if (p->peak_wal_rate > 0 &&
 		p->busy_samples >= PROBE_AFTER_SAMPLES &&
 		(p->baseline_at == 0 ||
-		 TimestampDifferenceExceeds(p->baseline_at, now, PROBE_EVERY_MS)))
+		 TimestampDifferenceExceeds(p->baseline_at, now, PROBE_EVERY_MS) ||
+		 (p->probe_early &&
+		  TimestampDifferenceExceeds(p->baseline_at, now, PROBE_EARLY_MS))))
 	{
+		p->probe_early = false;
 		p->probe_start = now;
 		p->probe_counting = false;
 		*rest_ms = PROBE_REST_MS;

@@ -79,6 +79,7 @@ typedef struct Pacer
 	double		workload_share; /* others' rate / baseline, last period */
 	TimestampTz probe_start;	/* a probe (full rest) since; 0: none */
 	bool		probe_counting; /* past its settling time */
+	bool		probe_early;	/* the baseline looks out of date */
 	PacerCount	probe;			/* counts when the probe began counting */
 	PacerCount	period;			/* counts when the budget's period began */
 	bool		count_xids;		/* the workload writes: count its xids */

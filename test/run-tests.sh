@@ -19,6 +19,9 @@ status=0
 # 0. the release metadata name migrate.control's version
 bash test/versions.sh || status=1
 
+# 0. the pacer's decisions against made-up workloads (milliseconds)
+make -s unitcheck PG_CONFIG="/usr/lib/postgresql/$PGVER/bin/pg_config" || status=1
+
 # 1. pg_regress and isolation tests, with the preloaded launcher and pg_cron
 pg_virtualenv -v "$PGVER" \
     -o "shared_preload_libraries=migrate,pg_cron" \

@@ -220,6 +220,19 @@ main(void)
 		check(k >= 0.85 && k <= 0.95, "drift", "a growing workload keeps 0.85-0.95", k);
 	}
 
+	/*
+	 * a workload that halves by itself for 40 s (another job): the pacer
+	 * finds out by a probe, and does not crawl until the next minute's
+	 */
+	setup(&s, &p, &m, (Workload) {2000, 0.4, 0.05, true});
+	run(&s, &p, &m, 60);
+	s.w.base = 1000;
+	measure(&s, &p, &m, 40, &kept, &duty);
+	check(duty >= 0.12, "workload halves", "the migration works at least 12% of the time", duty);
+	s.w.base = 2000;
+	measure(&s, &p, &m, 60, &kept, &duty);
+	check(kept >= 0.85 && duty >= 0.12, "workload recovers", "back near the target, working", kept);
+
 	/* one it hurts a lot (0.6 at full speed): held near the target */
 	setup(&s, &p, &m, (Workload) {2000, 0.4, 0.05, true});
 	run(&s, &p, &m, 60);
