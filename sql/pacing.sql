@@ -60,7 +60,7 @@ SELECT state, processed, batch_size, adaptive FROM migrate_status('fixed');
 SELECT name, vacuum, max_wal_rate
   FROM migrate_register('vac', 'big', set_clause => 'external_id = external_id || $$!$$');
 SELECT state FROM migrate_start('vac');
-SELECT migrate_wait('vac');
+CALL migrate_await('vac');
 SELECT state, processed, vacuum, vacuums > 0 AS vacuumed_as_it_went,
        size_at_start > 0 AS has_size_at_start, size > 0 AS has_size
   FROM migrate_status('vac');
