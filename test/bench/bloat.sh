@@ -8,9 +8,13 @@
 #   migrate           migrate, default options (vacuum => true)
 #   migrate_novacuum  migrate with vacuum => false
 # each on the same content (rebuilt, VACUUM ANALYZE, CHECKPOINT), with a
-# bigint key and with a random uuid key.  Autovacuum runs as it would on a
-# server.  The migration is waited for by polling from new sessions, which
-# hold no snapshot that would keep VACUUM from reclaiming space.
+# bigint key, with a random uuid key and hash-partitioned 8 ways on a bigint
+# key (KEYS: the shapes to run).  Autovacuum runs as it would on a server.
+# The migration is waited for the way the README shows, with CALL
+# migrate_await, which holds no snapshot that would keep VACUUM from
+# reclaiming space (WAIT=migrate_wait: with SELECT migrate_wait, which
+# does, for comparison).  The size of a partitioned table is that of its
+# partitions.
 #
 # Prints, per way: seconds, WAL bytes, and the table's size after the change
 # divided by the size of a packed copy of the same rows (CREATE TABLE AS,
@@ -20,6 +24,8 @@ set -euo pipefail
 export LC_ALL=C
 
 ROWS=${1:-1000000}
+KEYS=${KEYS:-bigint uuid hashpart}
+WAIT=${WAIT:-migrate_await}
 PGVER=${PGVER:-15}
 BIN="/usr/lib/postgresql/$PGVER/bin"
 OUT=${OUT:-/tmp/migrate-bloat-$(date +%Y%m%d-%H%M%S)}
@@ -44,17 +50,30 @@ SQL
 echo "key,way,seconds,wal_bytes,size_before,size_after,packed,after_per_packed" > "$OUT/bloat.csv"
 now_ms() { date +%s%3N; }
 
-for key in bigint uuid; do
+# the size of table $1 (with all its partitions)
+size_of() {
+    q -c "SELECT COALESCE((SELECT sum(pg_table_size(relid)) FROM pg_partition_tree('$1')), pg_table_size('$1'))"
+}
+
+for key in $KEYS; do
     for way in update migrate migrate_novacuum; do
         q >/dev/null 2>&1 <<SQL
 DROP TABLE IF EXISTS accounts, packed;
 SELECT count(migrate_unregister(name)) FROM migrate.migrations;
-CREATE TABLE accounts AS SELECT * FROM tpl_$key;
+$(if [ "$key" = hashpart ]; then
+    echo "CREATE TABLE accounts (LIKE tpl_bigint) PARTITION BY HASH (id);"
+    for i in 0 1 2 3 4 5 6 7; do
+        echo "CREATE TABLE accounts_$i PARTITION OF accounts FOR VALUES WITH (MODULUS 8, REMAINDER $i);"
+    done
+    echo "INSERT INTO accounts SELECT * FROM tpl_bigint;"
+else
+    echo "CREATE TABLE accounts AS SELECT * FROM tpl_$key;"
+fi)
 ALTER TABLE accounts ADD PRIMARY KEY (id);
 VACUUM ANALYZE accounts;
 CHECKPOINT;
 SQL
-        before=$(q -c "SELECT pg_table_size('accounts')")
+        before=$(size_of accounts)
         lsn0=$(q -c "SELECT pg_current_wal_insert_lsn()")
         t0=$(now_ms)
         case $way in
@@ -66,13 +85,15 @@ SQL
                           set_clause => \$\$external_id = 'ext-' || id, email = lower(email)\$\$,
                           vacuum => $vac)" >/dev/null
                 q -c "SELECT state FROM migrate_start('bloat')" >/dev/null
-                while [ "$(q -c "SELECT state FROM migrate.migrations WHERE name = 'bloat'")" = running ]; do
-                    sleep 0.2
-                done ;;
+                if [ "$WAIT" = migrate_wait ]; then
+                    q -c "SELECT migrate_wait('bloat', '3 hours')" >/dev/null
+                else
+                    q -c "CALL migrate_await('bloat', '3 hours')" >/dev/null
+                fi ;;
         esac
         t1=$(now_ms)
         wal=$(q -c "SELECT pg_current_wal_insert_lsn() - '$lsn0'::pg_lsn")
-        after=$(q -c "SELECT pg_table_size('accounts')")
+        after=$(size_of accounts)
         q -c "CREATE TABLE packed AS SELECT * FROM accounts"
         packed=$(q -c "SELECT pg_table_size('packed')")
         secs=$(awk "BEGIN { printf \"%.2f\", ($t1 - $t0) / 1000 }")
