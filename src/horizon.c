@@ -14,6 +14,7 @@
 
 #include "access/table.h"
 #include "access/transam.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "storage/lmgr.h"
@@ -56,12 +57,16 @@ migrate_dead_versions_add(DeadVersions *dv, int64 rows)
 
 /*
  * migrate_dead_versions_removable
- *		How many of the counted dead versions a VACUUM of relid started now
- *		could remove: those of the batches that ended before the oldest
- *		transaction id anyone (a snapshot, a slot, a prepared transaction,
- *		a standby's feedback) may still need.  Needs a transaction; takes
- *		AccessShareLock on relid (0 if it is gone).  The caller's own
- *		snapshot counts too: call it after the batches it counts committed.
+ *		How many of the counted dead versions a VACUUM of relid started
+ *		after the caller's transaction commits could remove: those of the
+ *		batches that ended before the oldest transaction id anyone (a
+ *		snapshot, a slot, a prepared transaction, a standby's feedback) may
+ *		still need.
+ *
+ * The last batch counted is the caller's own, about to commit in the
+ * caller's transaction, whose snapshot holds the horizon back from it: its
+ * versions count when all those before it do.  Needs a transaction; takes
+ * AccessShareLock on relid (0 if it is gone).
  */
 int64
 migrate_dead_versions_removable(const DeadVersions *dv, Oid relid)
@@ -79,7 +84,8 @@ migrate_dead_versions_removable(const DeadVersions *dv, Oid relid)
 	{
 		DeadBatch  *b = lfirst(lc);
 
-		if (!TransactionIdPrecedesOrEquals(b->xid_after, horizon))
+		if (lnext(dv->batches, lc) != NULL &&
+			!TransactionIdPrecedesOrEquals(b->xid_after, horizon))
 			break;
 		removable += b->rows;
 	}
@@ -102,27 +108,36 @@ migrate_dead_versions_reset(DeadVersions *dv)
 /*
  * migrate_horizon_holder
  *		Who holds the xmin horizon of this database back the longest: a
- *		session (its pid, application and state, and for how long its
- *		transaction has been open), a standby's feedback, a replication
- *		slot or a prepared transaction.  NULL if nothing does.
+ *		session (its pid and application; and, if it is one of viewer's
+ *		roles, its state and for how long its transaction has been open), a
+ *		standby's feedback, a replication slot or a prepared transaction.
+ *		NULL if nothing does.
  *
  * Needs a transaction with SPI connected.  Reads the statistics views as
  * the catalog owner (other roles' sessions' xmin is shown only to
- * privileged roles); says nothing of what a session runs.
+ * privileged roles), and says no more of another role's session than
+ * pg_stat_activity shows everybody; never what a session runs.
  */
 char *
-migrate_horizon_holder(void)
+migrate_horizon_holder(Oid viewer)
 {
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(viewer)};
 	bool		isnull;
 	Datum		d;
 
 	migrate_catalog_exec(
 		"SELECT who FROM ("
-		" SELECT pg_catalog.format('process %s (%s, %s for %s)', pid,"
+		" SELECT CASE WHEN usesysid IS NOT NULL"
+		"              AND pg_catalog.pg_has_role($1, usesysid, 'MEMBER')"
+		"        THEN pg_catalog.format('process %s (%s, %s for %s)', pid,"
 		"          COALESCE(NULLIF(application_name, ''), backend_type::pg_catalog.text),"
 		"          COALESCE(state, 'active'),"
 		"          pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)"
-		"              COALESCE(xact_start, backend_start))) AS who,"
+		"              COALESCE(xact_start, backend_start)))"
+		"        ELSE pg_catalog.format('process %s (%s)', pid,"
+		"          COALESCE(NULLIF(application_name, ''), backend_type::pg_catalog.text))"
+		"        END AS who,"
 		"        GREATEST(pg_catalog.age(backend_xmin), pg_catalog.age(backend_xid)) AS age"
 		"   FROM pg_catalog.pg_stat_activity"
 		"  WHERE pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
@@ -140,7 +155,7 @@ migrate_horizon_holder(void)
 		"   FROM pg_catalog.pg_prepared_xacts"
 		"  WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
 		") h WHERE age IS NOT NULL ORDER BY age DESC LIMIT 1",
-		0, NULL, NULL, NULL, SPI_OK_SELECT);
+		1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return NULL;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

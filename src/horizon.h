@@ -27,6 +27,6 @@ typedef struct DeadVersions
 extern void migrate_dead_versions_add(DeadVersions *dv, int64 rows);
 extern int64 migrate_dead_versions_removable(const DeadVersions *dv, Oid relid);
 extern void migrate_dead_versions_reset(DeadVersions *dv);
-extern char *migrate_horizon_holder(void);
+extern char *migrate_horizon_holder(Oid viewer);
 
 #endif							/* MIGRATE_HORIZON_H */

@@ -286,7 +286,9 @@ typedef struct Runner
 	TimestampTz vacuum_held_at; /* when that was asked */
 	int64		work_us;		/* time in batches since the last vacuum */
 	int64		vacuum_us;		/* how long the last vacuum took */
-	int64		vacuumed_size;	/* table size then (or at the first batch) */
+	int64		looked_size;	/* table size at the last look (or vacuum) */
+	int64		looked_rows;	/* dead.rows then */
+	double		row_bytes;		/* the table's bytes per row at the first batch */
 	/* left by the last step */
 	char	   *vacuum_due;		/* vacuum this table (quoted, qualified) now */
 	int64		pause_ms;		/* wait this long before the next step */

@@ -33,6 +33,19 @@
 /* Who holds back the vacuum is asked again after this long */
 #define VACUUM_HELD_RECHECK_MS 10000
 
+/*
+ * A vacuum is due once VACUUM could remove 1/VACUUM_DUE_FRACTION of the
+ * table's rows (at least VACUUM_DUE_MIN_ROWS), batches have taken
+ * VACUUM_WORK_RATIO times as long as the last vacuum since it, and the
+ * file grows by VACUUM_GROWTH_SHARE of what the versions replaced since the
+ * last look take (at least VACUUM_GROWTH_MIN_BYTES)
+ */
+#define VACUUM_DUE_FRACTION 20
+#define VACUUM_DUE_MIN_ROWS INT64CONST(10000)
+#define VACUUM_WORK_RATIO 1
+#define VACUUM_GROWTH_SHARE 0.5
+#define VACUUM_GROWTH_MIN_BYTES INT64CONST(1024 * 1024)
+
 /* How often CALL migrate_run tells its progress */
 #define RUN_NOTICE_INTERVAL_MS 5000
 
@@ -394,7 +407,7 @@ vacuum_held_back(Runner *r, const Migration *m)
 	if (r->vacuum_held &&
 		!TimestampDifferenceExceeds(r->vacuum_held_at, now, VACUUM_HELD_RECHECK_MS))
 		return;
-	who = migrate_horizon_holder();
+	who = migrate_horizon_holder(m->owner);
 	said = psprintf("vacuum cannot remove the replaced rows: %s holds back the xmin horizon, and the table grows until it lets go",
 					who ? who : "a transaction that ended since");
 	if (r->vacuum_held == NULL)
@@ -412,17 +425,16 @@ vacuum_held_back(Runner *r, const Migration *m)
  *		Count the row versions a batch (of elapsed_us) replaced, in the
  *		batch's transaction; once a VACUUM could remove 5% of the table's
  *		rows (at least 10,000), a worker vacuums the table before its next
- *		batch, so that new versions fill the space of the old ones instead
+ *		batch (the VACUUM_* constants above), so that new versions fill the space of the old ones instead
  *		of growing the file.
  *
  * Only versions no snapshot can still see are removable: while a long
  * transaction, a slot or a prepared transaction holds the horizon back, a
  * vacuum would cost time and give nothing back, so none runs and the
- * migration says who holds it (vacuum_held_back).  Vacuums take at most a
- * quarter of the time: where one is dear (keys in random order touch every
- * page, and pruning on page access already frees most space there), the
- * next waits for more work.  And only if the table grew since the last
- * one.  A session in CALL migrate_run cannot run VACUUM and leaves it to
+ * migration says who holds it (vacuum_held_back).  Vacuums take at most
+ * half of the time: where one is dear, the next waits for more work.  And
+ * only where the file grows instead of new versions finding room in the
+ * pages the old ones left.  A session in CALL migrate_run cannot run VACUUM and leaves it to
  * autovacuum; of several workers, the runner vacuums for all.
  */
 static void
@@ -433,25 +445,36 @@ note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 
 	if (!r->in_worker || r->helper || !m->vacuum || m->relation == NULL)
 		return;
-	if (r->vacuumed_size <= 0)
-		r->vacuumed_size = migrate_catalog_table_size(m);
+	if (r->row_bytes <= 0)
+	{
+		r->looked_size = migrate_catalog_table_size(m);
+		r->row_bytes = (double) r->looked_size / Max(m->total_estimate, 1);
+	}
 	r->dead.cxt = TopMemoryContext;
 	migrate_dead_versions_add(&r->dead, changed);
 	r->work_us += elapsed_us;
-	due = Max(INT64CONST(10000), m->total_estimate / 20);
-	if (r->dead.rows < due || r->work_us < 3 * r->vacuum_us)
+	due = Max(VACUUM_DUE_MIN_ROWS, m->total_estimate / VACUUM_DUE_FRACTION);
+	if (r->dead.rows < due || r->work_us < VACUUM_WORK_RATIO * r->vacuum_us)
 		return;
 
 	/*
-	 * Only if the file grew: where new versions find room in their own
-	 * pages (pruning frees it as old versions die), a VACUUM would cost time
-	 * and give nothing back.
+	 * Only while the file grows by at least VACUUM_GROWTH_SHARE of what the
+	 * versions replaced since the last look took (at the table's bytes per
+	 * row when the migration began): then the new versions go to new pages.
+	 * While they find room in pages that old ones left (freed by the last
+	 * vacuum, or by pruning where keys in random order revisit pages), a
+	 * VACUUM would cost time and give little back: look again after the
+	 * next batch, at what it did.
 	 */
 	size = migrate_catalog_table_size(m);
-	if (size - r->vacuumed_size <= Max(INT64CONST(1024 * 1024), r->vacuumed_size / 50))
+	elog(DEBUG1, "migrate: vacuum of %s due: " INT64_FORMAT " dead rows, " INT64_FORMAT " since the last look, file grew by " INT64_FORMAT " bytes since, the last vacuum took " INT64_FORMAT " us",
+		 m->relation, r->dead.rows, r->dead.rows - r->looked_rows, size - r->looked_size, r->vacuum_us);
+	if (size - r->looked_size <
+		Max(VACUUM_GROWTH_MIN_BYTES,
+			VACUUM_GROWTH_SHARE * (r->dead.rows - r->looked_rows) * r->row_bytes))
 	{
-		migrate_dead_versions_reset(&r->dead);
-		r->work_us = 0;
+		r->looked_size = size;
+		r->looked_rows = r->dead.rows;
 		return;
 	}
 	if (OidIsValid(m->relid) &&
@@ -468,7 +491,8 @@ note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 		r->vacuum_held = NULL;
 	}
 	r->vacuum_due = MemoryContextStrdup(r->keepcxt, m->relation);
-	r->vacuumed_size = size;
+	r->looked_size = size;
+	r->looked_rows = 0;
 	migrate_dead_versions_reset(&r->dead);
 	r->work_us = 0;
 }
