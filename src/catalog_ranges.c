@@ -17,11 +17,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 
 #include "migrate.h"
 
@@ -343,6 +345,77 @@ migrate_catalog_range_leaves(const Migration *m)
 		leaves = lappend_oid(leaves,
 							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 															SPI_tuptable->tupdesc, 1, &isnull)));
+	return leaves;
+}
+
+/*
+ * migrate_catalog_ranges_have_bound
+ *		Has migrate.ranges the bound column (0.4)?
+ */
+bool
+migrate_catalog_ranges_have_bound(void)
+{
+	Oid			nsp = get_namespace_oid("migrate", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("ranges", nsp) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, "bound") != InvalidAttrNumber;
+}
+
+/*
+ * migrate_catalog_set_range_bound
+ *		Record the bounds of the partition range id walks, as planned.  A
+ *		catalog before 0.4 has nowhere to keep them.
+ */
+void
+migrate_catalog_set_range_bound(int64 id, const char *bound)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(id), CStringGetTextDatum(bound)};
+
+	if (!migrate_catalog_ranges_have_bound())
+		return;
+	migrate_catalog_exec("UPDATE migrate.ranges SET bound = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1",
+						 2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_planned_leaves
+ *		The partitions m's ranges walk, as PlannedLeaf: each with its bounds
+ *		as planned (NULL if unknown) and whether all its ranges are done;
+ *		NIL when m's ranges are key ranges of the table.  Reads the latest
+ *		committed state, without locking.
+ */
+List *
+migrate_catalog_planned_leaves(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	List	   *leaves = NIL;
+	bool		isnull;
+
+	migrate_catalog_exec(psprintf("SELECT relid::pg_catalog.oid, %s, pg_catalog.bool_and(done),"
+								  " pg_catalog.min(relation)"
+								  " FROM migrate.ranges"
+								  " WHERE migration OPERATOR(pg_catalog.=) $1 AND relid IS NOT NULL"
+								  " GROUP BY relid",
+								  migrate_catalog_ranges_have_bound() ?
+								  "pg_catalog.min(bound)" : "NULL::pg_catalog.text"),
+						 1, types, values, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		PlannedLeaf *leaf = palloc0(sizeof(PlannedLeaf));
+		Datum		d;
+
+		leaf->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		leaf->bound = isnull ? NULL : TextDatumGetCString(d);
+		leaf->done = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		leaf->relation = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		leaves = lappend(leaves, leaf);
+	}
 	return leaves;
 }
 

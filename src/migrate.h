@@ -144,6 +144,15 @@ typedef struct MigrateRange
 	int64		rows_left;		/* estimated */
 } MigrateRange;
 
+/* A partition walked in ranges, as planned (migrate.ranges) */
+typedef struct PlannedLeaf
+{
+	Oid			relid;
+	char	   *relation;		/* its name when planned */
+	char	   *bound;			/* its bounds as planned; NULL: unknown */
+	bool		done;			/* all its ranges are done */
+} PlannedLeaf;
+
 /* What a runner found when it looked for a range to walk (ranges.c) */
 typedef enum RangePick
 {
@@ -404,6 +413,9 @@ extern int64 migrate_catalog_add_range(const Migration *m, const char *relation,
 extern void migrate_catalog_finish_range(int64 id);
 extern int	migrate_catalog_reopen_ranges(const Migration *m, Oid relid);
 extern List *migrate_catalog_range_leaves(const Migration *m);
+extern bool migrate_catalog_ranges_have_bound(void);
+extern void migrate_catalog_set_range_bound(int64 id, const char *bound);
+extern List *migrate_catalog_planned_leaves(const Migration *m);
 extern int64 migrate_catalog_count_ranges_locked(const Migration *m);
 extern bool migrate_catalog_take_range(const Migration *m, int64 prefer,
 									   bool spread, bool wait, MigrateRange *r);
