@@ -85,8 +85,10 @@ wrong_state(const Migration *m, const char *what, const char *hint)
 /*
  * forget_errors_check_undo
  *		Before m is replaced or unregistered: refuse if before-images of it
- *		are kept (they would be lost, or attach to a new definition), and
- *		drop the rows it skipped.  The caller holds m's row lock.
+ *		are kept (they would be lost, or attach to a new definition), drop
+ *		the rows it skipped, and stop its background verification, whose
+ *		worker would otherwise hold a slot while it rests.  The caller holds
+ *		m's row lock.
  */
 static void
 forget_errors_check_undo(const Migration *m, const char *what)
@@ -100,6 +102,8 @@ forget_errors_check_undo(const Migration *m, const char *what)
 				 errdetail("Its rows in migrate.undo are what migrate_revert() would restore."),
 				 errhint("Revert it with migrate_revert(), or drop them with migrate_forget() once you are sure.")));
 	migrate_catalog_delete_errors(m, false);
+	if (m->catalog_v3)
+		migrate_stop_verify_worker(m);
 }
 
 /*

@@ -1842,6 +1842,55 @@ migrate_catalog_verify_failed(int64 id, int pid, const char *message)
 }
 
 /*
+ * migrate_catalog_verify_worker_pid
+ *		The pid of the live migrate verify worker that runs m's background
+ *		verification in this database, or 0.
+ */
+int
+migrate_catalog_verify_worker_pid(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	bool		isnull;
+
+	pgstat_clear_backend_activity_snapshot();
+	migrate_catalog_exec("SELECT a.pid FROM migrate.migrations m, pg_catalog.pg_stat_activity a"
+						 " WHERE m.id OPERATOR(pg_catalog.=) $1"
+						 " AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
+						 " AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
+						 " AND a.datid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+						 "  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+						 " AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_catalog_worker_visible
+ *		Does process pid show in pg_stat_activity as a migrate worker of
+ *		type backend_type, connected as role, so that count_other_workers
+ *		(launch.c) counts it?
+ */
+bool
+migrate_catalog_worker_visible(int pid, const char *backend_type, Oid role)
+{
+	Oid			types[3] = {INT4OID, TEXTOID, OIDOID};
+	Datum		values[3] = {Int32GetDatum(pid), CStringGetTextDatum(backend_type),
+	ObjectIdGetDatum(role)};
+
+	pgstat_clear_backend_activity_snapshot();
+	migrate_catalog_exec("SELECT FROM pg_catalog.pg_stat_activity"
+						 " WHERE pid OPERATOR(pg_catalog.=) $1"
+						 " AND backend_type OPERATOR(pg_catalog.=) $2"
+						 " AND usesysid OPERATOR(pg_catalog.=) $3",
+						 3, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/*
  * migrate_catalog_verify_running
  *		Is a background verification of m running: marked so, by a process
  *		that is a live migrate verify worker?

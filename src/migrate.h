@@ -485,6 +485,8 @@ extern int64 migrate_catalog_table_size(const Migration *m);
 extern void migrate_catalog_set_verified(const Migration *m, const VerifyWalk *w);
 extern void migrate_catalog_begin_verify(const Migration *m, int pid);
 extern void migrate_catalog_verify_failed(int64 id, int pid, const char *message);
+extern int	migrate_catalog_verify_worker_pid(const Migration *m);
+extern bool migrate_catalog_worker_visible(int pid, const char *backend_type, Oid role);
 extern bool migrate_catalog_verify_running(const Migration *m);
 extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
 										   Datum restored, Datum failed);
@@ -541,6 +543,7 @@ extern bool migrate_catch_up_next_pass(const Migration *m);
 extern void migrate_verify_range(Migration *m, Oid relid, Jsonb *lower,
 								 Jsonb *upper, int64 *checked, int64 *failing,
 								 Jsonb **sample);
+extern void migrate_stop_verify_worker(const Migration *m);
 extern void migrate_start_verify_worker(Migration *m);
 
 /* estimate.c: what a migration will cost, before it starts */
