@@ -1502,6 +1502,23 @@ migrate_catalog_set_key_types(const Migration *m, List *key_types)
 }
 
 /*
+ * migrate_catalog_update_key_types
+ *		Record the key types of m, registered before 0.4, in 0.4's spelling,
+ *		if they are still those 0.3 recorded (m->key_types).
+ */
+void
+migrate_catalog_update_key_types(const Migration *m, List *key_types)
+{
+	Oid			types[3] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[3] = {Int64GetDatum(m->id), list_to_text_array(key_types),
+	list_to_text_array(m->key_types)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1 AND key_types OPERATOR(pg_catalog.=) $3",
+						 3, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
  * migrate_catalog_clear_runner
  *		This process no longer runs m: clear worker_pid if it names us.
  */

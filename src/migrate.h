@@ -490,6 +490,7 @@ extern bool migrate_catalog_worker_visible(int pid, const char *backend_type, Oi
 extern bool migrate_catalog_verify_running(const Migration *m);
 extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
 										   Datum restored, Datum failed);
+extern void migrate_catalog_update_key_types(const Migration *m, List *key_types);
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);
 extern void migrate_catalog_set_series(Migration *m, List *rest);
 extern bool migrate_catalog_pending_in_series(const char *name);
