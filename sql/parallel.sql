@@ -336,6 +336,35 @@ SELECT n, count(*) FROM pw_q GROUP BY n ORDER BY n;
 SELECT migrate_unregister('pw_q');
 DROP TABLE pw_q, pw_q2;
 
+-- (issue 20) splitting by hand is bounded: each half keeps at least
+-- min_batch_size rows (and 100); the walk then takes no more batches than
+-- that allows
+CREATE TABLE pw_s (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO pw_s (id) SELECT g FROM generate_series(1, 3000) g;
+ANALYZE pw_s;
+SELECT name FROM migrate_register('pw_split', 'pw_s', set_clause => 'n = n + 1',
+                                  batch_size => 10, workers => 2);
+SELECT processed FROM migrate_step('pw_split');
+DO $$
+BEGIN
+    FOR i IN 1 .. 200 LOOP
+        PERFORM migrate_split_range('pw_split');
+    END LOOP;
+END
+$$;
+SELECT count(*) <= 30 AS bounded, count(*) > 8 AS split FROM migrate_ranges('pw_split');
+SELECT count(*) AS too_small FROM (
+    SELECT (SELECT count(*) FROM pw_s
+             WHERE id > coalesce((r.cursor->>'id')::int, 0)
+               AND id <= coalesce((r.upper->>'id')::int, 3000)) AS rows
+      FROM migrate_ranges('pw_split') r WHERE r.state <> 'done') x
+ WHERE rows < 100;
+CALL migrate_run('pw_split');
+SELECT state, processed FROM migrate_status('pw_split');
+SELECT n, count(*) FROM pw_s GROUP BY n;
+SELECT migrate_unregister('pw_split');
+DROP TABLE pw_s;
+
 -- workers can be changed when starting; a task cannot have several
 SELECT migrate_start('pw_task_nope', workers => 2);
 SELECT name FROM migrate_register('pw_task', NULL, sql => 'SELECT 1');

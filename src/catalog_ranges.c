@@ -128,20 +128,55 @@ bool
 migrate_catalog_take_range(const Migration *m, int64 prefer, bool spread,
 						   bool wait, MigrateRange *r)
 {
-	Oid			types[3] = {INT8OID, INT8OID, BOOLOID};
-	Datum		values[3] = {Int64GetDatum(m->id), Int64GetDatum(prefer),
-	BoolGetDatum(spread)};
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int64GetDatum(prefer)};
+	const char *lock = wait ? " FOR UPDATE" : " FOR UPDATE SKIP LOCKED";
 
+	/*
+	 * Each statement finds its row through an index (ranges_pick_idx from
+	 * 0.4, else the migration's), without sorting every range of m: a
+	 * batch costs the same with many ranges as with a few
+	 */
+	if (prefer != 0)
+	{
+		migrate_catalog_exec(psprintf("SELECT " RANGE_COLUMNS " FROM migrate.ranges"
+									  " WHERE id OPERATOR(pg_catalog.=) $2"
+									  " AND migration OPERATOR(pg_catalog.=) $1 AND NOT done%s",
+									  lock),
+							 2, types, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+		{
+			range_from_result(r);
+			return true;
+		}
+	}
 	migrate_catalog_exec(psprintf("SELECT " RANGE_COLUMNS " FROM migrate.ranges"
 								  " WHERE migration OPERATOR(pg_catalog.=) $1 AND NOT done"
-								  " ORDER BY id OPERATOR(pg_catalog.=) $2 DESC,"
-								  "  CASE WHEN $3 THEN last_batch_at END NULLS FIRST, id"
-								  " LIMIT 1 FOR UPDATE%s", wait ? "" : " SKIP LOCKED"),
-						 3, types, values, NULL, SPI_OK_SELECT);
+								  " ORDER BY %s LIMIT 1%s",
+								  spread ? "last_batch_at NULLS FIRST, id" : "id", lock),
+						 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	range_from_result(r);
 	return true;
+}
+
+/*
+ * migrate_catalog_count_ranges
+ *		How many ranges m has, done or not.
+ */
+int64
+migrate_catalog_count_ranges(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	bool		isnull;
+
+	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.ranges"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*

@@ -417,6 +417,7 @@ extern bool migrate_catalog_ranges_have_bound(void);
 extern void migrate_catalog_set_range_bound(int64 id, const char *bound);
 extern List *migrate_catalog_planned_leaves(const Migration *m);
 extern int64 migrate_catalog_count_ranges_locked(const Migration *m);
+extern int64 migrate_catalog_count_ranges(const Migration *m);
 extern bool migrate_catalog_take_range(const Migration *m, int64 prefer,
 									   bool spread, bool wait, MigrateRange *r);
 extern bool migrate_catalog_lock_range(const Migration *m, int64 id,
@@ -568,6 +569,13 @@ extern void migrate_estimate_run(Migration *m, Estimate *e);
 extern bool migrate_ranges_apply(const Migration *m);
 extern RangePick migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan,
 									 bool by_hand, int32 batch_size);
+/*
+ * Bounds of the ranges of one migration (issue 20): at most this many, and
+ * migrate_split_range leaves at least MIGRATE_MIN_SPLIT_ROWS rows (or the
+ * migration's min_batch_size, if more) on each side
+ */
+#define MIGRATE_MAX_RANGES 1024
+#define MIGRATE_MIN_SPLIT_ROWS 100
 extern int64 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows,
 								  bool exact);
 

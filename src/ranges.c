@@ -755,7 +755,8 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
  * the caller's lock_timeout); the next batch of the range sees its new
  * upper bound, and a batch that ran with the old one fails its
  * compare-and-set.  Finding the middle walks the key's index over half the
- * rows left, as a batch's bound does.
+ * rows left, as a batch's bound does.  A migration never has more than
+ * MIGRATE_MAX_RANGES ranges.
  */
 int64
 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
@@ -769,6 +770,9 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 	int64		half;
 	Jsonb	   *middle;
 
+	/* bounded: every range costs the walk a batch at least */
+	if (migrate_catalog_count_ranges(m) >= MIGRATE_MAX_RANGES)
+		return 0;
 	if (range_id == 0)
 	{
 		int64		rows_left;
