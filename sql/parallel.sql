@@ -365,6 +365,27 @@ SELECT n, count(*) FROM pw_s GROUP BY n;
 SELECT migrate_unregister('pw_split');
 DROP TABLE pw_s;
 
+-- (issue 20) an owner with column privileges only (the key, and what the
+-- change reads and writes) may use several workers: the sample of the
+-- keys reads no system column it may not read
+CREATE ROLE pw_cols;
+CREATE TABLE pw_c (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, secret text DEFAULT 'x');
+INSERT INTO pw_c (id) SELECT g FROM generate_series(1, 1000) g;
+ANALYZE pw_c;
+GRANT SELECT (id, n), UPDATE (n) ON pw_c TO pw_cols;
+SET ROLE pw_cols;
+SELECT name FROM migrate_register('pw_cols', 'pw_c', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 3);
+SELECT processed FROM migrate_step('pw_cols');
+SELECT count(*) > 1 AS ranges FROM migrate_ranges('pw_cols');
+CALL migrate_run('pw_cols');
+SELECT state, processed FROM migrate_status('pw_cols');
+SELECT migrate_unregister('pw_cols');
+RESET ROLE;
+SELECT n, count(*) FROM pw_c GROUP BY n;
+DROP TABLE pw_c;
+DROP ROLE pw_cols;
+
 -- workers can be changed when starting; a task cannot have several
 SELECT migrate_start('pw_task_nope', workers => 2);
 SELECT name FROM migrate_register('pw_task', NULL, sql => 'SELECT 1');
