@@ -337,8 +337,8 @@ SELECT migrate_unregister('pw_q');
 DROP TABLE pw_q, pw_q2;
 
 -- (issue 20) splitting by hand is bounded: each half keeps at least
--- min_batch_size rows (and 100); the walk then takes no more batches than
--- that allows
+-- min_batch_size rows (100 by default); the walk then takes no more
+-- batches than that allows
 CREATE TABLE pw_s (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO pw_s (id) SELECT g FROM generate_series(1, 3000) g;
 ANALYZE pw_s;

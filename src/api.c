@@ -1036,8 +1036,8 @@ migrate_estimate(PG_FUNCTION_ARGS)
  * Split a range of a migration walked in ranges (by default the one with
  * the most rows left) half way through the rows after its cursor, in the
  * caller's transaction; returns the new range's id, or NULL if the range
- * is done or either half would keep fewer than min_batch_size rows (at
- * least MIGRATE_MIN_SPLIT_ROWS).  Refuses past MIGRATE_MAX_RANGES ranges.
+ * is done or either half would keep fewer than min_batch_size rows.
+ * Refuses past MIGRATE_MAX_RANGES ranges.
  * Waits for a batch in flight on the range.  Workers split ranges on their own when one runs out of work;
  * this is for the impatient, and for tests.
  */
@@ -1071,7 +1071,7 @@ migrate_split_range(PG_FUNCTION_ARGS)
 				 errmsg("migration \"%s\" already has %d ranges", m->name, MIGRATE_MAX_RANGES),
 				 errdetail("Each range costs the walk a batch at least; more would slow it down rather than spread it.")));
 	/* each half keeps at least a batch's worth of rows */
-	new_range = migrate_ranges_split(m, id, Max(m->min_batch_size, MIGRATE_MIN_SPLIT_ROWS), true);
+	new_range = migrate_ranges_split(m, id, Max(m->min_batch_size, 1), true);
 	SPI_finish();
 	if (new_range == 0)
 		PG_RETURN_NULL();

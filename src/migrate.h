@@ -570,12 +570,10 @@ extern bool migrate_ranges_apply(const Migration *m);
 extern RangePick migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan,
 									 bool by_hand, int32 batch_size);
 /*
- * Bounds of the ranges of one migration (issue 20): at most this many, and
- * migrate_split_range leaves at least MIGRATE_MIN_SPLIT_ROWS rows (or the
- * migration's min_batch_size, if more) on each side
+ * The most ranges one migration may have (issue 20); migrate_split_range
+ * also leaves at least the migration's min_batch_size rows on each side
  */
 #define MIGRATE_MAX_RANGES 1024
-#define MIGRATE_MIN_SPLIT_ROWS 100
 extern int64 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows,
 								  bool exact);
 
