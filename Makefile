@@ -34,7 +34,7 @@ PGFILEDESC = "migrate - batched background data migrations"
 REGRESS = upgrade setup register run control errors security privileges monitor pacing quarantine revert schedule verify parallel
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = start-race step-pause-cancel concurrent-writes revert-race split-race
+ISOLATION = start-race step-pause-cancel concurrent-writes revert-race split-race partition-detach
 ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1

@@ -297,8 +297,10 @@ check_leaf(const Migration *m, Oid tableid, MigrateRange *r)
  *		The bounds of leaf within tableid, as text: pg_get_expr of its
  *		relpartbound and of every partitioned level between it and the
  *		table, innermost first.  NULL if leaf is not a partition of tableid
- *		(any more).  *is_default says whether one of those levels is a
- *		DEFAULT partition.  Reads the catalog only; the caller holds the
+ *		(any more), or is being detached (DETACH PARTITION CONCURRENTLY
+ *		begun, or interrupted): its rows may then leave the table's key
+ *		space at any time.  *is_default says whether one of those levels is
+ *		a DEFAULT partition.  Reads the catalog only; the caller holds the
  *		table's lock.
  */
 static char *
@@ -329,6 +331,11 @@ leaf_bound(Oid leaf, Oid tableid, bool *is_default)
 
 		if (!HeapTupleIsValid(tup))
 			return NULL;
+		if (PartitionHasPendingDetach(rel))
+		{
+			ReleaseSysCache(tup);
+			return NULL;
+		}
 		d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
 		if (!isnull)
 			expr = TextDatumGetCString(DirectFunctionCall2(pg_get_expr, d,
