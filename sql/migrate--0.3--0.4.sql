@@ -32,7 +32,9 @@ COMMENT ON COLUMN migrate.ranges.left_table IS
  * that own migrations: names, states, counters and timings, nothing of the
  * rows (no cursor, no error text, no definition).  SECURITY DEFINER, owned
  * by the extension's owner, with search_path pinned; what it calls is
- * qualified.
+ * qualified, with its argument's type, so that a function another role
+ * creates in the extension's schema (migrate_status() with no argument)
+ * can neither be picked nor make the call ambiguous.
  */
 CREATE FUNCTION migrate.monitor()
 RETURNS TABLE (
@@ -77,7 +79,7 @@ SELECT s.name, s.relation, s.action, s.state, s.owner, s.processed, s.changed,
        s.finished_at, s.throttled, s.wal_bytes, s.wal_per_second, s.max_wal_rate,
        s.size, s.pass, s.caught_rows, s.failing_rows, s.verify_state, s.workers,
        s.workers_running, s.ranges, s.ranges_done, s.last_error IS NOT NULL
-  FROM @extschema@.migrate_status() s
+  FROM @extschema@.migrate_status(NULL::pg_catalog.text) s
 $$;
 REVOKE ALL ON FUNCTION migrate.monitor() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate.monitor() TO pg_monitor;

@@ -57,6 +57,18 @@ SELECT count(*) > 0 AS some FROM migrate.monitor();
 RESET search_path;
 RESET ROLE;
 DROP FUNCTION public.count(anyelement);
+-- nor does an overload of migrate_status in the extension's schema: not
+-- picked, and not making the call ambiguous
+SET ROLE migrate_bob;
+CREATE FUNCTION public.migrate_status() RETURNS SETOF migrate.status
+    LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked as %', current_user; END $$;
+CREATE FUNCTION public.migrate_status(VARIADIC text[]) RETURNS SETOF migrate.status
+    LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked as %', current_user; END $$;
+RESET ROLE;
+SET ROLE migrate_mon;
+SELECT count(*) > 0 AS some FROM migrate.monitor();
+RESET ROLE;
+DROP FUNCTION public.migrate_status(), public.migrate_status(VARIADIC text[]);
 
 SET ROLE migrate_alice;
 SELECT state FROM migrate_cancel('mon_run');
