@@ -323,67 +323,6 @@ migrate_catalog_split_range(const Migration *m, const MigrateRange *r,
 }
 
 /*
- * migrate_catalog_finish_range
- *		Mark range id done without a batch: its partition is no longer one
- *		of the migration's table (dropped or detached), so none of the
- *		table's rows is left in it; left_table says so, should it come back.
- */
-void
-migrate_catalog_finish_range(int64 id)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(id)};
-
-	migrate_catalog_exec("UPDATE migrate.ranges SET done = true, left_table = true,"
-						 " finished_at = pg_catalog.clock_timestamp()"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_UPDATE);
-}
-
-/*
- * migrate_catalog_reopen_ranges
- *		The partition relid, whose ranges of m were closed when it left the
- *		table, is back: take them up again from their cursors.  Returns how
- *		many.
- */
-int
-migrate_catalog_reopen_ranges(const Migration *m, Oid relid)
-{
-	Oid			types[2] = {INT8OID, OIDOID};
-	Datum		values[2] = {Int64GetDatum(m->id), ObjectIdGetDatum(relid)};
-
-	migrate_catalog_exec("UPDATE migrate.ranges SET done = false, left_table = false,"
-						 " finished_at = NULL"
-						 " WHERE migration OPERATOR(pg_catalog.=) $1"
-						 " AND relid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass AND left_table",
-						 2, types, values, NULL, SPI_OK_UPDATE);
-	return (int) SPI_processed;
-}
-
-/*
- * migrate_catalog_range_leaves
- *		The partitions (OIDs) m's ranges walk, done or not; NIL when they
- *		are key ranges of the table.
- */
-List *
-migrate_catalog_range_leaves(const Migration *m)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(m->id)};
-	List	   *leaves = NIL;
-	bool		isnull;
-
-	migrate_catalog_exec("SELECT DISTINCT relid FROM migrate.ranges"
-						 " WHERE migration OPERATOR(pg_catalog.=) $1 AND relid IS NOT NULL",
-						 1, types, values, NULL, SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		leaves = lappend_oid(leaves,
-							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc, 1, &isnull)));
-	return leaves;
-}
-
-/*
  * migrate_catalog_ranges_have_bound
  *		Has migrate.ranges the bound column (0.4)?
  */
@@ -430,7 +369,7 @@ migrate_catalog_planned_leaves(const Migration *m)
 	bool		isnull;
 
 	migrate_catalog_exec(psprintf("SELECT relid::pg_catalog.oid, %s, pg_catalog.bool_and(done),"
-								  " pg_catalog.min(relation)"
+								  " pg_catalog.min(relation), pg_catalog.bool_or(left_table)"
 								  " FROM migrate.ranges"
 								  " WHERE migration OPERATOR(pg_catalog.=) $1 AND relid IS NOT NULL"
 								  " GROUP BY relid",
@@ -449,6 +388,7 @@ migrate_catalog_planned_leaves(const Migration *m)
 		leaf->bound = isnull ? NULL : TextDatumGetCString(d);
 		leaf->done = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
 		leaf->relation = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		leaf->left_table = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		leaves = lappend(leaves, leaf);
 	}
 	return leaves;

@@ -151,6 +151,7 @@ typedef struct PlannedLeaf
 	char	   *relation;		/* its name when planned */
 	char	   *bound;			/* its bounds as planned; NULL: unknown */
 	bool		done;			/* all its ranges are done */
+	bool		left_table;		/* one was closed by 0.3 when it left */
 } PlannedLeaf;
 
 /* What a runner found when it looked for a range to walk (ranges.c) */
@@ -410,9 +411,6 @@ extern void migrate_check_statement_privileges(const Migration *m,
 extern int64 migrate_catalog_add_range(const Migration *m, const char *relation,
 									   Oid relid, Jsonb *lower, Jsonb *upper,
 									   int64 rows_estimate, int64 split_from);
-extern void migrate_catalog_finish_range(int64 id);
-extern int	migrate_catalog_reopen_ranges(const Migration *m, Oid relid);
-extern List *migrate_catalog_range_leaves(const Migration *m);
 extern bool migrate_catalog_ranges_have_bound(void);
 extern void migrate_catalog_set_range_bound(int64 id, const char *bound);
 extern List *migrate_catalog_planned_leaves(const Migration *m);

@@ -390,8 +390,9 @@ layout_changed(const Migration *m, const char *detail)
  * error if:
  *
  * - a partition whose range is not done left the table (dropped, detached,
- *   replaced by a copy under another OID): its rows not yet walked may
- *   come back elsewhere, in a range already past them, or never;
+ *   replaced by a copy under another OID, being detached), or left it while
+ *   0.3 walked it (left_table): its rows not yet walked may come back
+ *   elsewhere, in a range already past them, or never;
  * - a partition is still there with other bounds than planned (detached
  *   and attached again): keys moved between ranges;
  * - a partition whose range is done left a table that has a DEFAULT
@@ -445,6 +446,9 @@ check_layout(const Migration *m, Oid tableid)
 		foreach(c, current)
 			if (lfirst_oid(c) == p->relid)
 				bound = list_nth(bounds, foreach_current_index(c));
+		if (p->left_table)
+			layout_changed(m, psprintf("Partition %s left the table before its range was done, while version 0.3 walked it.",
+									   partition_label(p->relid, p->relation)));
 		if (bound != NULL)
 		{
 			if (p->bound != NULL && strcmp(bound, p->bound) != 0)
