@@ -42,6 +42,16 @@ SELECT p.prosecdef, p.provolatile, p.proconfig
   FROM pg_proc p WHERE p.oid = 'migrate.monitor()'::regprocedure;
 RESET ROLE;
 
+-- pg_monitor granted to a NOLOGIN role reaches its login members too
+CREATE ROLE migrate_monteam NOLOGIN;
+GRANT pg_monitor TO migrate_monteam;
+GRANT migrate_monteam TO migrate_bob;
+SET ROLE migrate_bob;
+SELECT count(*) AS seen FROM migrate.monitor() WHERE name LIKE 'mon\_%';
+RESET ROLE;
+REVOKE migrate_monteam FROM migrate_bob;
+DROP ROLE migrate_monteam;
+
 -- bob, neither a member of alice nor of pg_monitor
 SET ROLE migrate_bob;
 SELECT * FROM migrate.monitor();
