@@ -1036,10 +1036,10 @@ migrate_estimate(PG_FUNCTION_ARGS)
  * Split a range of a migration walked in ranges (by default the one with
  * the most rows left) half way through the rows after its cursor, in the
  * caller's transaction; returns the new range's id, or NULL if the range
- * is done or either half would keep fewer than min_batch_size rows.
- * Refuses past MIGRATE_MAX_RANGES ranges.
- * Waits for a batch in flight on the range.  Workers split ranges on their own when one runs out of work;
- * this is for the impatient, and for tests.
+ * is done or either half would keep fewer than min_batch_size rows;
+ * refuses past MIGRATE_MAX_RANGES ranges.  Waits for a batch in flight on
+ * the range.  Workers split ranges on their own when one runs out of
+ * work; this is for the impatient, and for tests.
  */
 Datum
 migrate_split_range(PG_FUNCTION_ARGS)
