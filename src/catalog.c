@@ -1861,7 +1861,7 @@ migrate_catalog_verify_failed(int64 id, int pid, const char *message)
 /*
  * migrate_catalog_verify_worker_pid
  *		The pid of the live migrate verify worker that runs m's background
- *		verification in this database, or 0.
+ *		verification in this database, connected as m's owner, or 0.
  */
 int
 migrate_catalog_verify_worker_pid(const Migration *m)
@@ -1875,6 +1875,7 @@ migrate_catalog_verify_worker_pid(const Migration *m)
 						 " WHERE m.id OPERATOR(pg_catalog.=) $1"
 						 " AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
 						 " AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
+						 " AND a.usesysid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid"
 						 " AND a.datid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
 						 "  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
 						 " AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
