@@ -33,10 +33,10 @@ DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql sql/migrate--0.2--0.3.sql 
 	sql/migrate--0.3--0.4.sql
 PGFILEDESC = "migrate - batched background data migrations"
 
-REGRESS = upgrade setup register run control await errors security privileges pacing quarantine revert schedule verify parallel
+REGRESS = upgrade setup register run control await errors security privileges monitor pacing quarantine revert schedule verify parallel
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = start-race step-pause-cancel concurrent-writes revert-race split-race
+ISOLATION = start-race step-pause-cancel concurrent-writes revert-race split-race partition-detach
 ISOLATION_OPTS = --inputdir=test/isolation
 
 TAP_TESTS = 1

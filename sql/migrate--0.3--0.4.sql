@@ -27,4 +27,83 @@ COMMENT ON PROCEDURE @extschema@.migrate_await IS
 
 /* ---- security and integrity (issue 20) ---- */
 
+/*
+ * A leaf partition's range records the partition's bounds as they were when
+ * it was planned (pg_get_expr of its relpartbound and of every partitioned
+ * level between it and the table), so that a batch can tell a partition
+ * detached and attached again with other bounds (ranges.c check_layout).
+ */
+ALTER TABLE migrate.ranges ADD COLUMN bound pg_catalog.text;
+COMMENT ON COLUMN migrate.ranges.bound IS
+    'the bounds of the leaf partition the range walks, as planned, and of every partitioned level between it and the table; NULL: the table itself, or planned before 0.4';
+COMMENT ON COLUMN migrate.ranges.left_table IS
+    'done because its partition left the table (before 0.4; since 0.4 a migration whose partitions change under it fails instead)';
+
+/*
+ * A read-only view of every migration for monitoring (issue 20), for
+ * pg_monitor and whoever it is granted to, without membership in the roles
+ * that own migrations: names, states, counters and timings, nothing of the
+ * rows (no cursor, no error text, no definition).  SECURITY DEFINER, owned
+ * by the extension's owner, with search_path pinned; what it calls is
+ * qualified, with its argument's type, so that a function another role
+ * creates in the extension's schema (migrate_status() with no argument)
+ * can neither be picked nor make the call ambiguous.
+ */
+CREATE FUNCTION migrate.monitor()
+RETURNS TABLE (
+    name pg_catalog.text,
+    relation pg_catalog.text,
+    action pg_catalog.text,
+    state pg_catalog.text,
+    owner pg_catalog.regrole,
+    processed bigint,
+    changed bigint,
+    error_rows bigint,
+    total_estimate bigint,
+    percent numeric,
+    rows_per_second numeric,
+    eta pg_catalog.interval,
+    batch_size integer,
+    batches bigint,
+    worker_pid integer,
+    started_at pg_catalog.timestamptz,
+    last_batch_at pg_catalog.timestamptz,
+    finished_at pg_catalog.timestamptz,
+    throttled pg_catalog.text,
+    wal_bytes bigint,
+    wal_per_second numeric,
+    max_wal_rate bigint,
+    size bigint,
+    pass integer,
+    caught_rows bigint,
+    failing_rows bigint,
+    verify_state pg_catalog.text,
+    workers integer,
+    workers_running integer,
+    ranges integer,
+    ranges_done integer,
+    has_error boolean)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT s.name, s.relation, s.action, s.state, s.owner, s.processed, s.changed,
+       s.error_rows, s.total_estimate, s.percent, s.rows_per_second, s.eta,
+       s.batch_size, s.batches, s.worker_pid, s.started_at, s.last_batch_at,
+       s.finished_at, s.throttled, s.wal_bytes, s.wal_per_second, s.max_wal_rate,
+       s.size, s.pass, s.caught_rows, s.failing_rows, s.verify_state, s.workers,
+       s.workers_running, s.ranges, s.ranges_done, s.last_error IS NOT NULL
+  FROM @extschema@.migrate_status(NULL::pg_catalog.text) s
+$$;
+REVOKE ALL ON FUNCTION migrate.monitor() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate.monitor() TO pg_monitor;
+COMMENT ON FUNCTION migrate.monitor IS
+    'every migration''s name, state, counters and timings, for pg_monitor: nothing of its rows (no cursor, no error text, no definition)';
+
+/*
+ * The pick of a range for the next batch (catalog_ranges.c) reads the range
+ * left alone longest through this index instead of sorting every range.
+ */
+CREATE INDEX ranges_pick_idx ON migrate.ranges (migration, last_batch_at NULLS FIRST, id)
+    WHERE NOT done;
+
 /* ---- end of security and integrity (issue 20) ---- */

@@ -95,10 +95,8 @@ SELECT DISTINCT relation FROM migrate_ranges('pw_list');
 SELECT n, count(*) FROM pw_l GROUP BY n;
 
 -- a partition is named from its OID before each batch, never from the
--- catalog's text: a table put in place of a dropped partition is never
--- touched, a detached partition's range ends, a partition attached later
--- is walked at the end, one that gained row-level security stops the
--- migration
+-- catalog's text; a partition attached later to a table without a default
+-- partition (its keys could be in no row before) is walked at the end
 CREATE TABLE pw_p (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
 CREATE TABLE pw_p1 PARTITION OF pw_p FOR VALUES FROM (1) TO (101);
 CREATE TABLE pw_p2 PARTITION OF pw_p FOR VALUES FROM (101) TO (201);
@@ -107,19 +105,31 @@ INSERT INTO pw_p (id) SELECT g FROM generate_series(1, 300) g;
 SELECT name FROM migrate_register('pw_part', 'pw_p', set_clause => 'n = n + 1',
                                   batch_size => 50, workers => 2);
 SELECT processed FROM migrate_step('pw_part');
-SELECT relation, state, processed FROM migrate_ranges('pw_part') ORDER BY relation;
-DROP TABLE pw_p2;
-CREATE TABLE pw_p2 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
-INSERT INTO pw_p2 VALUES (150, 0);
-ALTER TABLE pw_p DETACH PARTITION pw_p3;
+SELECT r.relation, r.state, r.processed, x.bound FROM migrate_ranges('pw_part') r
+  JOIN migrate.ranges x ON x.id = r.range ORDER BY r.relation;
 CREATE TABLE pw_p4 PARTITION OF pw_p FOR VALUES FROM (301) TO (401);
 INSERT INTO pw_p (id) SELECT g FROM generate_series(301, 350) g;
 CALL migrate_run('pw_part');
 SELECT state, processed FROM migrate_status('pw_part');
 SELECT relation, state, processed FROM migrate_ranges('pw_part') ORDER BY relation;
 SELECT tableoid::regclass, n, count(*) FROM pw_p GROUP BY 1, 2 ORDER BY 1;
+-- a partition dropped (or detached) before its range is done fails the
+-- migration before anything more is changed: its rows could come back
+-- elsewhere (issue 20); a table put in its place is never touched
+UPDATE pw_p SET n = 0;
+SELECT name FROM migrate_register('pw_part', 'pw_p', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 2, replace => true);
+SELECT processed FROM migrate_step('pw_part');
+DROP TABLE pw_p2;
+CREATE TABLE pw_p2 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO pw_p2 VALUES (150, 0);
+ALTER TABLE pw_p DETACH PARTITION pw_p3;
+CALL migrate_run('pw_part');
+SELECT state, processed, last_error FROM migrate_status('pw_part');
+SELECT tableoid::regclass, n, count(*) FROM pw_p GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT n, count(*) FROM pw_p2 GROUP BY n;
 SELECT n, count(*) FROM pw_p3 GROUP BY n;
+-- one that gained row-level security stops the migration
 SELECT name FROM migrate_register('pw_part', 'pw_p', set_clause => 'n = n + 1',
                                   batch_size => 50, workers => 2, replace => true);
 SELECT processed FROM migrate_step('pw_part');
@@ -184,8 +194,8 @@ SELECT sum(n) FROM pw_x;
 SELECT migrate_unregister('pw_bound');
 DROP TABLE pw_x;
 
--- a partition that leaves the table while the walk goes on, and comes
--- back, goes on from its cursor: its rows are changed once
+-- a partition that leaves the table while its range is not done fails the
+-- migration, even if it comes back (issue 20): its rows could have moved
 CREATE TABLE pw_d (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
 CREATE TABLE pw_d1 PARTITION OF pw_d FOR VALUES FROM (1) TO (101);
 CREATE TABLE pw_d2 PARTITION OF pw_d FOR VALUES FROM (101) TO (201);
@@ -201,12 +211,189 @@ ALTER TABLE pw_d DETACH PARTITION pw_d2;
 SELECT processed FROM migrate_step('pw_back');
 SELECT relation, state, cursor, processed FROM migrate_ranges('pw_back') ORDER BY relation;
 ALTER TABLE pw_d ATTACH PARTITION pw_d2 FOR VALUES FROM (101) TO (201);
+-- back with the same bounds, it goes on from its cursor
 CALL migrate_run('pw_back');
 SELECT state, processed FROM migrate_status('pw_back');
-SELECT relation, state, cursor, processed FROM migrate_ranges('pw_back') ORDER BY relation;
 SELECT n, count(*) FROM pw_d GROUP BY n;
+-- back with other bounds, its keys moved: the migration fails
+UPDATE pw_d SET n = 0;
+SELECT name FROM migrate_register('pw_back', 'pw_d', set_clause => 'n = n + 1',
+                                  batch_size => 60, workers => 2, replace => true);
+SELECT processed FROM migrate_step('pw_back');
+BEGIN;
+ALTER TABLE pw_d DETACH PARTITION pw_d1;
+ALTER TABLE pw_d DETACH PARTITION pw_d2;
+DELETE FROM pw_d1 WHERE id > 50;
+ALTER TABLE pw_d ATTACH PARTITION pw_d1 FOR VALUES FROM (1) TO (51);
+INSERT INTO pw_d2 SELECT g, 1 FROM generate_series(51, 60) g;
+ALTER TABLE pw_d ATTACH PARTITION pw_d2 FOR VALUES FROM (51) TO (201);
+INSERT INTO pw_d2 SELECT g, 0 FROM generate_series(61, 100) g;
+COMMIT;
+CALL migrate_run('pw_back');
+SELECT state, last_error FROM migrate_status('pw_back');
+SELECT max(n) FROM pw_d;
+-- a range 0.3 closed when its partition left (left_table), partition back:
+-- its rows after its cursor were never walked, so the migration fails
+UPDATE pw_d SET n = 0;
+SELECT name FROM migrate_register('pw_back', 'pw_d', set_clause => 'n = n + 1',
+                                  batch_size => 60, workers => 2, replace => true);
+SELECT processed FROM migrate_step('pw_back');
+UPDATE migrate.ranges SET done = true, left_table = true
+ WHERE migration = (SELECT id FROM migrate.migrations WHERE name = 'pw_back') AND cursor IS NOT NULL;
+SELECT processed FROM migrate_step('pw_back');
 SELECT migrate_unregister('pw_back');
 DROP TABLE pw_d;
+
+-- issue 20: a table with a DEFAULT partition.  A partition replaced by a
+-- copy (another OID) while its range is not done, a partition whose rows
+-- are put back through the table into the DEFAULT partition, a partition
+-- attached (its keys were the DEFAULT partition's): each fails the
+-- migration before a row is changed twice or skipped
+CREATE TABLE pw_q (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
+CREATE TABLE pw_q0 PARTITION OF pw_q DEFAULT;
+CREATE TABLE pw_q1 PARTITION OF pw_q FOR VALUES FROM (1) TO (201);
+CREATE TABLE pw_q2 PARTITION OF pw_q FOR VALUES FROM (201) TO (401);
+INSERT INTO pw_q (id) SELECT g FROM generate_series(1, 400) g;
+INSERT INTO pw_q (id) SELECT g FROM generate_series(1001, 1050) g;
+SELECT name FROM migrate_register('pw_q', 'pw_q', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 2);
+SELECT processed FROM migrate_step('pw_q');
+SELECT processed FROM migrate_step('pw_q');
+SELECT relation, state, cursor FROM migrate_ranges('pw_q') ORDER BY relation;
+BEGIN;
+ALTER TABLE pw_q DETACH PARTITION pw_q1;
+CREATE TABLE pw_q1_copy (LIKE pw_q1 INCLUDING ALL);
+INSERT INTO pw_q1_copy SELECT * FROM pw_q1;
+DROP TABLE pw_q1;
+ALTER TABLE pw_q1_copy RENAME TO pw_q1;
+ALTER TABLE pw_q ATTACH PARTITION pw_q1 FOR VALUES FROM (1) TO (201);
+COMMIT;
+CALL migrate_run('pw_q');
+SELECT state, last_error FROM migrate_status('pw_q');
+SELECT n, count(*) FROM pw_q GROUP BY n ORDER BY n;
+-- the same by hand: migrate_step fails too, and changes nothing
+SELECT processed FROM migrate_step('pw_q');
+-- rows of a partition put back through the table land in the DEFAULT one
+UPDATE pw_q SET n = 0;
+SELECT name FROM migrate_register('pw_q', 'pw_q', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 2, replace => true);
+SELECT processed FROM migrate_step('pw_q');
+SELECT processed FROM migrate_step('pw_q');
+SELECT processed FROM migrate_step('pw_q');
+SELECT relation, state, cursor FROM migrate_ranges('pw_q') ORDER BY relation;
+BEGIN;
+ALTER TABLE pw_q DETACH PARTITION pw_q2;
+INSERT INTO pw_q SELECT * FROM pw_q2;
+DROP TABLE pw_q2;
+COMMIT;
+CALL migrate_run('pw_q');
+SELECT state, last_error FROM migrate_status('pw_q');
+SELECT n, count(*) FROM pw_q GROUP BY n ORDER BY n;
+-- a done partition dropped from a table with a DEFAULT partition, ranges left
+DROP TABLE pw_q;
+CREATE TABLE pw_q (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
+CREATE TABLE pw_q1 PARTITION OF pw_q FOR VALUES FROM (1) TO (51);
+CREATE TABLE pw_q2 PARTITION OF pw_q FOR VALUES FROM (51) TO (201);
+CREATE TABLE pw_q0 PARTITION OF pw_q DEFAULT;
+INSERT INTO pw_q (id) SELECT g FROM generate_series(1, 300) g;
+SELECT name FROM migrate_register('pw_q', 'pw_q', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 2, replace => true);
+SELECT processed FROM migrate_step('pw_q');
+SELECT processed FROM migrate_step('pw_q');
+SELECT relation, state FROM migrate_ranges('pw_q') ORDER BY relation;
+ALTER TABLE pw_q DETACH PARTITION pw_q1;
+SELECT processed FROM migrate_step('pw_q');
+ALTER TABLE pw_q ATTACH PARTITION pw_q1 FOR VALUES FROM (1) TO (51);
+-- a partition attached to a table with a DEFAULT partition
+CREATE TABLE pw_q3 PARTITION OF pw_q FOR VALUES FROM (301) TO (401);
+SELECT processed FROM migrate_step('pw_q');
+DROP TABLE pw_q3;
+-- back as planned, the walk goes on and ends with every row changed once
+CALL migrate_run('pw_q');
+SELECT state, processed FROM migrate_status('pw_q');
+SELECT n, count(*) FROM pw_q GROUP BY n ORDER BY n;
+SELECT migrate_unregister('pw_q');
+-- without a DEFAULT partition, a partition done and dropped is no harm
+DROP TABLE pw_q;
+CREATE TABLE pw_q (id int PRIMARY KEY, n int NOT NULL DEFAULT 0) PARTITION BY RANGE (id);
+CREATE TABLE pw_q1 PARTITION OF pw_q FOR VALUES FROM (1) TO (51);
+CREATE TABLE pw_q2 PARTITION OF pw_q FOR VALUES FROM (51) TO (201);
+INSERT INTO pw_q (id) SELECT g FROM generate_series(1, 200) g;
+SELECT name FROM migrate_register('pw_q', 'pw_q', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 2);
+SELECT processed FROM migrate_step('pw_q');
+SELECT processed FROM migrate_step('pw_q');
+DROP TABLE pw_q1;
+CALL migrate_run('pw_q');
+SELECT state, processed FROM migrate_status('pw_q');
+SELECT n, count(*) FROM pw_q GROUP BY n ORDER BY n;
+-- but a partition attached after one walked already left may hold its
+-- rows: refused
+CREATE TABLE pw_q1 PARTITION OF pw_q FOR VALUES FROM (1) TO (51);
+INSERT INTO pw_q (id) SELECT g FROM generate_series(1, 50) g;
+UPDATE pw_q SET n = 0;
+SELECT name FROM migrate_register('pw_q', 'pw_q', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 2, replace => true);
+SELECT processed FROM migrate_step('pw_q', 500);
+SELECT processed FROM migrate_step('pw_q', 500);
+SELECT relation, state FROM migrate_ranges('pw_q') ORDER BY relation;
+ALTER TABLE pw_q DETACH PARTITION pw_q2;
+CREATE TABLE pw_q4 PARTITION OF pw_q FOR VALUES FROM (51) TO (201);
+INSERT INTO pw_q4 SELECT * FROM pw_q2;
+SELECT processed FROM migrate_step('pw_q', 500);
+SELECT n, count(*) FROM pw_q GROUP BY n ORDER BY n;
+SELECT migrate_unregister('pw_q');
+DROP TABLE pw_q, pw_q2;
+
+-- (issue 20) splitting by hand is bounded: each half keeps at least
+-- min_batch_size rows (100 by default); the walk then takes no more
+-- batches than that allows
+CREATE TABLE pw_s (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+INSERT INTO pw_s (id) SELECT g FROM generate_series(1, 3000) g;
+ANALYZE pw_s;
+SELECT name FROM migrate_register('pw_split', 'pw_s', set_clause => 'n = n + 1',
+                                  batch_size => 10, workers => 2);
+SELECT processed FROM migrate_step('pw_split');
+DO $$
+BEGIN
+    FOR i IN 1 .. 200 LOOP
+        PERFORM migrate_split_range('pw_split');
+    END LOOP;
+END
+$$;
+SELECT count(*) <= 30 AS bounded, count(*) > 8 AS split FROM migrate_ranges('pw_split');
+SELECT count(*) AS too_small FROM (
+    SELECT (SELECT count(*) FROM pw_s
+             WHERE id > coalesce((r.cursor->>'id')::int, 0)
+               AND id <= coalesce((r.upper->>'id')::int, 3000)) AS rows
+      FROM migrate_ranges('pw_split') r WHERE r.state <> 'done') x
+ WHERE rows < 100;
+CALL migrate_run('pw_split');
+SELECT state, processed FROM migrate_status('pw_split');
+SELECT n, count(*) FROM pw_s GROUP BY n;
+SELECT migrate_unregister('pw_split');
+DROP TABLE pw_s;
+
+-- (issue 20) an owner with column privileges only (the key, and what the
+-- change reads and writes) may use several workers: the sample of the
+-- keys reads no system column it may not read
+CREATE ROLE pw_cols;
+CREATE TABLE pw_c (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, secret text DEFAULT 'x');
+INSERT INTO pw_c (id) SELECT g FROM generate_series(1, 1000) g;
+ANALYZE pw_c;
+GRANT SELECT (id, n), UPDATE (n) ON pw_c TO pw_cols;
+SET ROLE pw_cols;
+SELECT name FROM migrate_register('pw_cols', 'pw_c', set_clause => 'n = n + 1',
+                                  batch_size => 50, workers => 3);
+SELECT processed FROM migrate_step('pw_cols');
+SELECT count(*) > 1 AS ranges FROM migrate_ranges('pw_cols');
+CALL migrate_run('pw_cols');
+SELECT state, processed FROM migrate_status('pw_cols');
+SELECT migrate_unregister('pw_cols');
+RESET ROLE;
+SELECT n, count(*) FROM pw_c GROUP BY n;
+DROP TABLE pw_c;
+DROP ROLE pw_cols;
 
 -- workers can be changed when starting; a task cannot have several
 SELECT migrate_start('pw_task_nope', workers => 2);

@@ -92,8 +92,10 @@ wrong_state(const Migration *m, const char *what, const char *hint)
 /*
  * forget_errors_check_undo
  *		Before m is replaced or unregistered: refuse if before-images of it
- *		are kept (they would be lost, or attach to a new definition), and
- *		drop the rows it skipped.  The caller holds m's row lock.
+ *		are kept (they would be lost, or attach to a new definition), drop
+ *		the rows it skipped, and stop its background verification, whose
+ *		worker would otherwise hold a slot while it rests.  The caller holds
+ *		m's row lock.
  */
 static void
 forget_errors_check_undo(const Migration *m, const char *what)
@@ -107,6 +109,8 @@ forget_errors_check_undo(const Migration *m, const char *what)
 				 errdetail("Its rows in migrate.undo are what migrate_revert() would restore."),
 				 errhint("Revert it with migrate_revert(), or drop them with migrate_forget() once you are sure.")));
 	migrate_catalog_delete_errors(m, false);
+	if (m->catalog_v3)
+		migrate_stop_verify_worker(m);
 }
 
 /*
@@ -1143,9 +1147,10 @@ migrate_estimate(PG_FUNCTION_ARGS)
  * Split a range of a migration walked in ranges (by default the one with
  * the most rows left) half way through the rows after its cursor, in the
  * caller's transaction; returns the new range's id, or NULL if the range
- * is done or has too few rows left.  Waits for a batch in flight on the
- * range.  Workers split ranges on their own when one runs out of work;
- * this is for the impatient, and for tests.
+ * is done or either half would keep fewer than min_batch_size rows;
+ * refuses past MIGRATE_MAX_RANGES ranges.  Waits for a batch in flight on
+ * the range.  Workers split ranges on their own when one runs out of
+ * work; this is for the impatient, and for tests.
  */
 Datum
 migrate_split_range(PG_FUNCTION_ARGS)
@@ -1171,7 +1176,13 @@ migrate_split_range(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("migration \"%s\" has no range " INT64_FORMAT, m->name, id)));
 	}
-	new_range = migrate_ranges_split(m, id, 1, true);
+	if (migrate_catalog_count_ranges(m) >= MIGRATE_MAX_RANGES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("migration \"%s\" already has %d ranges", m->name, MIGRATE_MAX_RANGES),
+				 errdetail("Each range costs the walk a batch at least; more would slow it down rather than spread it.")));
+	/* each half keeps at least a batch's worth of rows */
+	new_range = migrate_ranges_split(m, id, Max(m->min_batch_size, 1), true);
 	SPI_finish();
 	if (new_range == 0)
 		PG_RETURN_NULL();

@@ -1502,6 +1502,23 @@ migrate_catalog_set_key_types(const Migration *m, List *key_types)
 }
 
 /*
+ * migrate_catalog_update_key_types
+ *		Record the key types of m, registered before 0.4, in 0.4's spelling,
+ *		if they are still those 0.3 recorded (m->key_types).
+ */
+void
+migrate_catalog_update_key_types(const Migration *m, List *key_types)
+{
+	Oid			types[3] = {INT8OID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[3] = {Int64GetDatum(m->id), list_to_text_array(key_types),
+	list_to_text_array(m->key_types)};
+
+	migrate_catalog_exec("UPDATE migrate.migrations SET key_types = $2"
+						 " WHERE id OPERATOR(pg_catalog.=) $1 AND key_types OPERATOR(pg_catalog.=) $3",
+						 3, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
  * migrate_catalog_clear_runner
  *		This process no longer runs m: clear worker_pid if it names us.
  */
@@ -1839,6 +1856,56 @@ migrate_catalog_verify_failed(int64 id, int pid, const char *message)
 						 " WHERE id OPERATOR(pg_catalog.=) $1"
 						 " AND verify_pid OPERATOR(pg_catalog.=) $2",
 						 3, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * migrate_catalog_verify_worker_pid
+ *		The pid of the live migrate verify worker that runs m's background
+ *		verification in this database, connected as m's owner, or 0.
+ */
+int
+migrate_catalog_verify_worker_pid(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	bool		isnull;
+
+	pgstat_clear_backend_activity_snapshot();
+	migrate_catalog_exec("SELECT a.pid FROM migrate.migrations m, pg_catalog.pg_stat_activity a"
+						 " WHERE m.id OPERATOR(pg_catalog.=) $1"
+						 " AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
+						 " AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
+						 " AND a.usesysid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid"
+						 " AND a.datid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+						 "  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+						 " AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * migrate_catalog_worker_visible
+ *		Does process pid show in pg_stat_activity as a migrate worker of
+ *		type backend_type, connected as role, so that count_other_workers
+ *		(launch.c) counts it?
+ */
+bool
+migrate_catalog_worker_visible(int pid, const char *backend_type, Oid role)
+{
+	Oid			types[3] = {INT4OID, TEXTOID, OIDOID};
+	Datum		values[3] = {Int32GetDatum(pid), CStringGetTextDatum(backend_type),
+	ObjectIdGetDatum(role)};
+
+	pgstat_clear_backend_activity_snapshot();
+	migrate_catalog_exec("SELECT FROM pg_catalog.pg_stat_activity"
+						 " WHERE pid OPERATOR(pg_catalog.=) $1"
+						 " AND backend_type OPERATOR(pg_catalog.=) $2"
+						 " AND usesysid OPERATOR(pg_catalog.=) $3",
+						 3, types, values, NULL, SPI_OK_SELECT);
+	return SPI_processed > 0;
 }
 
 /*

@@ -17,11 +17,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 
 #include "migrate.h"
 
@@ -126,20 +128,55 @@ bool
 migrate_catalog_take_range(const Migration *m, int64 prefer, bool spread,
 						   bool wait, MigrateRange *r)
 {
-	Oid			types[3] = {INT8OID, INT8OID, BOOLOID};
-	Datum		values[3] = {Int64GetDatum(m->id), Int64GetDatum(prefer),
-	BoolGetDatum(spread)};
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(m->id), Int64GetDatum(prefer)};
+	const char *lock = wait ? " FOR UPDATE" : " FOR UPDATE SKIP LOCKED";
 
+	/*
+	 * Each statement finds its row through an index (ranges_pick_idx from
+	 * 0.4, else the migration's), without sorting every range of m: a
+	 * batch costs the same with many ranges as with a few
+	 */
+	if (prefer != 0)
+	{
+		migrate_catalog_exec(psprintf("SELECT " RANGE_COLUMNS " FROM migrate.ranges"
+									  " WHERE id OPERATOR(pg_catalog.=) $2"
+									  " AND migration OPERATOR(pg_catalog.=) $1 AND NOT done%s",
+									  lock),
+							 2, types, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+		{
+			range_from_result(r);
+			return true;
+		}
+	}
 	migrate_catalog_exec(psprintf("SELECT " RANGE_COLUMNS " FROM migrate.ranges"
 								  " WHERE migration OPERATOR(pg_catalog.=) $1 AND NOT done"
-								  " ORDER BY id OPERATOR(pg_catalog.=) $2 DESC,"
-								  "  CASE WHEN $3 THEN last_batch_at END NULLS FIRST, id"
-								  " LIMIT 1 FOR UPDATE%s", wait ? "" : " SKIP LOCKED"),
-						 3, types, values, NULL, SPI_OK_SELECT);
+								  " ORDER BY %s LIMIT 1%s",
+								  spread ? "last_batch_at NULLS FIRST, id" : "id", lock),
+						 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	range_from_result(r);
 	return true;
+}
+
+/*
+ * migrate_catalog_count_ranges
+ *		How many ranges m has, done or not.
+ */
+int64
+migrate_catalog_count_ranges(const Migration *m)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(m->id)};
+	bool		isnull;
+
+	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.ranges"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
@@ -286,63 +323,74 @@ migrate_catalog_split_range(const Migration *m, const MigrateRange *r,
 }
 
 /*
- * migrate_catalog_finish_range
- *		Mark range id done without a batch: its partition is no longer one
- *		of the migration's table (dropped or detached), so none of the
- *		table's rows is left in it; left_table says so, should it come back.
+ * migrate_catalog_ranges_have_bound
+ *		Has migrate.ranges the bound column (0.4)?
+ */
+bool
+migrate_catalog_ranges_have_bound(void)
+{
+	Oid			nsp = get_namespace_oid("migrate", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("ranges", nsp) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, "bound") != InvalidAttrNumber;
+}
+
+/*
+ * migrate_catalog_set_range_bound
+ *		Record the bounds of the partition range id walks, as planned.  A
+ *		catalog before 0.4 has nowhere to keep them.
  */
 void
-migrate_catalog_finish_range(int64 id)
+migrate_catalog_set_range_bound(int64 id, const char *bound)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(id)};
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(id), CStringGetTextDatum(bound)};
 
-	migrate_catalog_exec("UPDATE migrate.ranges SET done = true, left_table = true,"
-						 " finished_at = pg_catalog.clock_timestamp()"
+	if (!migrate_catalog_ranges_have_bound())
+		return;
+	migrate_catalog_exec("UPDATE migrate.ranges SET bound = $2"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_UPDATE);
-}
-
-/*
- * migrate_catalog_reopen_ranges
- *		The partition relid, whose ranges of m were closed when it left the
- *		table, is back: take them up again from their cursors.  Returns how
- *		many.
- */
-int
-migrate_catalog_reopen_ranges(const Migration *m, Oid relid)
-{
-	Oid			types[2] = {INT8OID, OIDOID};
-	Datum		values[2] = {Int64GetDatum(m->id), ObjectIdGetDatum(relid)};
-
-	migrate_catalog_exec("UPDATE migrate.ranges SET done = false, left_table = false,"
-						 " finished_at = NULL"
-						 " WHERE migration OPERATOR(pg_catalog.=) $1"
-						 " AND relid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass AND left_table",
 						 2, types, values, NULL, SPI_OK_UPDATE);
-	return (int) SPI_processed;
 }
 
 /*
- * migrate_catalog_range_leaves
- *		The partitions (OIDs) m's ranges walk, done or not; NIL when they
- *		are key ranges of the table.
+ * migrate_catalog_planned_leaves
+ *		The partitions m's ranges walk, as PlannedLeaf: each with its bounds
+ *		as planned (NULL if unknown) and whether all its ranges are done;
+ *		NIL when m's ranges are key ranges of the table.  Reads the latest
+ *		committed state, without locking.
  */
 List *
-migrate_catalog_range_leaves(const Migration *m)
+migrate_catalog_planned_leaves(const Migration *m)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(m->id)};
 	List	   *leaves = NIL;
 	bool		isnull;
 
-	migrate_catalog_exec("SELECT DISTINCT relid FROM migrate.ranges"
-						 " WHERE migration OPERATOR(pg_catalog.=) $1 AND relid IS NOT NULL",
+	migrate_catalog_exec(psprintf("SELECT relid::pg_catalog.oid, %s, pg_catalog.bool_and(done),"
+								  " pg_catalog.min(relation), pg_catalog.bool_or(left_table)"
+								  " FROM migrate.ranges"
+								  " WHERE migration OPERATOR(pg_catalog.=) $1 AND relid IS NOT NULL"
+								  " GROUP BY relid",
+								  migrate_catalog_ranges_have_bound() ?
+								  "pg_catalog.min(bound)" : "NULL::pg_catalog.text"),
 						 1, types, values, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		leaves = lappend_oid(leaves,
-							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc, 1, &isnull)));
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		PlannedLeaf *leaf = palloc0(sizeof(PlannedLeaf));
+		Datum		d;
+
+		leaf->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		leaf->bound = isnull ? NULL : TextDatumGetCString(d);
+		leaf->done = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		leaf->relation = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		leaf->left_table = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		leaves = lappend(leaves, leaf);
+	}
 	return leaves;
 }
 

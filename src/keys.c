@@ -27,6 +27,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_enum.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
@@ -47,7 +48,9 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -243,12 +246,13 @@ type_namespace(Oid typid)
 }
 
 /*
- * key_column_signature
- *		"type" or "type COLLATE collation" of column "name" of relid, or NULL
- *		if there is no such column.
+ * key_column_signature_pre04
+ *		The signature 0.3 recorded: "type" or "type COLLATE collation", the
+ *		collation only when it is not the type's own.  Still read, to take
+ *		over a migration registered before 0.4 (migrate_check_key_types).
  */
 static char *
-key_column_signature(Oid relid, const char *name)
+key_column_signature_pre04(Oid relid, const char *name)
 {
 	HeapTuple	tup = SearchSysCacheAttName(relid, name);
 	Form_pg_attribute att;
@@ -257,10 +261,6 @@ key_column_signature(Oid relid, const char *name)
 	if (!HeapTupleIsValid(tup))
 		return NULL;
 	att = (Form_pg_attribute) GETSTRUCT(tup);
-	/*
-	 * The same text whatever the search_path: types outside pg_catalog are
-	 * qualified.  A collation is named only if it is not the type's own.
-	 */
 	result = format_type_extended(att->atttypid, att->atttypmod,
 								  FORMAT_TYPE_TYPEMOD_GIVEN |
 								  (type_namespace(att->atttypid) == PG_CATALOG_NAMESPACE ?
@@ -281,6 +281,212 @@ key_column_signature(Oid relid, const char *name)
 	}
 	ReleaseSysCache(tup);
 	return result;
+}
+
+/* Deepest nesting of domains, arrays, ranges and row types in a key guarded */
+#define KEY_SIGNATURE_MAX_DEPTH 8
+
+static void append_type_order(StringInfo s, Oid typid, int32 typmod, int depth);
+
+/*
+ * append_collation
+ *		" COLLATE name" of collation collid; a collation outside pg_catalog
+ *		(which one may drop and create again with another locale) with its
+ *		provider and locale too.
+ */
+static void
+append_collation(StringInfo s, Oid collid)
+{
+	HeapTuple	ctup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collid));
+	Form_pg_collation coll;
+
+	if (!HeapTupleIsValid(ctup))
+		elog(ERROR, "cache lookup failed for collation %u", collid);
+	coll = (Form_pg_collation) GETSTRUCT(ctup);
+	appendStringInfo(s, " COLLATE %s",
+					 quote_qualified_identifier(get_namespace_name(coll->collnamespace),
+												NameStr(coll->collname)));
+	if (coll->collnamespace != PG_CATALOG_NAMESPACE)
+	{
+		bool		isnull;
+		Datum		d;
+
+		appendStringInfo(s, " (provider %c, deterministic %s", coll->collprovider,
+						 coll->collisdeterministic ? "yes" : "no");
+		d = SysCacheGetAttr(COLLOID, ctup, Anum_pg_collation_collcollate, &isnull);
+		if (!isnull)
+			appendStringInfo(s, ", collate %s", quote_literal_cstr(TextDatumGetCString(d)));
+		d = SysCacheGetAttr(COLLOID, ctup, Anum_pg_collation_collctype, &isnull);
+		if (!isnull)
+			appendStringInfo(s, ", ctype %s", quote_literal_cstr(TextDatumGetCString(d)));
+		d = SysCacheGetAttr(COLLOID, ctup, Anum_pg_collation_colliculocale, &isnull);
+		if (!isnull)
+			appendStringInfo(s, ", locale %s", quote_literal_cstr(TextDatumGetCString(d)));
+		appendStringInfoChar(s, ')');
+	}
+	ReleaseSysCache(ctup);
+}
+
+/* Sort pg_enum rows by enumsortorder */
+static int
+enum_order_cmp(const void *a, const void *b)
+{
+	float4		x = (*(Form_pg_enum const *) a)->enumsortorder;
+	float4		y = (*(Form_pg_enum const *) b)->enumsortorder;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* " ('label', ...)": the labels of enum typid, in their sort order */
+static void
+append_enum_labels(StringInfo s, Oid typid)
+{
+	CatCList   *list = SearchSysCacheList1(ENUMTYPOIDNAME, ObjectIdGetDatum(typid));
+	Form_pg_enum *rows = palloc(sizeof(Form_pg_enum) * Max(list->n_members, 1));
+
+	for (int i = 0; i < list->n_members; i++)
+		rows[i] = (Form_pg_enum) GETSTRUCT(&list->members[i]->tuple);
+	qsort(rows, list->n_members, sizeof(Form_pg_enum), enum_order_cmp);
+	appendStringInfoString(s, " (");
+	for (int i = 0; i < list->n_members; i++)
+		appendStringInfo(s, "%s%s", i > 0 ? ", " : "",
+						 quote_literal_cstr(NameStr(rows[i]->enumlabel)));
+	appendStringInfoChar(s, ')');
+	ReleaseSysCacheList(list);
+}
+
+/*
+ * append_type_order
+ *		Append to s what decides how values of typid sort and how the
+ *		cursor reads them back: its name, and for a domain what it is over,
+ *		for an enum its labels in order, for an array, a range or a row type
+ *		the types (and collations) of what they hold.  Errors out for a
+ *		type that cannot be guarded.
+ */
+static void
+append_type_order(StringInfo s, Oid typid, int32 typmod, int depth)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+	char		typtype;
+	Oid			basetype;
+	int32		basetypmod;
+	Oid			elem;
+	Oid			typrelid;
+
+	if (depth > KEY_SIGNATURE_MAX_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a key column of type %s cannot be guarded", format_type_be(typid)),
+				 errdetail("Its domains, arrays, ranges or row types are nested more than %d deep.",
+						   KEY_SIGNATURE_MAX_DEPTH)));
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	typtype = typ->typtype;
+	basetype = typ->typbasetype;
+	basetypmod = typ->typtypmod;
+	elem = IsTrueArrayType(typ) ? typ->typelem : InvalidOid;
+	typrelid = typ->typrelid;
+	ReleaseSysCache(tup);
+
+	/* the same text whatever the search_path: types outside pg_catalog are qualified */
+	appendStringInfoString(s, format_type_extended(typid, typmod,
+												   FORMAT_TYPE_TYPEMOD_GIVEN |
+												   (type_namespace(typid) == PG_CATALOG_NAMESPACE ?
+													0 : FORMAT_TYPE_FORCE_QUALIFY)));
+	switch (typtype)
+	{
+		case TYPTYPE_DOMAIN:
+			appendStringInfoString(s, " over ");
+			append_type_order(s, basetype, basetypmod, depth + 1);
+			break;
+		case TYPTYPE_ENUM:
+			append_enum_labels(s, typid);
+			break;
+		case TYPTYPE_RANGE:
+			appendStringInfoString(s, " of ");
+			append_type_order(s, get_range_subtype(typid), -1, depth + 1);
+			if (OidIsValid(get_range_collation(typid)))
+				append_collation(s, get_range_collation(typid));
+			break;
+		case TYPTYPE_MULTIRANGE:
+			appendStringInfoString(s, " of ");
+			append_type_order(s, get_multirange_range(typid), -1, depth + 1);
+			break;
+		case TYPTYPE_COMPOSITE:
+			{
+				TupleDesc	desc = lookup_rowtype_tupdesc_copy(typid, -1);
+				bool		first = true;
+
+				(void) typrelid;
+				appendStringInfoString(s, " (");
+				for (int i = 0; i < desc->natts; i++)
+				{
+					Form_pg_attribute att = TupleDescAttr(desc, i);
+
+					if (att->attisdropped)
+						continue;
+					appendStringInfoString(s, first ? "" : ", ");
+					first = false;
+					append_type_order(s, att->atttypid, att->atttypmod, depth + 1);
+					if (OidIsValid(att->attcollation))
+						append_collation(s, att->attcollation);
+				}
+				appendStringInfoChar(s, ')');
+			}
+			break;
+		case TYPTYPE_BASE:
+			if (OidIsValid(elem))
+			{
+				appendStringInfoString(s, " of ");
+				append_type_order(s, elem, -1, depth + 1);
+			}
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a key column of type %s cannot be guarded", format_type_be(typid)),
+					 errdetail("Only base types, enums, domains, arrays, ranges and row types of them can be keys of a migration.")));
+	}
+}
+
+/*
+ * key_column_signature
+ *		What decides the order of column "name" of relid, as the cursor
+ *		walks it: its type as append_type_order spells it, then always its
+ *		collation, if it has one.  NULL if there is no such column.
+ *
+ * Compared by text, so that a dump and restore (new OIDs) keeps it, yet a
+ * domain dropped and made again with another collation, an enum value
+ * renamed or added, or a collation made again with another locale, all
+ * show.  What a type's default operator class does is not looked at: only
+ * the type's owner or a superuser can change it.
+ */
+static char *
+key_column_signature(Oid relid, const char *name)
+{
+	HeapTuple	tup = SearchSysCacheAttName(relid, name);
+	Form_pg_attribute att;
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+	StringInfoData s;
+
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	att = (Form_pg_attribute) GETSTRUCT(tup);
+	typid = att->atttypid;
+	typmod = att->atttypmod;
+	collid = att->attcollation;
+	ReleaseSysCache(tup);
+
+	initStringInfo(&s);
+	append_type_order(&s, typid, typmod, 0);
+	if (OidIsValid(collid))
+		append_collation(&s, collid);
+	return s.data;
 }
 
 /*
@@ -335,6 +541,40 @@ migrate_check_key_types(const Migration *m)
 		if (m->catalog_v3)
 			migrate_catalog_set_key_types(m, migrate_key_types(relid, m->key_columns));
 		return;
+	}
+	/*
+	 * Registered before 0.4, with the signatures of 0.3: taken over as they
+	 * are now if those still match (they cannot match one of 0.4, which
+	 * names more for every type where they differ)
+	 */
+	{
+		bool		pre04 = false;
+		bool		same = true;
+
+		forboth(col, m->key_columns, was, m->key_types)
+		{
+			char	   *now = key_column_signature(relid, lfirst(col));
+			char	   *old = key_column_signature_pre04(relid, lfirst(col));
+
+			if (now == NULL || strcmp(now, lfirst(was)) != 0)
+			{
+				same = false;
+				if (old != NULL && strcmp(old, lfirst(was)) == 0)
+					pre04 = true;
+				else
+				{
+					pre04 = false;
+					break;
+				}
+			}
+		}
+		if (same)
+			return;
+		if (pre04)
+		{
+			migrate_catalog_update_key_types(m, migrate_key_types(relid, m->key_columns));
+			return;
+		}
 	}
 	forboth(col, m->key_columns, was, m->key_types)
 	{

@@ -147,6 +147,16 @@ typedef struct MigrateRange
 	int64		rows_left;		/* estimated */
 } MigrateRange;
 
+/* A partition walked in ranges, as planned (migrate.ranges) */
+typedef struct PlannedLeaf
+{
+	Oid			relid;
+	char	   *relation;		/* its name when planned */
+	char	   *bound;			/* its bounds as planned; NULL: unknown */
+	bool		done;			/* all its ranges are done */
+	bool		left_table;		/* one was closed by 0.3 when it left */
+} PlannedLeaf;
+
 /* What a runner found when it looked for a range to walk (ranges.c) */
 typedef enum RangePick
 {
@@ -346,10 +356,11 @@ extern void migrate_check_statement_privileges(const Migration *m,
 extern int64 migrate_catalog_add_range(const Migration *m, const char *relation,
 									   Oid relid, Jsonb *lower, Jsonb *upper,
 									   int64 rows_estimate, int64 split_from);
-extern void migrate_catalog_finish_range(int64 id);
-extern int	migrate_catalog_reopen_ranges(const Migration *m, Oid relid);
-extern List *migrate_catalog_range_leaves(const Migration *m);
+extern bool migrate_catalog_ranges_have_bound(void);
+extern void migrate_catalog_set_range_bound(int64 id, const char *bound);
+extern List *migrate_catalog_planned_leaves(const Migration *m);
 extern int64 migrate_catalog_count_ranges_locked(const Migration *m);
+extern int64 migrate_catalog_count_ranges(const Migration *m);
 extern bool migrate_catalog_take_range(const Migration *m, int64 prefer,
 									   bool spread, bool wait, MigrateRange *r);
 extern bool migrate_catalog_lock_range(const Migration *m, int64 id,
@@ -418,9 +429,12 @@ extern int64 migrate_catalog_table_size(const Migration *m);
 extern void migrate_catalog_set_verified(const Migration *m, const VerifyWalk *w);
 extern void migrate_catalog_begin_verify(const Migration *m, int pid);
 extern void migrate_catalog_verify_failed(int64 id, int pid, const char *message);
+extern int	migrate_catalog_verify_worker_pid(const Migration *m);
+extern bool migrate_catalog_worker_visible(int pid, const char *backend_type, Oid role);
 extern bool migrate_catalog_verify_running(const Migration *m);
 extern int64 migrate_catalog_settle_revert(const Migration *m, int64 lowest,
 										   Datum restored, Datum failed);
+extern void migrate_catalog_update_key_types(const Migration *m, List *key_types);
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);
 extern void migrate_catalog_set_series(Migration *m, List *rest);
 extern bool migrate_catalog_pending_in_series(const char *name);
@@ -474,6 +488,7 @@ extern bool migrate_catch_up_next_pass(const Migration *m);
 extern void migrate_verify_range(Migration *m, Oid relid, Jsonb *lower,
 								 Jsonb *upper, int64 *checked, int64 *failing,
 								 Jsonb **sample);
+extern void migrate_stop_verify_worker(const Migration *m);
 extern void migrate_start_verify_worker(Migration *m);
 
 /* estimate.c: what a migration will cost, before it starts */
@@ -497,6 +512,11 @@ extern void migrate_estimate_run(Migration *m, Estimate *e);
 extern bool migrate_ranges_apply(const Migration *m);
 extern RangePick migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan,
 									 bool by_hand, int32 batch_size);
+/*
+ * The most ranges one migration may have (issue 20); migrate_split_range
+ * also leaves at least the migration's min_batch_size rows on each side
+ */
+#define MIGRATE_MAX_RANGES 1024
 extern int64 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows,
 								  bool exact);
 

@@ -39,6 +39,7 @@
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "migrate.h"
 #include "batch.h"
@@ -292,41 +293,226 @@ check_leaf(const Migration *m, Oid tableid, MigrateRange *r)
 }
 
 /*
- * add_new_leaves
- *		The walk of m in ranges of partitions is over: add a range for each
- *		partition attached to the table since (its rows are the table's
- *		too), from m's cursor as the others, and take up again the ranges
- *		of a partition that left the table and is back.  Returns how many.
+ * leaf_bound
+ *		The bounds of leaf within tableid, as text: pg_get_expr of its
+ *		relpartbound and of every partitioned level between it and the
+ *		table, innermost first.  NULL if leaf is not a partition of tableid
+ *		(any more), or is being detached (DETACH PARTITION CONCURRENTLY
+ *		begun, or interrupted): its rows may then leave the table's key
+ *		space at any time.  *is_default says whether one of those levels is
+ *		a DEFAULT partition.  Reads the catalog only; the caller holds the
+ *		table's lock.
  */
-static int
-add_new_leaves(Migration *m, Oid tableid)
+static char *
+leaf_bound(Oid leaf, Oid tableid, bool *is_default)
 {
-	List	   *planned = migrate_catalog_range_leaves(m);
-	List	   *rels;
+	List	   *ancestors = get_partition_ancestors(leaf);
+	List	   *chain = list_make1_oid(leaf);
+	StringInfoData s;
 	ListCell   *lc;
-	int			added = 0;
+
+	*is_default = false;
+	if (!list_member_oid(ancestors, tableid))
+		return NULL;
+	foreach(lc, ancestors)
+	{
+		if (lfirst_oid(lc) == tableid)
+			break;
+		chain = lappend_oid(chain, lfirst_oid(lc));
+	}
+	initStringInfo(&s);
+	foreach(lc, chain)
+	{
+		Oid			rel = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+		Datum		d;
+		bool		isnull;
+		char	   *expr = "";
+
+		if (!HeapTupleIsValid(tup))
+			return NULL;
+		if (PartitionHasPendingDetach(rel))
+		{
+			ReleaseSysCache(tup);
+			return NULL;
+		}
+		d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
+		if (!isnull)
+			expr = TextDatumGetCString(DirectFunctionCall2(pg_get_expr, d,
+														   ObjectIdGetDatum(rel)));
+		ReleaseSysCache(tup);
+		if (strcmp(expr, "DEFAULT") == 0)
+			*is_default = true;
+		appendStringInfo(&s, "%s%s", foreach_current_index(lc) > 0 ? " / " : "", expr);
+	}
+	return s.data;
+}
+
+/*
+ * A partition's name for a message: its name now, or the one it had when
+ * its range was planned ("planned") once it is dropped
+ */
+static char *
+partition_label(Oid relid, const char *planned)
+{
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = relname ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (relname == NULL || nspname == NULL)
+		return psprintf("%s (dropped)", planned ? planned : "?");
+	return quote_qualified_identifier(nspname, relname);
+}
+
+/* The error of a migration whose partitions changed under its ranges */
+static void
+layout_changed(const Migration *m, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the partitions of table %s changed while migration \"%s\" walked them",
+					m->relation, m->name),
+			 errdetail_internal("%s", detail),
+			 errhint("The rows already changed stay changed, and this batch changed nothing. "
+					 "To finish, register the migration again with replace => true and a where_clause that leaves out the rows already changed.")));
+}
+
+/*
+ * check_layout
+ *		Before each batch of m whose ranges are leaf partitions of tableid
+ *		(and at the end of the walk): error out, before anything is
+ *		changed, if the partitions changed in a way that could make a key
+ *		walked twice or never; return the leaves attached since the ranges
+ *		were planned that may be walked at the end.
+ *
+ * Each range follows one partition, and walks that partition's keys in
+ * order, so exactly once holds for the keys only while every key stays in
+ * the partition it was in when the ranges were planned.  Hence it is an
+ * error if:
+ *
+ * - a partition whose range is not done left the table (dropped, detached,
+ *   replaced by a copy under another OID, being detached), or left it while
+ *   0.3 walked it (left_table): its rows not yet walked may come back
+ *   elsewhere, in a range already past them, or never;
+ * - a partition is still there with other bounds than planned (detached
+ *   and attached again): keys moved between ranges;
+ * - a partition whose range is done left a table that has a DEFAULT
+ *   partition while ranges are left: its rows, changed already, could be
+ *   put back through the table into the default partition's range;
+ * - a partition was attached while the table has a DEFAULT partition (its
+ *   keys were the default partition's, which may have walked them), or
+ *   after a partition walked already left (its rows may be those).
+ *
+ * A partition attached to a table without a default partition, none
+ * having left it, holds keys that no row could have while the ranges were
+ * planned: it is walked at the end, from the migration's cursor.  The
+ * caller holds the table's AccessShareLock: a partition can be detached or
+ * dropped only once its batch ends, and an ATTACH, which may run
+ * meanwhile, cannot move rows that exist.  This costs a look at each
+ * partition's bounds per batch.
+ */
+static List *
+check_layout(const Migration *m, Oid tableid)
+{
+	List	   *planned = migrate_catalog_planned_leaves(m);
+	List	   *current = NIL;
+	List	   *bounds = NIL;
+	List	   *fresh = NIL;
+	bool		has_default = false;
+	PlannedLeaf *gone = NULL;
+	ListCell   *lc;
 
 	if (planned == NIL)
-		return 0;				/* key ranges of the table cover every row */
-	rels = find_all_inheritors(tableid, AccessShareLock, NULL);
-	foreach(lc, rels)
+		return NIL;				/* key ranges of the table cover every row */
+	foreach(lc, find_all_inheritors(tableid, NoLock, NULL))
 	{
-		MigrateRange r;
+		bool		is_default;
+		char	   *bound;
 
 		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION)
 			continue;
-		if (list_member_oid(planned, lfirst_oid(lc)))
-		{
-			/* one that left the table and came back goes on from its cursors */
-			added += migrate_catalog_reopen_ranges(m, lfirst_oid(lc));
+		bound = leaf_bound(lfirst_oid(lc), tableid, &is_default);
+		if (bound == NULL)
 			continue;
+		current = lappend_oid(current, lfirst_oid(lc));
+		bounds = lappend(bounds, bound);
+		has_default |= is_default;
+	}
+	foreach(lc, planned)
+	{
+		PlannedLeaf *p = lfirst(lc);
+		ListCell   *c;
+		char	   *bound = NULL;
+
+		foreach(c, current)
+			if (lfirst_oid(c) == p->relid)
+				bound = list_nth(bounds, foreach_current_index(c));
+		if (p->left_table)
+			layout_changed(m, psprintf("Partition %s left the table before its range was done, while version 0.3 walked it.",
+									   partition_label(p->relid, p->relation)));
+		if (bound != NULL)
+		{
+			if (p->bound != NULL && strcmp(bound, p->bound) != 0)
+				layout_changed(m, psprintf("Partition %s is attached with other bounds than when its range was planned: %s, not %s.",
+										   partition_label(p->relid, p->relation), bound, p->bound));
 		}
+		else if (!p->done)
+			layout_changed(m, psprintf("Partition %s left the table before its range was done: its rows not walked yet could be put back in another range, or never be walked.",
+									   partition_label(p->relid, p->relation)));
+		else
+			gone = p;
+	}
+	if (gone != NULL && has_default && migrate_catalog_ranges_left(m) > 0)
+		layout_changed(m, psprintf("Partition %s, whose range was done, left the table, which has a default partition: its rows, changed already, could be put back into the default partition's range.",
+								   partition_label(gone->relid, gone->relation)));
+	foreach(lc, current)
+	{
+		ListCell   *p;
+		bool		known = false;
+
+		foreach(p, planned)
+			if (((PlannedLeaf *) lfirst(p))->relid == lfirst_oid(lc))
+				known = true;
+		if (known)
+			continue;
+		if (has_default)
+			layout_changed(m, psprintf("Partition %s was attached to the table, which has a default partition: its keys were the default partition's, whose range may have walked them.",
+									   partition_label(lfirst_oid(lc), NULL)));
+		if (gone != NULL)
+			layout_changed(m, psprintf("Partition %s was attached after partition %s, walked already, left the table: its rows may be those changed already.",
+									   partition_label(lfirst_oid(lc), NULL),
+									   partition_label(gone->relid, gone->relation)));
+		fresh = lappend_oid(fresh, lfirst_oid(lc));
+	}
+	return fresh;
+}
+
+/*
+ * add_new_leaves
+ *		The walk of m in ranges of partitions is over: add a range for each
+ *		partition in "fresh" (attached since, and allowed by check_layout:
+ *		its rows are the table's too), from m's cursor as the others.
+ *		Returns how many.
+ */
+static int
+add_new_leaves(Migration *m, Oid tableid, List *fresh)
+{
+	ListCell   *lc;
+	int			added = 0;
+
+	foreach(lc, fresh)
+	{
+		MigrateRange r;
+		bool		is_default;
+		char	   *bound = leaf_bound(lfirst_oid(lc), tableid, &is_default);
+
 		memset(&r, 0, sizeof(r));
 		r.relid = lfirst_oid(lc);
-		if (!check_leaf(m, tableid, &r))
+		if (bound == NULL || !check_leaf(m, tableid, &r))
 			continue;
-		(void) migrate_catalog_add_range(m, r.relation, r.relid, m->cursor, NULL,
-										 migrate_estimate_rows(r.relid), 0);
+		migrate_catalog_set_range_bound(migrate_catalog_add_range(m, r.relation, r.relid,
+																  m->cursor, NULL,
+																  migrate_estimate_rows(r.relid), 0),
+										bound);
 		added++;
 	}
 	return added;
@@ -456,9 +642,13 @@ plan_ranges(Migration *m)
 		leaves = leaf_partitions(m, relid);
 	foreach(lc, leaves)
 	{
-		(void) migrate_catalog_add_range(m, relation_name(lfirst_oid(lc)),
-										 lfirst_oid(lc), m->cursor, NULL,
-										 migrate_estimate_rows(lfirst_oid(lc)), 0);
+		bool		is_default;
+		char	   *bound = leaf_bound(lfirst_oid(lc), relid, &is_default);
+
+		migrate_catalog_set_range_bound(migrate_catalog_add_range(m, relation_name(lfirst_oid(lc)),
+																  lfirst_oid(lc), m->cursor, NULL,
+																  migrate_estimate_rows(lfirst_oid(lc)), 0),
+										bound ? bound : "");
 		planned++;
 	}
 	if (leaves == NIL)
@@ -513,6 +703,7 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 {
 	MigrateRange r;
 	Oid			tableid;
+	List	   *fresh;
 
 	if (!migrate_ranges_apply(m))
 		return RANGE_NONE;
@@ -523,26 +714,25 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 		plan_ranges(m);
 	}
 	tableid = migrate_resolve_relation(m, false);
+	fresh = check_layout(m, tableid);
 	for (;;)
 	{
 		if (migrate_catalog_take_range(m, prefer, !by_hand, by_hand, &r))
 		{
 			if (!check_leaf(m, tableid, &r))
-			{
-				/* its partition left the table, and its rows with it */
-				migrate_catalog_finish_range(r.id);
-				continue;
-			}
+				layout_changed(m, psprintf("Partition %s left the table before its range was done: its rows not walked yet could be put back in another range, or never be walked.",
+										   partition_label(r.relid, r.relation)));
 			walk_range(m, &r);
 			return RANGE_PICKED;
 		}
 		if (migrate_catalog_ranges_left(m) > 0)
 			break;
-		if (!may_plan || add_new_leaves(m, tableid) == 0)
+		if (!may_plan || add_new_leaves(m, tableid, fresh) == 0)
 		{
 			m->walk_over = true;
 			return RANGE_WALK_OVER;
 		}
+		fresh = NIL;
 	}
 
 	/*
@@ -576,7 +766,8 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
  * the caller's lock_timeout); the next batch of the range sees its new
  * upper bound, and a batch that ran with the old one fails its
  * compare-and-set.  Finding the middle walks the key's index over half the
- * rows left, as a batch's bound does.
+ * rows left, as a batch's bound does.  A migration never has more than
+ * MIGRATE_MAX_RANGES ranges.
  */
 int64
 migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
@@ -590,6 +781,9 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 	int64		half;
 	Jsonb	   *middle;
 
+	/* bounded: every range costs the walk a batch at least */
+	if (migrate_catalog_count_ranges(m) >= MIGRATE_MAX_RANGES)
+		return 0;
 	if (range_id == 0)
 	{
 		int64		rows_left;

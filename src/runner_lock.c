@@ -147,19 +147,49 @@ migrate_runner_pid(int64 id)
 	return pid;
 }
 
+/*
+ * caller_sees_migration
+ *		May the current user see migration id: does its row pass the
+ *		row-level security of migrate.migrations for that user (the owner's
+ *		members, superusers and BYPASSRLS roles)?  Asked as the current
+ *		user, every name qualified; a SECURITY DEFINER caller such as
+ *		migrate.monitor() sees what its owner sees.
+ */
+static bool
+caller_sees_migration(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		seen;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read migrate.migrations");
+	seen = SPI_processed > 0;
+	SPI_finish();
+	return seen;
+}
+
 PG_FUNCTION_INFO_V1(migrate_runner_pid_sql);
 
 /*
  * migrate.runner_pid(id)
  *
  * The pid of the process running migration id in this database, or NULL;
- * what migrate_status shows as worker_pid.
+ * what migrate_status shows as worker_pid.  NULL too for a migration the
+ * caller cannot see.
  */
 Datum
 migrate_runner_pid_sql(PG_FUNCTION_ARGS)
 {
-	int			pid = migrate_runner_pid(PG_GETARG_INT64(0));
+	int			pid;
 
+	/* no answer about a migration the caller cannot see */
+	if (!caller_sees_migration(PG_GETARG_INT64(0)))
+		PG_RETURN_NULL();
+	pid = migrate_runner_pid(PG_GETARG_INT64(0));
 	if (pid == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT32(pid);
@@ -249,10 +279,14 @@ PG_FUNCTION_INFO_V1(migrate_helper_count_sql);
  * migrate.helper_count(id)
  *
  * The number of helper workers of migration id in this database, besides
- * its runner; migrate_status adds them to workers_running.
+ * its runner; migrate_status adds them to workers_running.  NULL for a
+ * migration the caller cannot see.
  */
 Datum
 migrate_helper_count_sql(PG_FUNCTION_ARGS)
 {
+	/* no answer about a migration the caller cannot see */
+	if (!caller_sees_migration(PG_GETARG_INT64(0)))
+		PG_RETURN_NULL();
 	PG_RETURN_INT32(migrate_helper_count(PG_GETARG_INT64(0), 0));
 }

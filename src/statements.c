@@ -752,7 +752,9 @@ migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range)
  *		fixed seed, so that planning the same ranges twice gives the same
  *		bounds.  One key per page: the rows of a page lie close together in
  *		key order when the table was filled in key order, so more of them
- *		would tell little more.
+ *		would tell little more.  An owner that may not read ctid and
+ *		tableoid (column privileges only) gets every key of those pages.
+ *		Run as the owner.
  */
 char *
 migrate_build_sample_sql(const Migration *m, Oid relid, bool has_lower)
@@ -764,6 +766,33 @@ migrate_build_sample_sql(const Migration *m, Oid relid, bool has_lower)
 	ListCell   *lc;
 
 	initStringInfo(&buf);
+
+	/*
+	 * An owner with column privileges only (on the key and what the change
+	 * touches) may not read ctid and tableoid: then every key of the pages
+	 * sampled, which plans as well, with more rows to sort
+	 */
+	if (pg_class_aclcheck(relid, m->owner, ACL_SELECT) != ACLCHECK_OK &&
+		(pg_attribute_aclcheck(relid, SelfItemPointerAttributeNumber, m->owner,
+							   ACL_SELECT) != ACLCHECK_OK ||
+		 pg_attribute_aclcheck(relid, TableOidAttributeNumber, m->owner,
+							   ACL_SELECT) != ACLCHECK_OK))
+	{
+		appendStringInfoString(&buf, "SELECT ");
+		append_key_json(&buf, k, ALIAS_INNER ".");
+		appendStringInfo(&buf, " FROM %s%s AS " ALIAS_INNER
+						 " TABLESAMPLE SYSTEM ($2) REPEATABLE (0)", only, m->relation);
+		if (has_lower)
+		{
+			appendStringInfoString(&buf, " WHERE ");
+			append_key(&buf, k, ALIAS_INNER ".");
+			appendStringInfo(&buf, " %s ", k->gt);
+			append_bound(&buf, k, 1);
+		}
+		appendStringInfoString(&buf, " ORDER BY ");
+		append_key(&buf, k, ALIAS_INNER ".");
+		return buf.data;
+	}
 	appendStringInfoString(&buf, "SELECT ");
 	append_key_json(&buf, k, ALIAS_SUB ".");
 	appendStringInfo(&buf, " FROM (SELECT DISTINCT ON (" ALIAS_INNER ".tableoid, %s) ", page);

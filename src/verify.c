@@ -259,6 +259,77 @@ migrate_verify_walk(Migration *m, VerifyWalk *w)
 	}
 }
 
+/* How long a verify worker has to show in pg_stat_activity, or to exit */
+#define VERIFY_SHOW_TIMEOUT_MS 60000
+
+/*
+ * wait_until_counted
+ *		With the start lock held: wait until the verify worker pid (of
+ *		handle) shows in pg_stat_activity connected as m's owner, so that
+ *		count_other_workers counts it.  Errors out, stopping it, if it
+ *		exits first or does not show in time.
+ */
+static void
+wait_until_counted(const Migration *m, BackgroundWorkerHandle *handle, pid_t pid)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   VERIFY_SHOW_TIMEOUT_MS);
+
+	while (!migrate_catalog_worker_visible((int) pid, "migrate verify", m->owner))
+	{
+		if (GetBackgroundWorkerPid(handle, &pid) != BGWH_STARTED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not verify migration \"%s\" in the background: its worker exited at start", m->name),
+					 errhint("See the server log for the reason.")));
+		if (GetCurrentTimestamp() > deadline)
+		{
+			TerminateBackgroundWorker(handle);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not verify migration \"%s\" in the background: its worker did not connect", m->name)));
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * migrate_stop_verify_worker
+ *		Before m is unregistered or replaced (its row locked by the caller):
+ *		stop the worker of its background verification, if one runs, and
+ *		wait (a few seconds at most) until it has left the slot counts.
+ *
+ * A resting verify worker would notice only at its next batch, holding a
+ * slot of migrate.max_workers and of its owner's max_workers_per_role
+ * meanwhile.  It is sent SIGTERM, as pg_terminate_backend would; the
+ * caller may act on m, so may stop its verification.  Should the caller
+ * roll back, the verification is simply over (verify_state says running
+ * with no live worker, which migrate_status shows as not running).
+ */
+void
+migrate_stop_verify_worker(const Migration *m)
+{
+	int			pid = migrate_catalog_verify_worker_pid(m);
+	TimestampTz deadline;
+
+	if (pid == 0)
+		return;
+	if (kill(pid, SIGTERM) != 0)
+		return;					/* gone meanwhile */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
+	while (migrate_catalog_verify_worker_pid(m) == pid &&
+		   GetCurrentTimestamp() < deadline)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /*
  * migrate_start_verify_worker
  *		Mark a background verification of m running and start its worker,
@@ -305,6 +376,14 @@ migrate_start_verify_worker(Migration *m)
 					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 					 errmsg("could not verify migration \"%s\" in the background: its worker did not start", m->name),
 					 errhint("See the server log for the reason.")));
+
+		/*
+		 * Keep the start lock until the new worker shows in the counts of
+		 * migrate_check_worker_slots (it connects first, then waits for us),
+		 * as a migration's start waits for its runner lock: else the next
+		 * start would not see it and slip past the limits.
+		 */
+		wait_until_counted(m, handle, pid);
 	}
 	PG_FINALLY();
 	{

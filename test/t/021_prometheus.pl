@@ -3,6 +3,9 @@
 # exports every migration's state, progress, rate, ETA, throttle reason,
 # error rows and WAL rate with the labels database, migration and relation,
 # and the values it serves over HTTP are those of migrate_status.
+# Since 0.4 (issue 20) it connects as a role that has pg_monitor and nothing
+# else, sees every migration through migrate.monitor(), and exports no row
+# value: a failed migration's error, which quotes a row, is not served.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -34,7 +37,21 @@ $node->safe_psql('postgres', q{
 	SELECT migrate_register('skippy', 'e', set_clause => 'n = 100 / (id % 5)',
 	                        batch_size => 10, on_error => 'skip');
 	SELECT migrate_start('skippy');
+	-- failed on a row whose value its error quotes, owned by another role
+	CREATE ROLE app LOGIN;
+	CREATE TABLE f (id int PRIMARY KEY, v text NOT NULL, n int NOT NULL DEFAULT 0);
+	INSERT INTO f VALUES (1, '078-05-1120');
+	ALTER TABLE f OWNER TO app;
+	SET ROLE app;
+	SELECT migrate_register('broken', 'f', set_clause => 'n = v::int');
+	RESET ROLE;
+	-- the exporter's role: pg_monitor, no membership in the owners' roles
+	CREATE ROLE prom LOGIN;
+	GRANT pg_monitor TO prom;
 });
+$node->psql('postgres', q{SET ROLE app; CALL migrate_run('broken')});
+is($node->safe_psql('postgres', q{SELECT state, last_error FROM migrate_status('broken')}),
+	'failed|invalid input syntax for type integer: "078-05-1120"', 'broken failed on a row value');
 is($node->safe_psql('postgres', q{SELECT migrate_wait('skippy')}), 'done', 'skippy is done');
 is($node->safe_psql('postgres', q{SELECT error_rows FROM migrate_status('skippy')}),
 	'20', 'skippy set 20 rows aside');
@@ -53,9 +70,8 @@ ok( $node->poll_query_until('postgres', q{
 
 # the exporter, on a free port, connected through the node's socket
 my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $user = getpwuid($<);
-local $ENV{DATA_SOURCE_NAME} = sprintf('host=%s port=%d user=%s dbname=postgres sslmode=disable',
-	$node->host, $node->port, $user);
+local $ENV{DATA_SOURCE_NAME} = sprintf('host=%s port=%d user=prom dbname=postgres sslmode=disable',
+	$node->host, $node->port);
 my $log = "$PostgreSQL::Test::Utils::tmp_check/exporter.log";
 our $h = IPC::Run::start(
 	[ $exporter, "--web.listen-address=127.0.0.1:$port",
@@ -74,7 +90,8 @@ while (time < $deadline)
 	my $r = $http->get("http://127.0.0.1:$port/metrics");
 	$body = $r->{content} if $r->{success};
 	last if $body =~ /^migrate_processed\{.*migration="skippy"/m
-	  && $body =~ /^migrate_processed\{.*migration="slow"/m;
+	  && $body =~ /^migrate_processed\{.*migration="slow"/m
+	  && $body =~ /^migrate_processed\{.*migration="broken"/m;
 	usleep(100_000);
 }
 $h->kill_kill;
@@ -146,6 +163,15 @@ ok($got{migrate_rows_per_second}{slow}{value} > 0
 	  && $got{migrate_max_wal_rate}{slow}{value} == 1000000,
 	'slow has a rate, an ETA, a WAL rate and its WAL budget');
 is($got{migrate_error_rows}{skippy}{value}, 20, 'skippy exports its 20 error rows');
+
+# the role with pg_monitor sees another role's migration, and nothing of its rows
+is($got{migrate_state}{broken}{value}, 5, 'broken, owned by app, is exported as failed');
+is($got{migrate_error}{broken}{value}, 1, 'broken exports that an error stopped it');
+is($got{migrate_error}{slow}{value}, 0, 'slow has no error');
+unlike($body, qr/078-05-1120/, 'no row value is served');
+unlike($body, qr/last_error/, 'no error text label is served');
+is($node->safe_psql('postgres', q{SET ROLE prom; SELECT count(*) FROM migrate.status}),
+	'0', 'prom sees no migration in migrate.status: it is no member of their owners');
 
 $node->stop;
 done_testing();
