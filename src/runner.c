@@ -38,13 +38,13 @@
  * table's rows (at least VACUUM_DUE_MIN_ROWS), batches have taken
  * VACUUM_WORK_RATIO times as long as the last vacuum since it, and the
  * file grows by VACUUM_GROWTH_SHARE of what the versions replaced since the
- * last look take (at least VACUUM_GROWTH_MIN_BYTES)
+ * last look take; a look needs VACUUM_LOOK_MIN_BYTES of them
  */
 #define VACUUM_DUE_FRACTION 20
 #define VACUUM_DUE_MIN_ROWS INT64CONST(10000)
 #define VACUUM_WORK_RATIO 1
-#define VACUUM_GROWTH_SHARE 0.5
-#define VACUUM_GROWTH_MIN_BYTES INT64CONST(1024 * 1024)
+#define VACUUM_GROWTH_SHARE 0.2
+#define VACUUM_LOOK_MIN_BYTES (1024.0 * 1024)
 
 /* How often CALL migrate_run tells its progress */
 #define RUN_NOTICE_INTERVAL_MS 5000
@@ -442,6 +442,7 @@ note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 {
 	int64		due;
 	int64		size;
+	double		window;
 
 	if (!r->in_worker || r->helper || !m->vacuum || m->relation == NULL)
 		return;
@@ -460,18 +461,20 @@ note_dead_rows(Runner *r, const Migration *m, int64 changed, int64 elapsed_us)
 	/*
 	 * Only while the file grows by at least VACUUM_GROWTH_SHARE of what the
 	 * versions replaced since the last look took (at the table's bytes per
-	 * row when the migration began): then the new versions go to new pages.
+	 * row when the migration began, over at least VACUUM_LOOK_MIN_BYTES of
+	 * them): then the new versions go to new pages.
 	 * While they find room in pages that old ones left (freed by the last
 	 * vacuum, or by pruning where keys in random order revisit pages), a
 	 * VACUUM would cost time and give little back: look again after the
 	 * next batch, at what it did.
 	 */
+	window = (r->dead.rows - r->looked_rows) * r->row_bytes;
+	if (window < VACUUM_LOOK_MIN_BYTES)
+		return;					/* too little replaced since to tell */
 	size = migrate_catalog_table_size(m);
-	elog(DEBUG1, "migrate: vacuum of %s due: " INT64_FORMAT " dead rows, " INT64_FORMAT " since the last look, file grew by " INT64_FORMAT " bytes since, the last vacuum took " INT64_FORMAT " us",
-		 m->relation, r->dead.rows, r->dead.rows - r->looked_rows, size - r->looked_size, r->vacuum_us);
-	if (size - r->looked_size <
-		Max(VACUUM_GROWTH_MIN_BYTES,
-			VACUUM_GROWTH_SHARE * (r->dead.rows - r->looked_rows) * r->row_bytes))
+	elog(DEBUG1, "migrate: vacuum of %s due: " INT64_FORMAT " dead rows, %.0f bytes of them since the last look, file grew by " INT64_FORMAT " bytes since, the last vacuum took " INT64_FORMAT " us",
+		 m->relation, r->dead.rows, window, size - r->looked_size, r->vacuum_us);
+	if (size - r->looked_size < VACUUM_GROWTH_SHARE * window)
 	{
 		r->looked_size = size;
 		r->looked_rows = r->dead.rows;

@@ -3,7 +3,8 @@
 #
 # A 300,000-row table with a counter n = 0 is migrated with the
 # non-idempotent set_clause 'n = n + 1' by three workers at once
-# (workers => 3, no pause).  Faults come in the middle of a run:
+# (workers => 3, a pause of 30 ms after each batch, so that a fault or a
+# stop comes while it runs whatever the machine's speed).  Faults come in the middle of a run:
 #   A. SIGKILL of one helper worker (the postmaster restarts every process),
 #   B. SIGKILL of every migrate worker at once,
 #   C. an immediate shutdown and a start,
@@ -54,9 +55,10 @@ my $all_workers_q = q{(SELECT count(*) FROM pg_stat_activity
 
 sub register
 {
-	my ($name, $table, $workers, $batch_size) = @_;
+	my ($name, $table, $workers, $batch_size, $pause) = @_;
+	$pause //= '0';
 	sql(qq{SELECT migrate_register('$name', '$table', set_clause => 'n = n + 1',
-	                               batch_size => $batch_size, pause => '0',
+	                               batch_size => $batch_size, pause => '$pause',
 	                               workers => $workers)});
 }
 
@@ -141,7 +143,7 @@ sub reset_table
 
 # ---------------------------------------------------------------------
 # A. SIGKILL of one helper worker.
-register('pa', 't', 3, 2000);
+register('pa', 't', 3, 2000, '30ms');
 sql(q{SELECT migrate_start('pa')});
 wait_workers('pa', 3, 'A');
 {
@@ -166,7 +168,7 @@ check_done('pa', 't', $rows, 3, 'A');
 # ---------------------------------------------------------------------
 # B. SIGKILL of every migrate worker at once.
 reset_table();
-register('pb', 't', 3, 2000);
+register('pb', 't', 3, 2000, '30ms');
 sql(q{SELECT migrate_start('pb')});
 wait_workers('pb', 3, 'B');
 {
@@ -183,7 +185,7 @@ check_done('pb', 't', $rows, 3, 'B');
 # ---------------------------------------------------------------------
 # C. Immediate shutdown and start in the middle of a run.
 reset_table();
-register('pc', 't', 3, 2000);
+register('pc', 't', 3, 2000, '30ms');
 sql(q{SELECT migrate_start('pc')});
 wait_workers('pc', 3, 'C');
 {
@@ -201,7 +203,7 @@ check_done('pc', 't', $rows, 3, 'C');
 # D. Pause, resume, cancel and start while three workers run.  Smaller
 # batches, so that the run outlasts the four cycles.
 reset_table();
-register('pd', 't', 3, 500);
+register('pd', 't', 3, 500, '30ms');
 
 # what must not change while the migration stands still: processed, its
 # processes, rows changed = processed, ranges adding up to processed
@@ -293,7 +295,7 @@ check_done('pd', 't', $rows, 3, 'D');
 # process of the migration, and nothing changes any more; a new start
 # finishes it, with new helpers, never the old ones.
 reset_table();
-register('pe', 't', 3, 2000);
+register('pe', 't', 3, 2000, '30ms');
 sql(q{SELECT migrate_start('pe')});
 wait_workers('pe', 3, 'E');
 wait_progress('pe', 20_000, 'E');
