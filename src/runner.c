@@ -42,7 +42,7 @@
  */
 #define VACUUM_DUE_FRACTION 20
 #define VACUUM_DUE_MIN_ROWS INT64CONST(10000)
-#define VACUUM_WORK_RATIO 1
+#define VACUUM_WORK_RATIO 3
 #define VACUUM_GROWTH_SHARE 0.2
 #define VACUUM_LOOK_MIN_BYTES (1024.0 * 1024)
 
@@ -432,7 +432,7 @@ vacuum_held_back(Runner *r, const Migration *m)
  * transaction, a slot or a prepared transaction holds the horizon back, a
  * vacuum would cost time and give nothing back, so none runs and the
  * migration says who holds it (vacuum_held_back).  Vacuums take at most
- * half of the time: where one is dear, the next waits for more work.  And
+ * a quarter of the time: where one is dear, the next waits for more work.  And
  * only where the file grows instead of new versions finding room in the
  * pages the old ones left.  A session in CALL migrate_run cannot run VACUUM and leaves it to
  * autovacuum; of several workers, the runner vacuums for all.
