@@ -39,9 +39,11 @@
 #   WARMUP=n       seconds of pgbench before an operation starts (default 3)
 #   LOOP_ASYNC=0   skip the synchronous_commit = off loop
 #   SKIP_BUILD=1   use the installed extension instead of make && make install
-#   MIGRATE_WAIT=poll   wait with a polling procedure that commits between polls
-#                  instead of migrate_wait (see "xmin horizon" below); default
-#                  MIGRATE_WAIT=function
+#   MIGRATE_WAIT=await  wait as the README shows, with CALL migrate_await,
+#                  which commits between its looks (the default);
+#                  MIGRATE_WAIT=function: SELECT migrate_wait, which holds
+#                  a snapshot all along (see "xmin horizon" below);
+#                  MIGRATE_WAIT=poll: the bench's own polling procedure
 #   PGVER=15
 #
 # Per-batch timing: the sampler polls migrate.migrations (batches, processed,
@@ -65,7 +67,7 @@ IDLE_SECS=${IDLE_SECS:-20}
 WARMUP=${WARMUP:-3}
 LOOP_ASYNC=${LOOP_ASYNC:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
-MIGRATE_WAIT=${MIGRATE_WAIT:-function}
+MIGRATE_WAIT=${MIGRATE_WAIT:-await}
 OUT=${OUT:-/tmp/migrate-bench-$(date +%Y%m%d-%H%M%S)}
 BIN="/usr/lib/postgresql/$PGVER/bin"
 SAMPLE_INTERVAL=0.05
@@ -77,7 +79,7 @@ done
 [ "$ROWS" -ge 10000 ] || usage
 [ "$BIG_ROWS" -ge 10000 ] || { echo "BIG_ROWS must be >= 10000" >&2; exit 2; }
 [ "$CLIENTS" -ge 1 ] && [ "$IDLE_SECS" -ge 1 ] || usage
-case "$MIGRATE_WAIT" in function|poll) ;; *) echo "MIGRATE_WAIT must be function or poll" >&2; exit 2 ;; esac
+case "$MIGRATE_WAIT" in await|function|poll) ;; *) echo "MIGRATE_WAIT must be await, function or poll" >&2; exit 2 ;; esac
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench.sh installs packages and the extension: run it as root (sudo bash test/bench/bench.sh)" >&2
     exit 2
@@ -322,6 +324,8 @@ op_migrate() {
     local to=$1 name=$2 wait
     if [ "$MIGRATE_WAIT" = poll ]; then
         wait="CALL bench_wait('$name', $to, NULL)"          # one output column: state
+    elif [ "$MIGRATE_WAIT" = await ]; then
+        wait="CALL migrate_await('$name', '$to seconds')"   # one output column: state
     else
         wait="SELECT migrate_wait('$name', '$to seconds') AS state"
     fi

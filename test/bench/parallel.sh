@@ -27,8 +27,8 @@
 #         from started_at) and from the commit timestamps of the batches
 #         (batches.sql: the first 10 % counts from the first batch's commit);
 #         target: last / first <= 1.2 per row.
-# 3 tpcb  test/bench/tpcb.sh with WAYS="idle migrate migrate2 migrate_alone
-#         migrate2_alone": tps and p99 x idle, max latency, time under load x
+# 3 tpcb  test/bench/tpcb.sh with WAYS="migrate migrate2 migrate_alone
+#         migrate2_alone": tps and p99 x their idle twins, max latency, time under load x
 #         time alone, for one and for two workers (targets: tps >= 0.85,
 #         p99 <= 1.5, max < 1000 ms, time <= 4 x alone).  TPCB_CSV=file reads
 #         a tpcb.csv that has those ways instead of running it (bench.sh).
@@ -267,18 +267,19 @@ elif [ "${SKIP_TPCB:-0}" != 1 ]; then
     # this cluster stops first (its autovacuum would run under the workload)
     bench_before_stop
     as_pg "$BIN/pg_ctl" -D "$data/pg" -m fast -w stop >/dev/null
-    OUT="$OUT" SKIP_BUILD=1 PGVER="$PGVER" WAYS="idle migrate migrate2 migrate_alone migrate2_alone" \
+    OUT="$OUT" SKIP_BUILD=1 PGVER="$PGVER" WAYS="migrate migrate2 migrate_alone migrate2_alone" \
         bash "$HERE/tpcb.sh"
     tpcb="$OUT/tpcb.csv"
 fi
 if [ -n "$tpcb" ]; then
-    # tpcb.csv: way,seconds,tps,tps_per_idle,p99_ms,max_ms,size_per_packed[,workers_seen]
-    awk -F, -v OFS=, 'NR == 1 { next } { s[$1] = $2; tps[$1] = $3; r[$1] = $4; p[$1] = $5; m[$1] = $6; w[$1] = $8 }
+    # tpcb.csv: way,seconds,tps,twin_tps,tps_per_twin,p99_ms,twin_p99_ms,
+    # p99_per_twin,max_ms,twin_max_ms,lost_xacts,size_per_packed,workers_seen,pacer_share
+    awk -F, -v OFS=, 'NR == 1 { next } { s[$1] = $2; tps[$1] = $3; r[$1] = $5; p[$1] = $6; pr[$1] = $8; m[$1] = $9; w[$1] = $13 }
         END { for (i = 1; i <= 2; i++) {
                   way = i == 1 ? "migrate" : "migrate2"
                   if (!(way in s)) continue
                   print "tpcb", 1, way, i, "", s[way], "", "", "", "", "", "", w[way], "", "", "", "", "", "", "",
-                        tps[way], r[way], p[way], (p["idle"] > 0 ? sprintf("%.3f", p[way] / p["idle"]) : ""), m[way],
+                        tps[way], r[way], p[way], pr[way], m[way],
                         (s[way "_alone"] > 0 ? sprintf("%.3f", s[way] / s[way "_alone"]) : ""), "", "" } }' "$tpcb" >>"$CSV"
 fi
 

@@ -152,6 +152,7 @@ for way in $WAYS; do
             [ "${KEEP:-0}" = 1 ] && cp "$data/samples" "$OUT/samples.$way"
             seen=$(awk '$2 > m { m = $2 } END { print m + 0 }' "$data/samples")
             pacer=$(awk '$3 != "" { s += $3; n++ } END { if (n) printf "%.2f", s / n / 100 }' "$data/samples") ;;
+        *) echo "tpcb.sh: no way $way (each way has its idle twin)" >&2; exit 1 ;;
     esac
     t1=$(now)
     secs=$(echo "scale=1; ($t1 - $t0) / 1" | bc)
