@@ -25,6 +25,9 @@ CALL migrate_await(NULL);
 CALL migrate_await('aw', NULL);
 CALL migrate_await('aw', '-1 second');
 CALL migrate_await('nope');
+-- hints quote the name
+SELECT name FROM migrate_register('aw''q', 'aw', set_clause => 'n = n');
+CALL migrate_await('aw''q');
 
 -- only with CALL outside a transaction block: it commits
 BEGIN;

@@ -468,16 +468,19 @@ migrate_run(PG_FUNCTION_ARGS)
  *		end well: the migration has not been started, is marked running
  *		with nobody running it for WAIT_ORPHAN_GRACE_MS (*orphan_since
  *		keeps that time between calls; start it at 0), or timeout_ms since
- *		"start" have passed.  Needs SPI connected; reads the catalog with a
- *		new snapshot, as the caller.
+ *		"start" have passed, or the caller may no longer manage it.  Needs
+ *		SPI connected; reads the catalog with a new snapshot.
  */
 static bool
 wait_is_over(const char *name, TimestampTz start, int64 timeout_ms,
 			 TimestampTz *orphan_since, MigrateState *state)
 {
 	Migration  *m = migrate_catalog_load(name, false, false);
-	bool		active = migrate_runner_active(m->id);
+	bool		active;
 
+	/* the caller may have lost the right since the last look */
+	migrate_check_may_manage(m, "wait for");
+	active = migrate_runner_active(m->id);
 	*state = m->state;
 	/* a stopped migration counts once its runner is gone too */
 	if ((migrate_is_finished(m) ||
@@ -493,7 +496,7 @@ wait_is_over(const char *name, TimestampTz start, int64 timeout_ms,
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration \"%s\" is marked running but no process is running it", name),
-					 errhint("Run migrate_start('%s') to resume it.", name)));
+					 errhint("Run migrate_start(%s) to resume it.", quote_literal_cstr(name))));
 	}
 	else
 		*orphan_since = 0;
@@ -501,7 +504,8 @@ wait_is_over(const char *name, TimestampTz start, int64 timeout_ms,
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" has not been started", name),
-				 errhint("Start it with migrate_start('%s'), or wait for the series it belongs to.", name)));
+				 errhint("Start it with migrate_start(%s), or wait for the series it belongs to.",
+						 quote_literal_cstr(name))));
 	if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),
@@ -587,7 +591,8 @@ migrate_wait(PG_FUNCTION_ARGS)
 					(errmsg("migrate_wait has kept vacuum from removing dead rows for %d seconds",
 							WAIT_HOLDS_WARNING_MS / 1000),
 					 errdetail("A statement holds its snapshot until it ends: no row version that dies while it waits can be removed, in the migration's table or any other."),
-					 errhint("Wait with CALL migrate_await('%s'), which commits between its checks.", name)));
+					 errhint("Wait with CALL migrate_await(%s), which commits between its checks.",
+							 quote_literal_cstr(name))));
 			warned = true;
 		}
 		wait_a_while();
