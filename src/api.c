@@ -568,12 +568,6 @@ migrate_wait(PG_FUNCTION_ARGS)
 				 errmsg("migrate_wait cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction"),
 				 errdetail("It would never see the migration change.")));
 
-	SPI_connect();
-	{
-		Migration  *m = migrate_catalog_load(name, false, false);
-
-		migrate_check_may_manage(m, "wait for");
-	}
 	for (;;)
 	{
 		bool		over;
@@ -597,7 +591,6 @@ migrate_wait(PG_FUNCTION_ARGS)
 		}
 		wait_a_while();
 	}
-	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(migrate_state_name(state)));
 }
 
@@ -633,11 +626,6 @@ migrate_await(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 
 	SPI_connect_ext(SPI_OPT_NONATOMIC);
-	{
-		Migration  *m = migrate_catalog_load(name, false, false);
-
-		migrate_check_may_manage(m, "wait for");
-	}
 	while (!wait_is_over(name, start, timeout_ms, &orphan_since, &state))
 	{
 		/* let go of the snapshot (and all else) before sleeping */
