@@ -22,6 +22,7 @@ OBJS = \
 	src/runner_lock.o \
 	src/schedule.o \
 	src/security.o \
+	src/series.o \
 	src/statements.o \
 	src/team.o \
 	src/validate.o \
@@ -52,7 +53,7 @@ PG_CPPFLAGS += -I$(srcdir)/src
 PROVE_FLAGS += -I $(srcdir)/test/perl
 
 # every source file includes the shared header
-$(OBJS): src/migrate.h src/batch.h src/horizon.h src/pacing.h
+$(OBJS): $(wildcard src/*.h)
 
 # the pacer's decisions against made-up workloads, outside the server, in
 # milliseconds (test/unit/pacer_test.c)

@@ -38,6 +38,21 @@
 #include "utils/wait_event.h"
 
 #include "migrate.h"
+#include "args.h"
+#include "batch.h"
+#include "catalog.h"
+#include "catalog_ranges.h"
+#include "estimate.h"
+#include "keys.h"
+#include "launch.h"
+#include "preview.h"
+#include "ranges.h"
+#include "register.h"
+#include "runner.h"
+#include "runner_lock.h"
+#include "security.h"
+#include "series.h"
+#include "verify.h"
 
 PG_FUNCTION_INFO_V1(migrate_register);
 PG_FUNCTION_INFO_V1(migrate_start);
@@ -87,7 +102,6 @@ wrong_state(const Migration *m, const char *what, const char *hint)
 			 errmsg("cannot %s migration \"%s\" because it is %s", what, m->name, migrate_state_name(m->state)),
 			 hint ? errhint("%s", hint) : 0));
 }
-
 
 /*
  * forget_errors_check_undo
@@ -175,7 +189,8 @@ start_common(Migration *m, bool restart, const char *event)
 					 errmsg("cannot restart migration \"%s\" because it has before-images", m->name),
 					 errdetail("A second run would change rows again, and a revert could no longer tell which image is the original."),
 					 errhint("Revert it with migrate_revert(), or drop them with migrate_forget() once you are sure.")));
-		migrate_start_locked(m, true, m->series_rest, InvalidOid, "restart", NULL);
+		migrate_start_locked(m, true, m->series_rest, InvalidOid, "restart", NULL,
+							 false);
 		return;
 	}
 	if (m->state == MIGRATE_DONE)
@@ -214,7 +229,7 @@ start_common(Migration *m, bool restart, const char *event)
 	}
 	migrate_start_locked(m, false, m->series_rest, InvalidOid, event,
 						 m->state == MIGRATE_RUNNING ?
-						 "taken over: no process was running it" : NULL);
+						 "taken over: no process was running it" : NULL, false);
 }
 
 /*
@@ -236,7 +251,7 @@ migrate_start(PG_FUNCTION_ARGS)
 				 errmsg("restart must not be null")));
 	restart = PG_GETARG_BOOL(2);
 
-	m = migrate_load_to_manage(name, restart ? "restart" : "start", true);
+	m = migrate_connect_and_load_to_manage(name, restart ? "restart" : "start", true);
 	if (!PG_ARGISNULL(1))
 		migrate_catalog_set_batch_size(m, migrate_batch_size_arg(fcinfo, 1));
 	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
@@ -267,7 +282,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	m = migrate_load_to_manage(name, "resume", true);
+	m = migrate_connect_and_load_to_manage(name, "resume", true);
 	if (m->state != MIGRATE_PAUSED)
 		wrong_state(m, "resume", "Only a paused migration can be resumed; use migrate_start() for the others.");
 	start_common(m, false, "resume");
@@ -285,7 +300,7 @@ stop_common(FunctionCallInfo fcinfo, MigrateState state, const char *verb)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	m = migrate_load_to_manage(name, verb, true);
+	m = migrate_connect_and_load_to_manage(name, verb, true);
 	if (m->state != MIGRATE_RUNNING &&
 		!(state == MIGRATE_CANCELLED && m->state == MIGRATE_PAUSED))
 		wrong_state(m, verb, NULL);
@@ -328,7 +343,7 @@ step_locked(Migration *m, int32 batch_size)
 	/* with workers > 1, the batch of the first range not done (ranges.c) */
 	memset(&res, 0, sizeof(res));
 	pick = migrate_ranges_pick(m, 0, true, true, batch_size);
-	if (pick != RANGE_SPLIT && pick != RANGE_BUSY)
+	if (pick != PICK_SPLIT && pick != PICK_BUSY)
 		migrate_run_next(m, batch_size, &res);
 	if ((!res.done || m->range_id != 0) &&
 		(m->state == MIGRATE_REGISTERED ||
@@ -347,7 +362,7 @@ migrate_step(PG_FUNCTION_ARGS)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	m = migrate_load_to_manage(name, "run", true);
+	m = migrate_connect_and_load_to_manage(name, "run", true);
 	if (migrate_runner_active(m->id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -683,7 +698,7 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
 
-	m = migrate_load_to_manage(name, "dry-run", false);
+	m = migrate_connect_and_load_to_manage(name, "dry-run", false);
 	if (m->reverting)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -728,7 +743,7 @@ migrate_explain(PG_FUNCTION_ARGS)
 	st.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
 
-	m = migrate_load_to_manage(name, "explain", false);
+	m = migrate_connect_and_load_to_manage(name, "explain", false);
 	migrate_explain_batch(m, PG_ARGISNULL(1) ? m->batch_size : migrate_batch_size_arg(fcinfo, 1),
 						  explain_line, &st);
 	SPI_finish();
@@ -862,7 +877,8 @@ migrate_start_series(PG_FUNCTION_ARGS)
 	}
 	else
 		migrate_start_locked(first, false, rest, InvalidOid,
-							 first->cursor ? "resume" : "start", "first of a series");
+							 first->cursor ? "resume" : "start", "first of a series",
+							 false);
 	PG_RETURN_DATUM(return_row(first->id));
 }
 
@@ -877,7 +893,7 @@ migrate_unregister(PG_FUNCTION_ARGS)
 	char	   *name = migrate_text_arg(fcinfo, 0, "name");
 	Migration  *m;
 
-	m = migrate_load_to_manage(name, "unregister", true);
+	m = migrate_connect_and_load_to_manage(name, "unregister", true);
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "unregister", "Pause or cancel it first.");
 	forget_errors_check_undo(m, "unregister");
@@ -909,7 +925,7 @@ migrate_retry_errors(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	m = migrate_load_to_manage(name, "retry", true);
+	m = migrate_connect_and_load_to_manage(name, "retry", true);
 	if (m->relation == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -956,7 +972,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 				 errmsg("keep_undo must not be null")));
 	keep_undo = PG_GETARG_BOOL(1);
 
-	m = migrate_load_to_manage(name, "revert", true);
+	m = migrate_connect_and_load_to_manage(name, "revert", true);
 	if (!m->keep_before)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -991,7 +1007,7 @@ migrate_revert(PG_FUNCTION_ARGS)
 	}
 	migrate_catalog_begin_revert(m, keep_undo);
 	migrate_start_locked(m, false, NIL, InvalidOid, "revert",
-						 m->has_revert_cursor ? "resumed" : NULL);
+						 m->has_revert_cursor ? "resumed" : NULL, false);
 	PG_RETURN_DATUM(return_row(m->id));
 }
 
@@ -1008,7 +1024,7 @@ migrate_forget(PG_FUNCTION_ARGS)
 	Migration  *m;
 	int64		n;
 
-	m = migrate_load_to_manage(name, "forget", true);
+	m = migrate_connect_and_load_to_manage(name, "forget", true);
 	if (migrate_runner_active(m->id))
 		wrong_state(m, "forget the before-images of", "Pause or cancel it first.");
 	n = migrate_catalog_forget_undo(m);
@@ -1061,7 +1077,7 @@ migrate_verify(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	m = migrate_load_to_manage(name, "verify", background);
+	m = migrate_connect_and_load_to_manage(name, "verify", background);
 	if (background)
 	{
 		if (migrate_catalog_verify_running(m))
@@ -1108,7 +1124,7 @@ migrate_estimate(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	m = migrate_load_to_manage(name, "estimate", false);
+	m = migrate_connect_and_load_to_manage(name, "estimate", false);
 	migrate_estimate_run(m, &e);
 	SPI_finish();
 
@@ -1155,7 +1171,7 @@ migrate_split_range(PG_FUNCTION_ARGS)
 	int64		new_range;
 
 	/* the migration's row is not locked: a batch may need it to finish */
-	m = migrate_load_to_manage(name, "split a range of", false);
+	m = migrate_connect_and_load_to_manage(name, "split a range of", false);
 	if (!migrate_ranges_apply(m) || m->ranges_total == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1169,7 +1185,7 @@ migrate_split_range(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("migration \"%s\" has no range " INT64_FORMAT, m->name, id)));
 	}
-	if (migrate_catalog_count_ranges(m) >= MIGRATE_MAX_RANGES)
+	if (migrate_catalog_count_ranges(m, false) >= MIGRATE_MAX_RANGES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("migration \"%s\" already has %d ranges", m->name, MIGRATE_MAX_RANGES),

@@ -16,7 +16,8 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "args.h"
+#include "ranges.h"
 
 /*
  * migrate_text_arg

@@ -51,15 +51,25 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "migrate.h"
 #include "batch.h"
+#include "catalog.h"
+#include "catalog_ranges.h"
+#include "keys.h"
+#include "revert.h"
+#include "security.h"
+#include "statements.h"
+#include "verify.h"
+
+static void set_guc(const char *name, const char *value);
+static bool error_is_row_error(const ErrorData *edata);
+static void run_task(Migration *m, BatchResult *res);
 
 /* How often a failing range may turn out empty before the error stands */
 #define MAX_EMPTY_SPLITS	3
 
 /* Set a GUC for the rest of the current GUC nest level. */
-void
-migrate_set_guc(const char *name, const char *value)
+static void
+set_guc(const char *name, const char *value)
 {
 	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
@@ -72,7 +82,7 @@ migrate_set_lock_timeout(int64 ms)
 	char		buf[32];
 
 	snprintf(buf, sizeof(buf), INT64_FORMAT, ms);
-	migrate_set_guc("lock_timeout", buf);
+	set_guc("lock_timeout", buf);
 }
 
 /*
@@ -128,10 +138,10 @@ migrate_fire_deferred(const Migration *m)
 void
 migrate_pin_key_formats(void)
 {
-	migrate_set_guc("extra_float_digits", "3");
-	migrate_set_guc("DateStyle", "ISO, YMD");
-	migrate_set_guc("IntervalStyle", "postgres");
-	migrate_set_guc("bytea_output", "hex");
+	set_guc("extra_float_digits", "3");
+	set_guc("DateStyle", "ISO, YMD");
+	set_guc("IntervalStyle", "postgres");
+	set_guc("bytea_output", "hex");
 }
 
 /*
@@ -193,11 +203,11 @@ void
 migrate_pin_image_formats(void)
 {
 	if (extra_float_digits < 1)
-		migrate_set_guc("extra_float_digits", "1");
+		set_guc("extra_float_digits", "1");
 	if (IntervalStyle == INTSTYLE_SQL_STANDARD)
-		migrate_set_guc("IntervalStyle", "postgres");
+		set_guc("IntervalStyle", "postgres");
 	if (DateStyle != USE_ISO_DATES)
-		migrate_set_guc("DateStyle", "ISO");
+		set_guc("DateStyle", "ISO");
 }
 
 /*
@@ -238,15 +248,15 @@ apply_change(Migration *m, const char *sql, Jsonb *lower, Jsonb *upper)
 }
 
 /*
- * migrate_error_is_row_error
+ * error_is_row_error
  *		Is this the kind of error a single row's data causes (a data
  *		exception, a constraint violation, an error raised by a trigger or
  *		function), rather than one that every row would hit (permissions,
  *		missing objects, lock timeouts, cancels)?  Only such errors are
  *		set aside with on_error => 'skip'.
  */
-bool
-migrate_error_is_row_error(const ErrorData *edata)
+static bool
+error_is_row_error(const ErrorData *edata)
 {
 	switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
 	{
@@ -271,7 +281,7 @@ migrate_error_is_row_error(const ErrorData *edata)
  *		and returns the error, copied into errcxt (NULL: the caller's
  *		memory context), after writing it to the server log if "log".
  *		With row_errors_only, any error that is not a row error
- *		(migrate_error_is_row_error) is re-thrown instead.  With
+ *		(error_is_row_error) is re-thrown instead.  With
  *		"rollback" the subtransaction is rolled back on success too.
  *
  * The one subtransaction runner: a runner's batch, a batch's ranges and
@@ -300,7 +310,7 @@ run_in_subxact(void (*work) (void *arg), void *arg, bool row_errors_only,
 	{
 		MemoryContextSwitchTo(errcxt ? errcxt : oldcxt);
 		edata = CopyErrorData();
-		if (row_errors_only && !migrate_error_is_row_error(edata))
+		if (row_errors_only && !error_is_row_error(edata))
 		{
 			FreeErrorData(edata);
 			RollbackAndReleaseCurrentSubTransaction();
@@ -479,7 +489,7 @@ void
 migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 {
 	Oid			relid = migrate_resolve_relation(m, false);
-	BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
+	BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? KEYS_AFTER : KEYS_FIRST);
 	int			nestlevel = NewGUCNestLevel();
 	Datum		bound;
 	int64		rows;
@@ -519,8 +529,8 @@ migrate_run_batch(Migration *m, int32 batch_size, BatchResult *res)
 			res->changed = apply_change(m, b->change, m->cursor, res->new_cursor);
 		else
 		{
-			BatchSql   *first = m->cursor ? migrate_build_batch_sql(m, relid, RANGE_FIRST) : b;
-			BatchSql   *after = m->cursor ? b : migrate_build_batch_sql(m, relid, RANGE_AFTER);
+			BatchSql   *first = m->cursor ? migrate_build_batch_sql(m, relid, KEYS_FIRST) : b;
+			BatchSql   *after = m->cursor ? b : migrate_build_batch_sql(m, relid, KEYS_AFTER);
 
 			res->changed = change_or_split(m, first, after, m->cursor,
 										   res->new_cursor, 0, &res->set_aside);
@@ -545,7 +555,7 @@ migrate_run_next(Migration *m, int32 batch_size, BatchResult *res)
 {
 	if (m->relation == NULL)
 	{
-		migrate_run_task(m, res);
+		run_task(m, res);
 		return;
 	}
 	{
@@ -575,7 +585,7 @@ void
 migrate_retry_rows(Migration *m, int64 *retried, int64 *fixed, int64 *failing)
 {
 	Oid			relid = migrate_resolve_relation(m, false);
-	BatchSql   *b = migrate_build_batch_sql(m, relid, RANGE_EXACT);
+	BatchSql   *b = migrate_build_batch_sql(m, relid, KEYS_EXACT);
 	int			nestlevel = NewGUCNestLevel();
 	int64	   *ids;
 	Jsonb	  **keys;
@@ -608,12 +618,12 @@ migrate_retry_rows(Migration *m, int64 *retried, int64 *fixed, int64 *failing)
 }
 
 /*
- * migrate_run_task
+ * run_task
  *		Run a one-off task's SQL once, as its owner, in the current
  *		transaction, and record it as done.
  */
-void
-migrate_run_task(Migration *m, BatchResult *res)
+static void
+run_task(Migration *m, BatchResult *res)
 {
 	int			nestlevel = NewGUCNestLevel();
 

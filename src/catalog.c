@@ -25,7 +25,20 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "migrate.h"
+#include "catalog.h"
+#include "catalog_ranges.h"
+#include "runner_lock.h"
+#include "security.h"
+#include "verify.h"
+
+static int	execute_cached(const char *sql, int nargs, Oid *types,
+						   Datum *values, const char *nulls,
+						   bool custom_plan, bool read_only);
+static bool catalog_is_v2(void);
+static bool catalog_is_v3(void);
+static char *text_or_null(Datum d, bool isnull);
+static void series_datums(List *members, Datum *names, bool *names_null, Datum *ids, bool *ids_null);
+static MigrateState state_parse(const char *name);
 
 #define MIGRATION_COLUMNS \
 	"id, name, action, relation, key_columns, set_clause, where_clause, " \
@@ -132,22 +145,22 @@ enum MigrationColumn
 static char *
 load_sql(const char *column, bool for_update)
 {
-	bool		v2 = migrate_catalog_is_v2();
+	bool		v2 = catalog_is_v2();
 
 	return psprintf("SELECT " MIGRATION_COLUMNS "%s%s FROM migrate.migrations"
 					" WHERE %s OPERATOR(pg_catalog.=) $1%s",
 					v2 ? MIGRATION_COLUMNS_V2 : MIGRATION_COLUMNS_V1,
-					v2 && migrate_catalog_is_v3() ? MIGRATION_COLUMNS_V3 :
+					v2 && catalog_is_v3() ? MIGRATION_COLUMNS_V3 :
 					MIGRATION_COLUMNS_PRE_V3,
 					column, for_update ? " FOR UPDATE" : "");
 }
 
 /*
- * migrate_text_or_null
+ * text_or_null
  *		Return a palloc'd C string of a text datum, or NULL.
  */
-char *
-migrate_text_or_null(Datum d, bool isnull)
+static char *
+text_or_null(Datum d, bool isnull)
 {
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -217,12 +230,12 @@ series_members(List *names, Datum ids, bool ids_null)
 }
 
 /*
- * migrate_series_datums
+ * series_datums
  *		The text[] of names and the int8[] of ids of a list of SeriesMember,
  *		as the catalog stores them; both NULL for an empty list.
  */
-void
-migrate_series_datums(List *members, Datum *names, bool *names_null,
+static void
+series_datums(List *members, Datum *names, bool *names_null,
 					  Datum *ids, bool *ids_null)
 {
 	int			n = list_length(members);
@@ -283,6 +296,18 @@ int
 migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
 					   const char *nulls, bool custom_plan)
 {
+	return execute_cached(sql, nargs, types, values, nulls, custom_plan, false);
+}
+
+/*
+ * execute_cached
+ *		The work of migrate_execute_cached; with read_only, the statement
+ *		runs as SPI's read-only execution (a SELECT with no side effects).
+ */
+static int
+execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
+			   const char *nulls, bool custom_plan, bool read_only)
+{
 	CachedStatement *c = NULL;
 	int			ret;
 
@@ -293,7 +318,7 @@ migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
 	 * then would free the plan the outer call is executing.
 	 */
 	if (nargs > MIGRATE_MAX_CACHED_ARGS || cached_depth > 0)
-		return SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
 	for (int i = 0; i < ncached; i++)
 		if (cached[i].nargs == nargs && strcmp(cached[i].sql, sql) == 0 &&
 			memcmp(cached[i].types, types, sizeof(Oid) * nargs) == 0)
@@ -327,7 +352,7 @@ migrate_execute_cached(const char *sql, int nargs, Oid *types, Datum *values,
 	cached_depth++;
 	PG_TRY();
 	{
-		ret = SPI_execute_plan(c->plan, values, nulls, false, 0);
+		ret = SPI_execute_plan(c->plan, values, nulls, read_only, 0);
 	}
 	PG_FINALLY();
 	{
@@ -359,6 +384,34 @@ migrate_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
 			 SPI_result_code_string(ret), sql);
 }
 
+/*
+ * migrate_server_read
+ *		Read the server's state (pg_stat_activity, pg_locks, pg_stat_database,
+ *		the horizon's holders) with one SELECT, as the catalog owner, so that
+ *		a worker connected as a migration's owner sees every session the way
+ *		the pacer and the slot counts need.
+ *
+ * The statement runs read-only (SPI's read_only execution: no writes, no
+ * side effects); callers pass only fixed text and parameters, never a
+ * user's SQL.  What it returns may tell more than the caller's role could
+ * see: callers report it to users only through migrate_horizon_holder,
+ * which filters by the viewer's rights.  Results stay in SPI_tuptable.
+ */
+void
+migrate_server_read(const char *sql, int nargs, Oid *types, Datum *values,
+					const char *nulls)
+{
+	RoleSwitch	rs;
+	int			ret;
+
+	migrate_become_catalog_owner(&rs);
+	ret = execute_cached(sql, nargs, types, values, nulls, false, true);
+	migrate_restore_role(&rs);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "migrate server statement failed: %s: %s",
+			 SPI_result_code_string(ret), sql);
+}
+
 /* Build a Migration from the current row of SPI_tuptable. */
 static Migration *
 migration_from_tuple(HeapTuple tuple, TupleDesc desc)
@@ -368,7 +421,7 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	Datum		d;
 
 #define COL(n) (d = SPI_getbinval(tuple, desc, (n), &isnull))
-#define TEXTCOL(n) (COL(n), migrate_text_or_null(d, isnull))
+#define TEXTCOL(n) (COL(n), text_or_null(d, isnull))
 #define ARRAYCOL(n) (COL(n), text_array_to_list(d, isnull))
 	m->id = DatumGetInt64(COL(MC_ID));
 	m->name = TextDatumGetCString(COL(MC_NAME));
@@ -384,7 +437,7 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 	m->lock_timeout_ms = DatumGetInt64(COL(MC_LOCK_TIMEOUT_MS));
 	m->search_path = TextDatumGetCString(COL(MC_SEARCH_PATH));
 	m->owner = DatumGetObjectId(COL(MC_OWNER));
-	m->state = migrate_state_parse(TextDatumGetCString(COL(MC_STATE)));
+	m->state = state_parse(TextDatumGetCString(COL(MC_STATE)));
 	COL(MC_CURSOR);
 	m->cursor = isnull ? NULL : DatumGetJsonbPCopy(d);
 	m->processed = DatumGetInt64(COL(MC_PROCESSED));
@@ -441,14 +494,14 @@ migration_from_tuple(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
- * migrate_catalog_is_v2
+ * catalog_is_v2
  *		Does the catalog have what version 0.2 added?  Between installing a
  *		new library and ALTER EXTENSION migrate UPDATE, the library runs on
  *		the 0.1 catalog: it reads the new columns as their defaults and
  *		writes none of them.
  */
-bool
-migrate_catalog_is_v2(void)
+static bool
+catalog_is_v2(void)
 {
 	Oid			nsp = get_namespace_oid("migrate", true);
 	Oid			relid = OidIsValid(nsp) ? get_relname_relid("migrations", nsp) : InvalidOid;
@@ -457,13 +510,13 @@ migrate_catalog_is_v2(void)
 }
 
 /*
- * migrate_catalog_is_v3
+ * catalog_is_v3
  *		Does the catalog have what version 0.3 added (pinned series, key
  *		types)?  On an older catalog series members are found by name and
  *		the key's types are not checked.
  */
-bool
-migrate_catalog_is_v3(void)
+static bool
+catalog_is_v3(void)
 {
 	Oid			nsp = get_namespace_oid("migrate", true);
 	Oid			relid = OidIsValid(nsp) ? get_relname_relid("migrations", nsp) : InvalidOid;
@@ -563,7 +616,7 @@ migrate_catalog_row_datum(int64 id)
 	Datum		d;
 
 	/* on a 0.3 catalog its counters add up its ranges' (catalog_ranges.c) */
-	migrate_catalog_exec(migrate_catalog_is_v3() ?
+	migrate_catalog_exec(catalog_is_v3() ?
 						 "SELECT pg_catalog.jsonb_populate_record(m, pg_catalog.jsonb_build_object("
 						 "  'processed', m.processed OPERATOR(pg_catalog.+) g.processed,"
 						 "  'changed', m.changed OPERATOR(pg_catalog.+) g.changed,"
@@ -675,12 +728,12 @@ migrate_state_name(MigrateState state)
 }
 
 /*
- * migrate_state_parse
+ * state_parse
  *		The state called "name"; errors out on a name the catalog's CHECK
  *		constraint would not have let in.
  */
-MigrateState
-migrate_state_parse(const char *name)
+static MigrateState
+state_parse(const char *name)
 {
 	for (int i = 0; i < MIGRATE_NSTATES; i++)
 		if (strcmp(state_names[i], name) == 0)
@@ -896,7 +949,7 @@ migrate_catalog_record_batch(Migration *m, const BatchResult *res)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("migration \"%s\" was changed by someone else while a batch ran", m->name),
 				 errdetail("It was unregistered, or its cursor moved; the batch was rolled back.")));
-	m->state = migrate_state_parse(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+	m->state = state_parse(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 																	 SPI_tuptable->tupdesc, 1,
 																	 &isnull)));
 	m->processed += res->visited;
@@ -990,7 +1043,7 @@ migrate_catalog_record_revert(Migration *m, const BatchResult *res, int64 new_cu
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("migration \"%s\" was changed by someone else while a revert batch ran", m->name),
 				 errdetail("It was unregistered, restarted, or its revert cursor moved; the batch was rolled back.")));
-	m->state = migrate_state_parse(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+	m->state = state_parse(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 																	 SPI_tuptable->tupdesc, 1,
 																	 &isnull)));
 	m->restored += res->changed;
@@ -1130,7 +1183,7 @@ migrate_catalog_mark_started(Migration *m, bool restart, int64 estimate,
 	values[0] = Int64GetDatum(m->id);
 	values[1] = BoolGetDatum(restart);
 	values[2] = Int64GetDatum(estimate);
-	migrate_series_datums(series_rest, &values[3], &names_null, &values[6], &ids_null);
+	series_datums(series_rest, &values[3], &names_null, &values[6], &ids_null);
 	nulls[3] = names_null ? 'n' : ' ';
 	nulls[6] = ids_null ? 'n' : ' ';
 	values[4] = DirectFunctionCall1(namein,
@@ -1309,7 +1362,7 @@ migrate_catalog_set_series(Migration *m, List *rest)
 	bool		ids_null;
 
 	values[0] = Int64GetDatum(m->id);
-	migrate_series_datums(rest, &values[1], &names_null, &values[2], &ids_null);
+	series_datums(rest, &values[1], &names_null, &values[2], &ids_null);
 	nulls[1] = names_null ? 'n' : ' ';
 	nulls[2] = ids_null ? 'n' : ' ';
 	values[3] = ObjectIdGetDatum(m->series_starter);
@@ -1452,7 +1505,7 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 							 " reverted = 0 WHERE id OPERATOR(pg_catalog.=) $1",
 							 3, t2, v2, NULL, SPI_OK_UPDATE);
 	}
-	if (migrate_catalog_is_v3())
+	if (catalog_is_v3())
 	{
 		Oid			t3[9] = {INT8OID, TEXTARRAYOID, BOOLOID, INT8OID, TEXTOID, BOOLOID, INT4OID,
 		INT4OID, OIDOID};
@@ -1871,15 +1924,15 @@ migrate_catalog_verify_worker_pid(const Migration *m)
 	bool		isnull;
 
 	pgstat_clear_backend_activity_snapshot();
-	migrate_catalog_exec("SELECT a.pid FROM migrate.migrations m, pg_catalog.pg_stat_activity a"
-						 " WHERE m.id OPERATOR(pg_catalog.=) $1"
-						 " AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
-						 " AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
-						 " AND a.usesysid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid"
-						 " AND a.datid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
-						 "  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
-						 " AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
-						 1, types, values, NULL, SPI_OK_SELECT);
+	migrate_server_read("SELECT a.pid FROM migrate.migrations m, pg_catalog.pg_stat_activity a"
+						" WHERE m.id OPERATOR(pg_catalog.=) $1"
+						" AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
+						" AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
+						" AND a.usesysid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid"
+						" AND a.datid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+						"  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+						" AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
+						1, types, values, NULL);
 	if (SPI_processed == 0)
 		return 0;
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -1900,11 +1953,11 @@ migrate_catalog_worker_visible(int pid, const char *backend_type, Oid role)
 	ObjectIdGetDatum(role)};
 
 	pgstat_clear_backend_activity_snapshot();
-	migrate_catalog_exec("SELECT FROM pg_catalog.pg_stat_activity"
-						 " WHERE pid OPERATOR(pg_catalog.=) $1"
-						 " AND backend_type OPERATOR(pg_catalog.=) $2"
-						 " AND usesysid OPERATOR(pg_catalog.=) $3",
-						 3, types, values, NULL, SPI_OK_SELECT);
+	migrate_server_read("SELECT FROM pg_catalog.pg_stat_activity"
+						" WHERE pid OPERATOR(pg_catalog.=) $1"
+						" AND backend_type OPERATOR(pg_catalog.=) $2"
+						" AND usesysid OPERATOR(pg_catalog.=) $3",
+						3, types, values, NULL);
 	return SPI_processed > 0;
 }
 
@@ -1920,11 +1973,11 @@ migrate_catalog_verify_running(const Migration *m)
 	Datum		values[1] = {Int64GetDatum(m->id)};
 
 	pgstat_clear_backend_activity_snapshot();
-	migrate_catalog_exec("SELECT FROM migrate.migrations m, pg_catalog.pg_stat_activity a"
-						 " WHERE m.id OPERATOR(pg_catalog.=) $1"
-						 " AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
-						 " AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
-						 " AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
-						 1, types, values, NULL, SPI_OK_SELECT);
+	migrate_server_read("SELECT FROM migrate.migrations m, pg_catalog.pg_stat_activity a"
+						" WHERE m.id OPERATOR(pg_catalog.=) $1"
+						" AND m.verify_state OPERATOR(pg_catalog.=) 'running'"
+						" AND a.pid OPERATOR(pg_catalog.=) m.verify_pid"
+						" AND a.backend_type OPERATOR(pg_catalog.=) 'migrate verify'",
+						1, types, values, NULL);
 	return SPI_processed > 0;
 }

@@ -25,7 +25,10 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
-#include "migrate.h"
+#include "catalog_ranges.h"
+#include "catalog.h"
+
+static bool ranges_have_bound(void);
 
 /* The columns range_from_tuple reads, in this order */
 #define RANGE_COLUMNS \
@@ -163,18 +166,20 @@ migrate_catalog_take_range(const Migration *m, int64 prefer, bool spread,
 
 /*
  * migrate_catalog_count_ranges
- *		How many ranges m has, done or not.
+ *		How many ranges m has: all of them, or with left_only those not
+ *		done yet.  Reads without locking.
  */
 int64
-migrate_catalog_count_ranges(const Migration *m)
+migrate_catalog_count_ranges(const Migration *m, bool left_only)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(m->id)};
+	Oid			types[2] = {INT8OID, BOOLOID};
+	Datum		values[2] = {Int64GetDatum(m->id), BoolGetDatum(left_only)};
 	bool		isnull;
 
 	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.ranges"
-						 " WHERE migration OPERATOR(pg_catalog.=) $1",
-						 1, types, values, NULL, SPI_OK_SELECT);
+						 " WHERE migration OPERATOR(pg_catalog.=) $1"
+						 " AND NOT ($2 AND done)",
+						 2, types, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -224,24 +229,6 @@ migrate_catalog_largest_range(const Migration *m, int64 *rows_left)
 		return 0;
 	*rows_left = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 2, &isnull));
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
- * migrate_catalog_ranges_left
- *		How many ranges of m are not done (by the latest committed state).
- */
-int64
-migrate_catalog_ranges_left(const Migration *m)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(m->id)};
-	bool		isnull;
-
-	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM migrate.ranges"
-						 " WHERE migration OPERATOR(pg_catalog.=) $1 AND NOT done",
-						 1, types, values, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -323,11 +310,11 @@ migrate_catalog_split_range(const Migration *m, const MigrateRange *r,
 }
 
 /*
- * migrate_catalog_ranges_have_bound
+ * ranges_have_bound
  *		Has migrate.ranges the bound column (0.4)?
  */
-bool
-migrate_catalog_ranges_have_bound(void)
+static bool
+ranges_have_bound(void)
 {
 	Oid			nsp = get_namespace_oid("migrate", true);
 	Oid			relid = OidIsValid(nsp) ? get_relname_relid("ranges", nsp) : InvalidOid;
@@ -346,7 +333,7 @@ migrate_catalog_set_range_bound(int64 id, const char *bound)
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2] = {Int64GetDatum(id), CStringGetTextDatum(bound)};
 
-	if (!migrate_catalog_ranges_have_bound())
+	if (!ranges_have_bound())
 		return;
 	migrate_catalog_exec("UPDATE migrate.ranges SET bound = $2"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
@@ -373,7 +360,7 @@ migrate_catalog_planned_leaves(const Migration *m)
 								  " FROM migrate.ranges"
 								  " WHERE migration OPERATOR(pg_catalog.=) $1 AND relid IS NOT NULL"
 								  " GROUP BY relid",
-								  migrate_catalog_ranges_have_bound() ?
+								  ranges_have_bound() ?
 								  "pg_catalog.min(bound)" : "NULL::pg_catalog.text"),
 						 1, types, values, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)

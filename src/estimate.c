@@ -32,8 +32,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "estimate.h"
 #include "batch.h"
+#include "catalog.h"
+#include "keys.h"
+#include "statements.h"
 
 /* About this many rows are sampled to count the rows to change */
 #define ESTIMATE_SAMPLE_ROWS 30000.0
@@ -121,7 +124,7 @@ measure_work(void *arg)
 	w->fraction = sample_fraction(m, w->relid, w->total);
 
 	relid = migrate_resolve_relation(m, false);
-	b = migrate_build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
+	b = migrate_build_batch_sql(m, relid, m->cursor ? KEYS_AFTER : KEYS_FIRST);
 	nestlevel = NewGUCNestLevel();
 
 	migrate_set_lock_timeout(m->lock_timeout_ms);

@@ -23,7 +23,7 @@
 #include "utils/rel.h"
 
 #include "horizon.h"
-#include "migrate.h"
+#include "catalog.h"
 
 /* The dead versions of one batch */
 typedef struct DeadBatch
@@ -126,7 +126,7 @@ migrate_horizon_holder(Oid viewer)
 	bool		isnull;
 	Datum		d;
 
-	migrate_catalog_exec(
+	migrate_server_read(
 		"SELECT who FROM ("
 		" SELECT CASE WHEN usesysid IS NOT NULL"
 		"              AND pg_catalog.pg_has_role($1, usesysid, 'MEMBER')"
@@ -156,7 +156,7 @@ migrate_horizon_holder(Oid viewer)
 		"   FROM pg_catalog.pg_prepared_xacts"
 		"  WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
 		") h WHERE age IS NOT NULL ORDER BY age DESC LIMIT 1",
-		1, types, values, NULL, SPI_OK_SELECT);
+		1, types, values, NULL);
 	if (SPI_processed == 0)
 		return NULL;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

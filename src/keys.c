@@ -61,8 +61,9 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "migrate.h"
+#include "keys.h"
 #include "batch.h"
+#include "catalog.h"
 
 /*
  * key_type_supported

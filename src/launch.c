@@ -45,49 +45,53 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "launch.h"
+#include "catalog.h"
+#include "keys.h"
+#include "runner_lock.h"
+#include "worker.h"
 
 StaticAssertDecl(sizeof(WorkerArgs) <= BGW_EXTRALEN, "WorkerArgs must fit bgw_extra");
 
-/* How long migrate_launch_worker waits for a new worker to claim its lock */
+/* How long launch_worker waits for a new worker to claim its lock */
 #define WORKER_CLAIM_TIMEOUT_MS 60000
 
-static pid_t launch_worker_locked(Migration *m);
-
-/* Is this worker starting the next member of its series (and about to exit)? */
-bool		migrate_handing_over = false;
+static pid_t launch_worker_locked(Migration *m, bool self_leaving);
+static void check_worker_slots(const Migration *m, bool verify,
+							   bool self_leaving);
 
 /*
  * count_other_workers
- *		Count migrate workers (verify workers too) in the whole cluster, all of them (role
- *		InvalidOid) or those connected as role.  A worker handing over to the
- *		next member of its series is about to exit and does not count
- *		itself; any other worker that starts a migration (a task can) does.
+ *		Count migrate workers (verify workers too) in the whole cluster,
+ *		all of them (role InvalidOid) or those connected as role.  With
+ *		self_leaving (a worker handing over to the next member of its
+ *		series, about to exit), this process does not count itself; any
+ *		other worker that starts a migration (a task can) does.
  *
  * Called with the cluster-wide start lock held, so that two starts cannot
  * both see a free slot.  A worker connects as its migration's owner, so
  * pg_stat_activity.usesysid names the role whose slot it takes.
  */
 static int64
-count_other_workers(Oid role)
+count_other_workers(Oid role, bool self_leaving)
 {
 	Oid			types[2] = {OIDOID, BOOLOID};
-	Datum		values[2] = {ObjectIdGetDatum(role), BoolGetDatum(migrate_handing_over)};
+	Datum		values[2] = {ObjectIdGetDatum(role), BoolGetDatum(self_leaving)};
 	bool		isnull;
 
 	pgstat_clear_backend_activity_snapshot();
-	migrate_catalog_exec("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
-						 " WHERE backend_type OPERATOR(pg_catalog.=) ANY ('{migrate worker,migrate verify}')"
-						 " AND NOT ($2 AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())"
-						 " AND ($1 OPERATOR(pg_catalog.=) 0"
-						 " OR usesysid OPERATOR(pg_catalog.=) $1)",
-						 2, types, values, NULL, SPI_OK_SELECT);
+	migrate_server_read("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity"
+						" WHERE backend_type OPERATOR(pg_catalog.=) ANY ('{migrate worker,migrate verify}')"
+						" AND NOT ($2 AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())"
+						" AND ($1 OPERATOR(pg_catalog.=) 0"
+						" OR usesysid OPERATOR(pg_catalog.=) $1)",
+						2, types, values, NULL);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
- * check_worker_can_connect
+ * migrate_check_worker_can_connect
  *		Error out unless a worker can connect as m's owner.
  *
  * A worker connects as the owner and as nobody else, so that the owner's
@@ -96,8 +100,8 @@ count_other_workers(Oid role)
  * a role without LOGIN; before that it cannot, and such a migration runs
  * only in the foreground, in a session of a member of the owner's role.
  */
-static void
-check_worker_can_connect(const Migration *m)
+void
+migrate_check_worker_can_connect(const Migration *m)
 {
 	HeapTuple	roletup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(m->owner));
 	bool		canlogin;
@@ -127,17 +131,6 @@ check_worker_can_connect(const Migration *m)
 }
 
 /*
- * migrate_check_worker_can_connect
- *		Error out unless a background worker can connect as m's owner (see
- *		check_worker_can_connect); for workers that launch.c does not start.
- */
-void
-migrate_check_worker_can_connect(const Migration *m)
-{
-	check_worker_can_connect(m);
-}
-
-/*
  * migrate_worker_template
  *		Fill in w for one of migrate's background workers, which connect to
  *		a database once recovery has finished, are not restarted, and run
@@ -159,9 +152,10 @@ migrate_worker_template(BackgroundWorker *w, const char *function,
 }
 
 /*
- * migrate_launch_worker
+ * launch_worker
  *		Start a background worker for migration m and return its pid once it
- *		holds the migration's runner lock.
+ *		holds the migration's runner lock.  self_leaving: the caller is a
+ *		worker about to exit, whose slot the new worker may take.
  *
  * The caller holds m's row lock and has marked m running in the current
  * transaction; the worker waits for that transaction to end before it
@@ -169,8 +163,8 @@ migrate_worker_template(BackgroundWorker *w, const char *function,
  * migrate.max_workers or max_worker_processes is exhausted, or when the
  * worker dies before it claims the migration.
  */
-int
-migrate_launch_worker(Migration *m)
+static int
+launch_worker(Migration *m, bool self_leaving)
 {
 	volatile pid_t pid = 0;
 
@@ -182,7 +176,7 @@ migrate_launch_worker(Migration *m)
 	migrate_lock_worker_start(true);
 	PG_TRY();
 	{
-		pid = launch_worker_locked(m);
+		pid = launch_worker_locked(m, self_leaving);
 	}
 	PG_FINALLY();
 	{
@@ -204,7 +198,7 @@ migrate_lock_worker_start(bool lock)
 {
 	LOCKTAG		start_tag;
 
-	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_RUNNER_LOCK_KIND + 1);
+	SET_LOCKTAG_ADVISORY(start_tag, InvalidOid, 0, 0, MIGRATE_START_LOCK_KIND);
 	if (lock)
 		(void) LockAcquire(&start_tag, ExclusiveLock, true, false);
 	else
@@ -220,7 +214,18 @@ migrate_lock_worker_start(bool lock)
 void
 migrate_check_worker_slots(const Migration *m, bool verify)
 {
-	if (count_other_workers(InvalidOid) >= migrate_max_workers)
+	check_worker_slots(m, verify, false);
+}
+
+/*
+ * check_worker_slots
+ *		The work of migrate_check_worker_slots; with self_leaving, this
+ *		process is about to exit and its slot counts as free.
+ */
+static void
+check_worker_slots(const Migration *m, bool verify, bool self_leaving)
+{
+	if (count_other_workers(InvalidOid, self_leaving) >= migrate_max_workers)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 verify ?
@@ -232,7 +237,7 @@ migrate_check_worker_slots(const Migration *m, bool verify)
 				 errhint("Run migrate_verify() in the foreground, or wait for a worker to finish.") :
 				 errhint("Wait for a running migration to finish, run this one in the foreground with CALL migrate_run(), or raise migrate.max_workers.")));
 	if (migrate_max_workers_per_role > 0 &&
-		count_other_workers(m->owner) >= migrate_max_workers_per_role)
+		count_other_workers(m->owner, self_leaving) >= migrate_max_workers_per_role)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 verify ?
@@ -252,7 +257,7 @@ migrate_check_worker_slots(const Migration *m, bool verify)
  *		The work of migrate_launch_worker, with the start lock held.
  */
 static pid_t
-launch_worker_locked(Migration *m)
+launch_worker_locked(Migration *m, bool self_leaving)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -261,8 +266,8 @@ launch_worker_locked(Migration *m)
 	BgwHandleStatus status;
 	TimestampTz deadline;
 
-	check_worker_can_connect(m);
-	migrate_check_worker_slots(m, false);
+	migrate_check_worker_can_connect(m);
+	check_worker_slots(m, false, self_leaving);
 
 	memset(&args, 0, sizeof(args));
 	args.dbid = MyDatabaseId;
@@ -333,13 +338,13 @@ launch_helper_locked(const Migration *m, BackgroundWorkerHandle **handle,
 	MemoryContext old;
 	bool		registered;
 
-	if (count_other_workers(InvalidOid) >= migrate_max_workers)
+	if (count_other_workers(InvalidOid, false) >= migrate_max_workers)
 	{
 		*note = psprintf("migrate.max_workers (%d) are all busy", migrate_max_workers);
 		return false;
 	}
 	if (migrate_max_workers_per_role > 0 &&
-		count_other_workers(m->owner) >= migrate_max_workers_per_role)
+		count_other_workers(m->owner, false) >= migrate_max_workers_per_role)
 	{
 		*note = psprintf("role \"%s\" has migrate.max_workers_per_role (%d) workers",
 						 GetUserNameFromId(m->owner, false), migrate_max_workers_per_role);
@@ -441,13 +446,16 @@ migrate_progress_total(const Migration *m)
  * SeriesMember) becomes the list of migrations to run after this one, on
  * behalf of m->series_starter (the current user if none is set).  actor is
  * the role on whose behalf m starts (InvalidOid: the current user, or in a
- * worker the owner); it is recorded as started_by and in the event.  Everything happens
- * in the caller's transaction: if it rolls back, the worker leaves without
- * doing anything.
+ * worker the owner); it is recorded as started_by and in the event.
+ * self_leaving: the caller is a worker that exits once it commits (it hands
+ * over to the next member of its series), so its own slot is free for the
+ * new worker.  Everything happens in the caller's transaction: if it rolls
+ * back, the worker leaves without doing anything.
  */
 void
 migrate_start_locked(Migration *m, bool restart, List *series_rest,
-					 Oid actor, const char *event, const char *detail)
+					 Oid actor, const char *event, const char *detail,
+					 bool self_leaving)
 {
 	int			pid;
 
@@ -461,7 +469,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	if (restart)
 		migrate_catalog_forget_run(m);
 	migrate_catalog_mark_started(m, restart, migrate_progress_total(m), series_rest, actor);
-	pid = migrate_launch_worker(m);
+	pid = launch_worker(m, self_leaving);
 	migrate_catalog_set_runner(m, pid, NULL);
 	migrate_catalog_log_event_by(m->name, m->owner, actor, event, detail);
 }

@@ -12,11 +12,16 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "migrate.h"
+#include "pacing.h"
+#include "team.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 

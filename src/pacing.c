@@ -45,13 +45,12 @@
 #include "postgres.h"
 
 #include <math.h>
-
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
 #include "pacing.h"
-
+#include "migrate.h"
+#include "team.h"
 
 /*
  * Other transactions per second above which the server counts as busy: a

@@ -15,13 +15,13 @@
 
 #include "utils/timestamp.h"
 
+#include "team.h"
+
 struct Migration;
 
 /* The server is sampled at most this often */
 #define PACER_SAMPLE_INTERVAL_MS 200
 
-/* The workers of one migration, in shared memory (team.c) */
-typedef struct MigrateTeam MigrateTeam;
 
 /*
  * The server's transaction counts at one moment (pacing.c): the rate of
@@ -104,12 +104,5 @@ extern void migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids);
 /* GUCs that hold every runner back (migrate.c) */
 extern bool migrate_pause_all;
 extern int	migrate_max_replication_lag_ms;
-
-/* team.c: what the pacer of one of a migration's workers shares */
-extern int	migrate_team_members(MigrateTeam *t);
-extern void migrate_team_decide(MigrateTeam *t, TimestampTz rest_until,
-								double wal_budget);
-extern void migrate_team_follow(MigrateTeam *t, TimestampTz *rest_until,
-								double *wal_budget);
 
 #endif							/* MIGRATE_PACING_H */

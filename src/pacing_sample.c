@@ -16,6 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "migrate.h"
+#include "catalog.h"
 #include "pacing.h"
 
 /*
@@ -39,19 +40,19 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 		!TimestampDifferenceExceeds(p->last.at, now, PACER_SAMPLE_INTERVAL_MS))
 		return;
 
-	migrate_catalog_exec("SELECT pg_catalog.count(*), pg_catalog.mode() WITHIN GROUP"
-						 "   (ORDER BY pg_catalog.concat_ws(':', wait_event_type, wait_event)),"
-						 " (SELECT pg_catalog.sum(xact_commit OPERATOR(pg_catalog.+) xact_rollback)::pg_catalog.int8"
-						 "    FROM pg_catalog.pg_stat_database),"
-						 " (SELECT pg_catalog.max(pg_catalog.date_part('epoch', replay_lag))"
-						 "    FROM pg_catalog.pg_stat_replication)"
-						 " FROM pg_catalog.pg_stat_activity"
-						 " WHERE state OPERATOR(pg_catalog.=) 'active'"
-						 "   AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
-						 "   AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
-						 "   AND wait_event_type IS DISTINCT FROM 'Extension'"
-						 "   AND wait_event_type IS DISTINCT FROM 'Timeout'",
-						 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	migrate_server_read("SELECT pg_catalog.count(*), pg_catalog.mode() WITHIN GROUP"
+						"   (ORDER BY pg_catalog.concat_ws(':', wait_event_type, wait_event)),"
+						" (SELECT pg_catalog.sum(xact_commit OPERATOR(pg_catalog.+) xact_rollback)::pg_catalog.int8"
+						"    FROM pg_catalog.pg_stat_database),"
+						" (SELECT pg_catalog.max(pg_catalog.date_part('epoch', replay_lag))"
+						"    FROM pg_catalog.pg_stat_replication)"
+						" FROM pg_catalog.pg_stat_activity"
+						" WHERE state OPERATOR(pg_catalog.=) 'active'"
+						"   AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
+						"   AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+						"   AND wait_event_type IS DISTINCT FROM 'Extension'"
+						"   AND wait_event_type IS DISTINCT FROM 'Timeout'",
+						 0, NULL, NULL, NULL);
 	memset(&s, 0, sizeof(s));
 	s.at = now;
 	s.active = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

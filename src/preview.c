@@ -47,8 +47,12 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "migrate.h"
+#include "preview.h"
 #include "batch.h"
+#include "keys.h"
+#include "security.h"
+#include "statements.h"
+#include "validate.h"
 
 /*
  * migrate_explain_check
@@ -82,7 +86,7 @@ migrate_explain_check(Migration *m)
 	}
 	else
 	{
-		BatchSql   *b = migrate_build_batch_sql(m, migrate_resolve_relation(m, false), RANGE_AFTER);
+		BatchSql   *b = migrate_build_batch_sql(m, migrate_resolve_relation(m, false), KEYS_AFTER);
 
 		migrate_run_owner_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
 					 2, types, values, nulls, false);
@@ -94,7 +98,7 @@ migrate_explain_check(Migration *m)
 			Datum		vvalues[3] = {0, 0, 0};
 			char		vnulls[3] = {'n', 'n', 'n'};
 			char	   *verify = migrate_build_verify_sql(m, migrate_resolve_relation(m, false),
-														  RANGE_AFTER);
+														  KEYS_AFTER);
 
 			migrate_run_owner_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", verify),
 								  3, vtypes, vvalues, vnulls, false);
@@ -104,7 +108,7 @@ migrate_explain_check(Migration *m)
 				Migration	pass = *m;
 
 				pass.pass = 1;
-				b = migrate_build_batch_sql(&pass, migrate_resolve_relation(m, false), RANGE_AFTER);
+				b = migrate_build_batch_sql(&pass, migrate_resolve_relation(m, false), KEYS_AFTER);
 				migrate_run_owner_sql(m, psprintf("EXPLAIN (COSTS OFF) %s", b->change),
 									  2, types, values, nulls, false);
 			}
@@ -139,7 +143,7 @@ migrate_explain_batch(Migration *m, int32 batch_size,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("migration \"%s\" is a one-off task and has no batches", m->name)));
 	relid = migrate_resolve_relation(m, false);
-	b = migrate_build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
+	b = migrate_build_batch_sql(m, relid, m->cursor ? KEYS_AFTER : KEYS_FIRST);
 	found = migrate_find_batch_bound(m, b, batch_size, &bound, &rows);
 	if (found)
 		bound = PointerGetDatum(DatumGetJsonbPCopy(bound));
@@ -205,7 +209,7 @@ migrate_dry_run_batch(Migration *m, int32 batch_size, int32 max_rows,
 		else
 		{
 			Oid			relid = migrate_resolve_relation(m, false);
-			BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
+			BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? KEYS_AFTER : KEYS_FIRST);
 			Datum		bound;
 			int64		rows;
 

@@ -41,8 +41,12 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "migrate.h"
+#include "ranges.h"
 #include "batch.h"
+#include "catalog_ranges.h"
+#include "keys.h"
+#include "runner.h"
+#include "statements.h"
 
 static char *relation_name(Oid relid);
 
@@ -461,7 +465,7 @@ check_layout(const Migration *m, Oid tableid)
 		else
 			gone = p;
 	}
-	if (gone != NULL && has_default && migrate_catalog_ranges_left(m) > 0)
+	if (gone != NULL && has_default && migrate_catalog_count_ranges(m, true) > 0)
 		layout_changed(m, psprintf("Partition %s, whose range was done, left the table, which has a default partition: its rows, changed already, could be put back into the default partition's range.",
 								   partition_label(gone->relid, gone->relation)));
 	foreach(lc, current)
@@ -687,14 +691,14 @@ split_work(void *arg)
 /*
  * migrate_ranges_pick
  *		Before a batch of m: if m walks in ranges, lock one for this
- *		transaction and make m walk it (RANGE_PICKED).  With may_plan (m's
+ *		transaction and make m walk it (PICK_RANGE).  With may_plan (m's
  *		runner), plan the ranges first if there are none yet.  When none is
  *		free, split the largest range still walked by another batch
- *		(RANGE_SPLIT, no batch this time) or, if none is worth it, return
- *		RANGE_BUSY; when all are done, set m->walk_over and return
- *		RANGE_WALK_OVER.  "prefer" is the range the caller walked last; by
+ *		(PICK_SPLIT, no batch this time) or, if none is worth it, return
+ *		PICK_BUSY; when all are done, set m->walk_over and return
+ *		PICK_WALK_OVER.  "prefer" is the range the caller walked last; by
  *		hand (migrate_step) the first range not done is taken, waiting for
- *		its lock.  Returns RANGE_NONE for a migration walked with one
+ *		its lock.  Returns PICK_NONE for a migration walked with one
  *		cursor.
  */
 RangePick
@@ -706,11 +710,11 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 	List	   *fresh;
 
 	if (!migrate_ranges_apply(m))
-		return RANGE_NONE;
+		return PICK_NONE;
 	if (m->ranges_total == 0)
 	{
 		if (!may_plan)
-			return RANGE_WALK_OVER;
+			return PICK_WALK_OVER;
 		plan_ranges(m);
 	}
 	tableid = migrate_resolve_relation(m, false);
@@ -723,14 +727,14 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 				layout_changed(m, psprintf("Partition %s left the table before its range was done: its rows not walked yet could be put back in another range, or never be walked.",
 										   partition_label(r.relid, r.relation)));
 			walk_range(m, &r);
-			return RANGE_PICKED;
+			return PICK_RANGE;
 		}
-		if (migrate_catalog_ranges_left(m) > 0)
+		if (migrate_catalog_count_ranges(m, true) > 0)
 			break;
 		if (!may_plan || add_new_leaves(m, tableid, fresh) == 0)
 		{
 			m->walk_over = true;
-			return RANGE_WALK_OVER;
+			return PICK_WALK_OVER;
 		}
 		fresh = NIL;
 	}
@@ -749,7 +753,7 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 		AtEOXact_GUC(true, nestlevel);
 		if (edata && !migrate_error_is_retryable(edata))
 			ReThrowError(edata);
-		return w.new_range != 0 ? RANGE_SPLIT : RANGE_BUSY;
+		return w.new_range != 0 ? PICK_SPLIT : PICK_BUSY;
 	}
 }
 
@@ -782,7 +786,7 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 	Jsonb	   *middle;
 
 	/* bounded: every range costs the walk a batch at least */
-	if (migrate_catalog_count_ranges(m) >= MIGRATE_MAX_RANGES)
+	if (migrate_catalog_count_ranges(m, false) >= MIGRATE_MAX_RANGES)
 		return 0;
 	if (range_id == 0)
 	{
@@ -801,7 +805,7 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 		return 0;
 	walk_range(&w, &r);
 	relid = migrate_resolve_relation(&w, false);
-	b = migrate_build_batch_sql(&w, relid, w.cursor ? RANGE_AFTER : RANGE_FIRST);
+	b = migrate_build_batch_sql(&w, relid, w.cursor ? KEYS_AFTER : KEYS_FIRST);
 
 	/* the rows left: the range's estimate, or asked to be exact, counted */
 	if (exact)
@@ -829,7 +833,7 @@ migrate_ranges_split(Migration *m, int64 range_id, int32 min_rows, bool exact)
 
 	/* is anything left after the middle, for the new range? */
 	w.cursor = middle;
-	b = migrate_build_batch_sql(&w, relid, RANGE_AFTER);
+	b = migrate_build_batch_sql(&w, relid, KEYS_AFTER);
 	if (!migrate_find_batch_bound(&w, b, 1, &bound, &rows))
 		return 0;
 	return migrate_catalog_split_range(m, &r, middle, half,

@@ -24,7 +24,12 @@
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "register.h"
+#include "args.h"
+#include "catalog.h"
+#include "keys.h"
+#include "security.h"
+#include "validate.h"
 
 /*
  * migrate_register_args

@@ -49,8 +49,11 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "migrate.h"
+#include "revert.h"
 #include "batch.h"
+#include "catalog.h"
+#include "keys.h"
+#include "statements.h"
 
 /* The revert statement's arguments and result, for migrate_try_in_subxact */
 typedef struct RevertWork

@@ -28,7 +28,14 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "runner.h"
+#include "batch.h"
+#include "catalog.h"
+#include "horizon.h"
+#include "pacing.h"
+#include "ranges.h"
+#include "runner_lock.h"
+#include "team.h"
 
 /* Who holds back the vacuum is asked again after this long */
 #define VACUUM_HELD_RECHECK_MS 10000
@@ -175,10 +182,10 @@ next_work(void *arg)
 
 	w->pick = migrate_ranges_pick(w->m, w->r->range_id, !w->r->helper, false,
 								  w->size);
-	if (w->pick == RANGE_SPLIT || w->pick == RANGE_BUSY)
+	if (w->pick == PICK_SPLIT || w->pick == PICK_BUSY)
 		return;
 	/* a helper walks ranges and nothing else: no pass, revert or end */
-	if (w->r->helper && w->pick != RANGE_PICKED)
+	if (w->r->helper && w->pick != PICK_RANGE)
 		return;
 	migrate_run_next(w->m, w->size, w->res);
 }
@@ -608,7 +615,7 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	w.m = m;
 	w.size = migrate_pacer_batch_size(&r->pacer, m);
 	w.res = &res;
-	w.pick = RANGE_NONE;
+	w.pick = PICK_NONE;
 	/* in a worker the error goes to the log; a session gets it at the end */
 	edata = migrate_try_in_subxact(next_work, &w, false, r->keepcxt, r->in_worker);
 	elapsed_us = GetCurrentTimestamp() - start;
@@ -619,15 +626,15 @@ migrate_runner_step(Runner *r, bool stop_requested)
 		return step;
 	}
 
-	r->ranged = w.pick != RANGE_NONE;
-	if (w.pick == RANGE_SPLIT || w.pick == RANGE_BUSY)
+	r->ranged = w.pick != PICK_NONE;
+	if (w.pick == PICK_SPLIT || w.pick == PICK_BUSY)
 	{
 		/* no batch: look again, at once after a split */
-		r->pause_ms = w.pick == RANGE_BUSY ? RANGES_BUSY_WAIT_MS : 0;
+		r->pause_ms = w.pick == PICK_BUSY ? RANGES_BUSY_WAIT_MS : 0;
 		SPI_finish();
 		return RUNNER_GO_ON;
 	}
-	if (r->helper && w.pick != RANGE_PICKED)
+	if (r->helper && w.pick != PICK_RANGE)
 	{
 		/* the walk in ranges is over: the runner does the rest */
 		SPI_finish();

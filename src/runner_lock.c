@@ -41,16 +41,19 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "runner_lock.h"
+#include "catalog.h"
+
+static void runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
 
 /*
- * migrate_runner_locktag
+ * runner_locktag
  *		Fill in the advisory lock tag of migration id in database dbid.
  *
  * The fourth field keeps it apart from pg_advisory_lock()'s keys.
  */
-void
-migrate_runner_locktag(LOCKTAG *tag, Oid dbid, int64 id)
+static void
+runner_locktag(LOCKTAG *tag, Oid dbid, int64 id)
 {
 	SET_LOCKTAG_ADVISORY(*tag, dbid, (uint32) (((uint64) id) >> 32),
 						 (uint32) id, MIGRATE_RUNNER_LOCK_KIND);
@@ -62,7 +65,7 @@ runner_lock_held(int64 id)
 {
 	LOCKTAG		tag;
 
-	migrate_runner_locktag(&tag, MyDatabaseId, id);
+	runner_locktag(&tag, MyDatabaseId, id);
 #if PG_VERSION_NUM >= 170000
 	return LockHeldByMe(&tag, ExclusiveLock, false);
 #else
@@ -92,17 +95,17 @@ lock_holders(int64 id, int kind, const char *mode, int only_pid, int *first_pid)
 	values[4] = CStringGetTextDatum(mode);
 	/* a connection of its own: callers poll this in loops */
 	SPI_connect();
-	migrate_catalog_exec(psprintf("SELECT pg_catalog.count(*)::pg_catalog.int4, pg_catalog.min(pid)"
-								  " FROM pg_catalog.pg_locks"
-								  " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
-								  " AND granted AND mode OPERATOR(pg_catalog.=) $5"
-								  " AND database OPERATOR(pg_catalog.=) $1"
-								  " AND classid OPERATOR(pg_catalog.=) $2"
-								  " AND objid OPERATOR(pg_catalog.=) $3"
-								  " AND objsubid OPERATOR(pg_catalog.=) %d"
-								  " AND ($4 OPERATOR(pg_catalog.=) 0 OR pid OPERATOR(pg_catalog.=) $4)",
-								  kind),
-						 5, types, values, NULL, SPI_OK_SELECT);
+	migrate_server_read(psprintf("SELECT pg_catalog.count(*)::pg_catalog.int4, pg_catalog.min(pid)"
+								 " FROM pg_catalog.pg_locks"
+								 " WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
+								 " AND granted AND mode OPERATOR(pg_catalog.=) $5"
+								 " AND database OPERATOR(pg_catalog.=) $1"
+								 " AND classid OPERATOR(pg_catalog.=) $2"
+								 " AND objid OPERATOR(pg_catalog.=) $3"
+								 " AND objsubid OPERATOR(pg_catalog.=) %d"
+								 " AND ($4 OPERATOR(pg_catalog.=) 0 OR pid OPERATOR(pg_catalog.=) $4)",
+								 kind),
+						5, types, values, NULL);
 	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull));
 	if (first_pid)
@@ -205,7 +208,7 @@ migrate_runner_lock(int64 id)
 {
 	LOCKTAG		tag;
 
-	migrate_runner_locktag(&tag, MyDatabaseId, id);
+	runner_locktag(&tag, MyDatabaseId, id);
 	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -221,7 +224,7 @@ migrate_runner_unlock(int64 id)
 {
 	LOCKTAG		tag;
 
-	migrate_runner_locktag(&tag, MyDatabaseId, id);
+	runner_locktag(&tag, MyDatabaseId, id);
 	if (runner_lock_held(id))
 		LockRelease(&tag, ExclusiveLock, true);
 }

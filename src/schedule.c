@@ -25,6 +25,9 @@
 #include "utils/lsyscache.h"
 
 #include "migrate.h"
+#include "args.h"
+#include "catalog.h"
+#include "security.h"
 
 PG_FUNCTION_INFO_V1(migrate_schedule);
 PG_FUNCTION_INFO_V1(migrate_unschedule);
@@ -111,7 +114,7 @@ migrate_schedule(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	require_pg_cron();
-	m = migrate_load_to_manage(name, "schedule", true);
+	m = migrate_connect_and_load_to_manage(name, "schedule", true);
 	if (m->relation == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -165,7 +168,7 @@ migrate_unschedule(PG_FUNCTION_ARGS)
 	int64		n;
 
 	require_pg_cron();
-	m = migrate_load_to_manage(name, "unschedule", false);
+	m = migrate_connect_and_load_to_manage(name, "unschedule", false);
 	job_names(m, &jobs[0], &jobs[1]);
 	values[0] = CStringGetTextDatum(jobs[0]);
 	values[1] = CStringGetTextDatum(jobs[1]);

@@ -31,16 +31,20 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "migrate.h"
+#include "security.h"
+#include "catalog.h"
+
+static Oid catalog_owner(void);
+static bool owner_commits(const Migration *m);
 
 /*
- * migrate_catalog_owner
+ * catalog_owner
  *		Return the owner of migrate.migrations.
  *
  * Needs a transaction; errors out if the extension's catalog is missing.
  */
-Oid
-migrate_catalog_owner(void)
+static Oid
+catalog_owner(void)
 {
 	Oid			nspid;
 	Oid			relid;
@@ -99,7 +103,7 @@ switch_role(RoleSwitch *rs, Oid role, const char *path, bool restricted)
 void
 migrate_become_catalog_owner(RoleSwitch *rs)
 {
-	switch_role(rs, migrate_catalog_owner(), "pg_catalog, pg_temp", false);
+	switch_role(rs, catalog_owner(), "pg_catalog, pg_temp", false);
 	rs->revert_gucs = false;
 }
 
@@ -119,7 +123,7 @@ migrate_set_runner_commits(bool on)
 }
 
 /*
- * migrate_owner_commits
+ * owner_commits
  *		Will the current transaction end as m's owner, whatever happens in it
  *		after the owner's code?
  *
@@ -137,8 +141,8 @@ migrate_set_runner_commits(bool on)
  * ROLE (or SET SESSION AUTHORIZATION) to the owner could RESET it before
  * its COMMIT, so it does not count.
  */
-bool
-migrate_owner_commits(const Migration *m)
+static bool
+owner_commits(const Migration *m)
 {
 	if (GetUserId() != m->owner || GetOuterUserId() != m->owner ||
 		InSecurityRestrictedOperation())
@@ -169,7 +173,7 @@ migrate_become_migration_owner(RoleSwitch *rs, const Migration *m)
 				 errdetail("The role with OID %u was dropped.", m->owner),
 				 errhint("Register the migration again with replace => true.")));
 	/* settings the owner's code changes are undone either way */
-	switch_role(rs, m->owner, m->search_path, !migrate_owner_commits(m));
+	switch_role(rs, m->owner, m->search_path, !owner_commits(m));
 	rs->revert_gucs = true;
 }
 
@@ -211,13 +215,13 @@ migrate_check_may_manage(const Migration *m, const char *what)
 }
 
 /*
- * migrate_load_to_manage
+ * migrate_connect_and_load_to_manage
  *		The preamble of the SQL functions that act on one migration: connect
  *		SPI, read migration "name" (locking its row for_update), and check
  *		that the current user may "what" it.
  */
 Migration *
-migrate_load_to_manage(const char *name, const char *what, bool for_update)
+migrate_connect_and_load_to_manage(const char *name, const char *what, bool for_update)
 {
 	Migration  *m;
 

@@ -51,8 +51,10 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "migrate.h"
-#include "batch.h"
+#include "statements.h"
+#include "validate.h"
+
+static List *written_columns(const Migration *m, Oid relid);
 
 /* Return "OPERATOR(ns.op)" for the btree operator of "strategy" on typid. */
 static char *
@@ -175,7 +177,7 @@ append_bound(StringInfo buf, KeySql *k, int param)
 static void
 append_range(StringInfo buf, KeySql *k, const char *prefix, KeyRange range)
 {
-	if (range == RANGE_AFTER)
+	if (range == KEYS_AFTER)
 	{
 		append_key(buf, k, prefix);
 		appendStringInfo(buf, " %s ", k->gt);
@@ -183,7 +185,7 @@ append_range(StringInfo buf, KeySql *k, const char *prefix, KeyRange range)
 		appendStringInfoString(buf, " AND ");
 	}
 	append_key(buf, k, prefix);
-	appendStringInfo(buf, " %s ", range == RANGE_EXACT ? k->eq : k->le);
+	appendStringInfo(buf, " %s ", range == KEYS_EXACT ? k->eq : k->le);
 	append_bound(buf, k, 2);
 }
 
@@ -375,8 +377,8 @@ set_clause_columns(const char *set_clause)
 }
 
 /* The columns m's change writes: what a revert restores. */
-List *
-migrate_written_columns(const Migration *m, Oid relid)
+static List *
+written_columns(const Migration *m, Oid relid)
 {
 	if (m->row_fn)
 		return row_fn_target_columns(m, relid);
@@ -660,7 +662,7 @@ migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range)
 	BatchSql   *b = palloc0(sizeof(BatchSql));
 	KeySql	   *k = key_sql(m, relid);
 	const char *only = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
-	bool		has_lower = range == RANGE_AFTER;
+	bool		has_lower = range == KEYS_AFTER;
 	StringInfoData buf;
 	StringInfoData before;
 	ListCell   *lc;
@@ -875,7 +877,7 @@ migrate_build_revert_sql(const Migration *m, Oid relid)
 	}
 	else
 	{
-		List	   *cols = migrate_written_columns(m, relid);
+		List	   *cols = written_columns(m, relid);
 
 		appendStringInfo(&buf, "WITH __migrate_d AS (UPDATE %s%s AS " ALIAS_TARGET " SET ",
 						 only, m->relation);

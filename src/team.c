@@ -23,7 +23,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
-#include "migrate.h"
+#include "team.h"
 
 /* One migration's team */
 struct MigrateTeam

@@ -54,8 +54,9 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "migrate.h"
+#include "validate.h"
 #include "batch.h"
+#include "statements.h"
 
 static Node *parse_fragment(const char *clause, bool is_set, const char *what,
 							List *key_columns);

@@ -50,8 +50,16 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "verify.h"
 #include "batch.h"
+#include "catalog.h"
+#include "keys.h"
+#include "launch.h"
+#include "pacing.h"
+#include "statements.h"
+#include "worker.h"
+
+static bool verify_batch(VerifyWalk *w, int32 batch_size);
 
 PGDLLEXPORT void migrate_verify_worker_main(Datum main_arg);
 
@@ -95,7 +103,7 @@ void
 migrate_verify_range(Migration *m, Oid relid, Jsonb *lower, Jsonb *upper,
 					 int64 *checked, int64 *failing, Jsonb **sample)
 {
-	char	   *sql = migrate_build_verify_sql(m, relid, lower ? RANGE_AFTER : RANGE_FIRST);
+	char	   *sql = migrate_build_verify_sql(m, relid, lower ? KEYS_AFTER : KEYS_FIRST);
 	Oid			types[3] = {JSONBOID, JSONBOID, INT4OID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
@@ -122,13 +130,13 @@ migrate_verify_range(Migration *m, Oid relid, Jsonb *lower, Jsonb *upper,
 }
 
 /*
- * migrate_verify_batch
+ * verify_batch
  *		Check the next batch_size rows of w's walk and add what they showed
  *		to w; false when no rows were left.  The cursor and the sample are
  *		kept in w->cxt; everything else is freed.  Needs SPI connected.
  */
-bool
-migrate_verify_batch(VerifyWalk *w, int32 batch_size)
+static bool
+verify_batch(VerifyWalk *w, int32 batch_size)
 {
 	MemoryContext batchcxt = AllocSetContextCreate(CurrentMemoryContext,
 												   "migrate verify batch",
@@ -136,7 +144,7 @@ migrate_verify_batch(VerifyWalk *w, int32 batch_size)
 	MemoryContext oldcxt = MemoryContextSwitchTo(batchcxt);
 	Migration  *m = w->m;
 	Oid			relid = migrate_resolve_relation(m, false);
-	BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? RANGE_AFTER : RANGE_FIRST);
+	BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? KEYS_AFTER : KEYS_FIRST);
 	Datum		bound;
 	int64		rows;
 	int64		checked = 0;
@@ -165,7 +173,8 @@ migrate_verify_batch(VerifyWalk *w, int32 batch_size)
 
 /*
  * verify_wait
- *		Wait ms milliseconds on our latch, answering interrupts.
+ *		In a session verifying in the foreground: wait ms milliseconds on
+ *		our latch, answering interrupts.
  */
 static void
 verify_wait(int64 ms)
@@ -202,7 +211,7 @@ verify_step(VerifyWalk *w, Pacer *p, int64 *rest_ms)
 	if (hold)
 		return true;
 	start = GetCurrentTimestamp();
-	more = migrate_verify_batch(w, migrate_pacer_batch_size(p, m));
+	more = verify_batch(w, migrate_pacer_batch_size(p, m));
 	if (more)
 		*rest_ms = m->pause_ms +
 			migrate_pacer_after_batch(p, m, w->checked - before,
@@ -395,30 +404,6 @@ migrate_start_verify_worker(Migration *m)
 }
 
 /*
- * verify_worker_begin
- *		In the verify worker: start a transaction with a snapshot and SPI.
- */
-static void
-verify_worker_begin(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-/* In the verify worker: commit what verify_worker_begin started. */
-static void
-verify_worker_end(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-}
-
-/*
  * verify_worker_claimed
  *		In a transaction of the verify worker: is migration id still there,
  *		with this process as its background verification?  Returns it, or
@@ -480,14 +465,12 @@ migrate_verify_worker_main(Datum main_arg)
 				ConfigReloadPending = false;
 				ProcessConfigFile(PGC_SIGHUP);
 			}
-			verify_worker_begin();
-			pgstat_report_activity(STATE_RUNNING,
-								   psprintf("migrate: verifying \"%s\"", args.name));
+			migrate_unit_begin(psprintf("migrate: verifying \"%s\"", args.name));
 			m = verify_worker_claimed(args.id);
 			if (m == NULL)
 			{
 				/* unregistered, replaced, or verified by another worker since */
-				verify_worker_end();
+				migrate_unit_end();
 				proc_exit(0);
 			}
 			/* the definition as it is now, from our cursor (kept in walkcxt) */
@@ -498,11 +481,11 @@ migrate_verify_worker_main(Datum main_arg)
 			cursor = m->cursor;
 			if (!more)
 				migrate_catalog_set_verified(w.m, &w);
-			verify_worker_end();
-			pgstat_report_activity(STATE_IDLE, NULL);
+			migrate_unit_end();
 			if (!more)
 				break;
-			verify_wait(rest_ms);
+			if (rest_ms > 0)
+				migrate_worker_sleep(rest_ms);
 		}
 	}
 	PG_CATCH();
@@ -514,9 +497,9 @@ migrate_verify_worker_main(Datum main_arg)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		verify_worker_begin();
+		migrate_unit_begin("migrate: recording a verification's failure");
 		migrate_catalog_verify_failed(args.id, MyProcPid, edata->message);
-		verify_worker_end();
+		migrate_unit_end();
 	}
 	PG_END_TRY();
 	proc_exit(0);

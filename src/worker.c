@@ -51,7 +51,18 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "migrate.h"
+#include "worker.h"
+#include "catalog.h"
+#include "catalog_ranges.h"
+#include "keys.h"
+#include "launch.h"
+#include "pacing.h"
+#include "ranges.h"
+#include "runner.h"
+#include "runner_lock.h"
+#include "security.h"
+#include "series.h"
+#include "team.h"
 
 /*
  * vacuum_cost_delay (ms) of the worker's vacuums while other sessions are
@@ -79,14 +90,17 @@ static int	nhelpers = 0;
 static bool helpers_started = false;
 
 /*
- * begin_unit
- *		Start a transaction with a snapshot and SPI, as every unit of work
- *		needs, and report "activity" (naming the worker's migration) in
+ * migrate_unit_begin
+ *		In a background worker, outside a transaction: start a transaction
+ *		with a snapshot and SPI, as every unit of work needs, and report
+ *		"activity" (naming the worker's migration, if it runs one) in
  *		pg_stat_activity.query, which only members of the owner's role and
- *		pg_read_all_stats can read.
+ *		pg_read_all_stats can read.  migrate_unit_end commits it; on an
+ *		error the caller aborts the transaction (AbortCurrentTransaction
+ *		also ends SPI and pops the snapshot).
  */
-static void
-begin_unit(const char *activity)
+void
+migrate_unit_begin(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -98,24 +112,38 @@ begin_unit(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-/* The worker's runner; its own commits tell its load from others' */
-static Runner runner;
-
-/* Commit what begin_unit started. */
-static void
-end_unit(void)
+/* Commit what migrate_unit_begin started, and report the worker idle. */
+void
+migrate_unit_end(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
-	migrate_runner_count_own(&runner);
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* Sleep up to ms milliseconds on our latch, answering interrupts. */
+/* The worker's runner; its own commits tell its load from others' */
+static Runner runner;
+
+/* A unit of the runner's work: its commits are counted as the runner's own */
+#define begin_unit(activity) migrate_unit_begin(activity)
+
 static void
-worker_sleep(long ms)
+end_unit(void)
+{
+	migrate_runner_count_own(&runner);
+	migrate_unit_end();
+}
+
+/*
+ * migrate_worker_sleep
+ *		In a background worker: sleep up to ms milliseconds (-1: until the
+ *		latch is set) on our latch, answering interrupts and reloading the
+ *		configuration when asked.
+ */
+void
+migrate_worker_sleep(long ms)
 {
 	(void) WaitLatch(MyLatch,
 					 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (ms >= 0 ? WL_TIMEOUT : 0),
@@ -279,132 +307,6 @@ start_helpers(int64 id)
 }
 
 /*
- * series_member_problem
- *		Why the series started by "starter" must not go on with m, the
- *		member pinned as "next" (NULL if it may).
- *
- * A member is pinned by id when the series starts; one that was
- * unregistered since, or registered again (replace => true keeps the id;
- * registered_at tells) after the series started at "since", is not the
- * migration the starter chose.  The starter must also still be allowed to
- * start it: the hand-over happens in the previous member's worker, which
- * must not start anything on its own authority.
- */
-static char *
-series_member_problem(const Migration *m, const SeriesMember *next, Oid starter,
-					  TimestampTz since)
-{
-	char	   *who = GetUserNameFromId(starter, true);
-
-	if (m == NULL)
-		return psprintf("the series stopped: migration \"%s\" was unregistered after the series started",
-						next->name);
-	if (strcmp(m->name, next->name) != 0 ||
-		(since != 0 && m->registered_at > since))
-		return psprintf("the series stopped: migration \"%s\" was registered again after the series started",
-						next->name);
-	if (who == NULL)
-		return psprintf("the series stopped: the role that started it no longer exists, so migration \"%s\" was not started",
-						next->name);
-	if (!is_member_of_role(starter, m->owner))
-		return psprintf("the series stopped: role \"%s\", which started it, may no longer start migration \"%s\"",
-						who, next->name);
-	return NULL;
-}
-
-/*
- * stop_series
- *		Record on the finished member prev why its series went no further.
- */
-static void
-stop_series(int64 prev_id, const char *prev_name, Oid prev_owner, const char *why)
-{
-	ereport(WARNING, (errmsg("migrate: %s", why)));
-	migrate_catalog_stop_series(prev_id, prev_name, prev_owner, why);
-}
-
-/*
- * start_next_in_series
- *		After member prev of a series finished, start the next member (a
- *		List of SeriesMember) that is not done yet, on behalf of the series'
- *		starter, handing it the rest of the series.
- *
- * Runs its own transactions.  A member that is gone, replaced, or no longer
- * the starter's to start ends the series, with the reason in prev's
- * last_error.  A member that cannot be started is marked failed with the
- * reason, which also ends the series.
- */
-static void
-start_next_in_series(int64 prev_id, const char *prev_name, Oid prev_owner,
-					 List *rest, Oid starter, TimestampTz since)
-{
-	while (rest != NIL)
-	{
-		SeriesMember *next = linitial(rest);
-		MemoryContext oldcxt = CurrentMemoryContext;
-		volatile bool started = false;
-
-		rest = list_delete_first(rest);
-		PG_TRY();
-		{
-			Migration  *m;
-			char	   *problem;
-
-			begin_unit("migrate: starting next migration of a series");
-			migrate_catalog_end_series(prev_id);
-			m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
-				migrate_catalog_load(next->name, true, true);
-			problem = series_member_problem(m, next, starter, since);
-			if (problem)
-			{
-				stop_series(prev_id, prev_name, prev_owner, problem);
-				started = true;
-			}
-			else if (!migrate_is_finished(m))
-			{
-				if (!migrate_runner_active(m->id))
-				{
-					m->series_starter = starter;
-					m->series_started_at = since;
-					migrate_handing_over = true;
-					migrate_start_locked(m, false, rest, starter, "start", "next in series");
-					migrate_handing_over = false;
-				}
-				started = true;
-			}
-			end_unit();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcxt);
-			migrate_handing_over = false;
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			begin_unit("migrate: recording failure");
-			migrate_catalog_end_series(prev_id);
-			{
-				Migration  *m = next->id != 0 ? migrate_catalog_load_by_id(next->id, true) :
-					migrate_catalog_load(next->name, true, true);
-
-				if (m && series_member_problem(m, next, starter, since) == NULL)
-					migrate_catalog_transition(m, MIGRATE_FAILED, "fail",
-											  edata->message);
-				else
-					stop_series(prev_id, prev_name, prev_owner, edata->message);
-			}
-			end_unit();
-			return;
-		}
-		PG_END_TRY();
-		if (started)
-			return;
-	}
-}
-
-/*
  * worker_rest
  *		Wait ms milliseconds between steps, looking every second whether the
  *		migration is still ours to run.  Returns false when it is not.
@@ -416,7 +318,7 @@ worker_rest(int64 id, int64 ms)
 	{
 		long		chunk = Min(ms, 1000);
 
-		worker_sleep(chunk);
+		migrate_worker_sleep(chunk);
 		ms -= chunk;
 		if (!worker_goes_on(id))
 			return false;
@@ -534,9 +436,9 @@ worker_step(const WorkerArgs *args)
 								 runner.summary,
 								 migrate_format_duration(GetCurrentTimestamp() - runner.started))));
 			if (runner.series != NIL)
-				start_next_in_series(args->id, args->name, runner.owner,
-									 runner.series, runner.series_starter,
-									 runner.series_since);
+				migrate_series_start_next(args->id, args->name, runner.owner,
+										  runner.series, runner.series_starter,
+										  runner.series_since);
 			return true;
 		case RUNNER_STOP:
 			return true;
@@ -622,7 +524,7 @@ run_migration(const WorkerArgs *args)
 		if (exit_loop)
 			return;
 		if (ConfigReloadPending)
-			worker_sleep(0);
+			migrate_worker_sleep(0);
 	}
 }
 
@@ -766,7 +668,7 @@ migrate_recovery_main(Datum main_arg)
 			if (m && m->state == MIGRATE_RUNNING &&
 				!migrate_runner_active(m->id))
 				migrate_start_locked(m, false, m->series_rest, InvalidOid, "resume",
-									 "resumed after a server restart");
+									 "resumed after a server restart", false);
 			end_unit();
 		}
 		PG_CATCH();
@@ -850,7 +752,7 @@ migrate_launcher_main(Datum main_arg)
 	}
 
 	for (;;)
-		worker_sleep(-1L);
+		migrate_worker_sleep(-1L);
 }
 
 /*
