@@ -162,7 +162,7 @@ migrate_register(PG_FUNCTION_ARGS)
 			wrong_state(existing, "replace", "Pause or cancel it first.");
 		forget_errors_check_undo(existing, "replace");
 	}
-	m = migrate_catalog_load_by_id(migrate_catalog_store(&def, existing != NULL), false);
+	m = migrate_catalog_load_by_id(migrate_catalog_store(&def, existing), false);
 	migrate_explain_check(m);
 	migrate_catalog_log_event(m->name, m->owner, existing ? "replace" : "register",
 							  def.relation ? def.relation : "one-off task");

@@ -698,14 +698,16 @@ static const char *const state_names[MIGRATE_NSTATES] = {
 /*
  * The states each state may be entered from through
  * migrate_catalog_transition: the table of docs/reference.md#states.
- * "registered" is entered only by registering; "running" by
- * migrate_catalog_start_run (from any state: a start, restart, take-over
+ * "registered" is entered by registering, and from any state by
+ * registering again with replace => true (migrate_catalog_store; api.c
+ * refuses while a runner is at work); "running" by
+ * migrate_catalog_mark_started (from any state: a start, restart, take-over
  * or revert); "done" and "reverted" by the batch that finds nothing left
  * (migrate_catalog_record_batch and _record_revert) or, for a revert given
  * up, here.
  */
 static const int allowed_from[MIGRATE_NSTATES] = {
-	[MIGRATE_REGISTERED] = 0,
+	[MIGRATE_REGISTERED] = FROM_ANY,
 	[MIGRATE_RUNNING] = FROM_ANY,
 	[MIGRATE_PAUSED] = FROM(MIGRATE_RUNNING) | FROM(MIGRATE_REGISTERED) | FROM(MIGRATE_FAILED),
 	[MIGRATE_CANCELLED] = FROM(MIGRATE_RUNNING) | FROM(MIGRATE_PAUSED),
@@ -753,6 +755,46 @@ check_transition(const Migration *m, MigrateState to)
 	if (!(allowed_from[to] & FROM(m->state)))
 		elog(ERROR, "migration \"%s\" cannot go from %s to %s",
 			 m->name, migrate_state_name(m->state), migrate_state_name(to));
+}
+
+/*
+ * States of a background verification (migrate.migrations.verify_state,
+ * NULL before any), and the states each may be entered from.  A verifying
+ * process leaves "running" only for its own verification (verify_pid); a
+ * new background verification may replace a "running" one whose worker is
+ * gone (the caller checked, migrate_catalog_verify_running).
+ */
+static const char *const verify_state_names[VERIFY_NSTATES] = {
+	[VERIFY_NONE] = NULL,
+	[VERIFY_RUNNING] = "running",
+	[VERIFY_DONE] = "done",
+	[VERIFY_FAILED] = "failed",
+};
+
+static const int verify_allowed_from[VERIFY_NSTATES] = {
+	[VERIFY_NONE] = 0,
+	[VERIFY_RUNNING] = FROM(VERIFY_NONE) | FROM(VERIFY_RUNNING) |
+	FROM(VERIFY_DONE) | FROM(VERIFY_FAILED),
+	[VERIFY_DONE] = FROM(VERIFY_NONE) | FROM(VERIFY_RUNNING) |
+	FROM(VERIFY_DONE) | FROM(VERIFY_FAILED),
+	[VERIFY_FAILED] = FROM(VERIFY_RUNNING),
+};
+
+/*
+ * verify_from_array
+ *		The names of the states verify state "to" may be entered from, as a
+ *		text[] for a statement's "verify_state = ANY ($n)"; VERIFY_NONE
+ *		(NULL) is tested apart.
+ */
+static Datum
+verify_from_array(VerifyState to)
+{
+	List	   *names = NIL;
+
+	for (int i = VERIFY_NONE + 1; i < VERIFY_NSTATES; i++)
+		if (verify_allowed_from[to] & FROM(i))
+			names = lappend(names, (char *) verify_state_names[i]);
+	return list_to_text_array(names);
 }
 
 /*
@@ -1425,15 +1467,17 @@ migrate_catalog_end_series(int64 id)
 
 /*
  * migrate_catalog_store
- *		Store the checked definition def as a new migration, or (replace) as
- *		the new definition of the existing one of that name, which starts
- *		over as registered; returns its id.  The caller holds the existing
- *		row's lock.  The columns of later catalog versions are written only
+ *		Store the checked definition def as a new migration (existing is
+ *		NULL), or as the new definition of "existing", the migration of that
+ *		name, which starts over as registered; returns its id.  The caller
+ *		holds the existing row's lock and has made sure no runner works on
+ *		it.  The columns of later catalog versions are written only
  *		where the catalog has them.
  */
 int64
-migrate_catalog_store(const MigrationDef *def, bool replace)
+migrate_catalog_store(const MigrationDef *def, const Migration *existing)
 {
+	bool		replace = existing != NULL;
 	Oid			types[18];
 	Datum		values[18];
 	char		nulls[18];
@@ -1466,6 +1510,8 @@ migrate_catalog_store(const MigrationDef *def, bool replace)
 #undef TEXT_OR_NULL
 #undef ARG
 
+	if (replace)
+		check_transition(existing, MIGRATE_REGISTERED);
 	if (replace)
 		migrate_catalog_exec("UPDATE migrate.migrations SET"
 							 " action = $2, relation = $3, key_columns = $4,"
@@ -1848,9 +1894,10 @@ migrate_catalog_table_size(const Migration *m)
 void
 migrate_catalog_set_verified(const Migration *m, const VerifyWalk *w)
 {
-	Oid			types[5] = {INT8OID, INT8OID, INT8OID, JSONBOID, INT4OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {INT8OID, INT8OID, INT8OID, JSONBOID, INT4OID,
+	TEXTARRAYOID, BOOLOID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(m->id);
 	values[1] = Int64GetDatum(w->checked);
@@ -1860,19 +1907,23 @@ migrate_catalog_set_verified(const Migration *m, const VerifyWalk *w)
 	else
 		nulls[3] = 'n';
 	values[4] = Int32GetDatum(MyProcPid);
+	values[5] = verify_from_array(VERIFY_DONE);
+	values[6] = BoolGetDatum((verify_allowed_from[VERIFY_DONE] & FROM(VERIFY_NONE)) != 0);
+	values[7] = CStringGetTextDatum(verify_state_names[VERIFY_DONE]);
 	migrate_catalog_exec("UPDATE migrate.migrations SET"
 						 " verified_at = pg_catalog.clock_timestamp(),"
 						 " verify_checked = $2, failing_rows = $3,"
 						 " verify_sample = COALESCE($4, '[]'),"
 						 " verify_error = NULL,"
-						 " verify_state = CASE WHEN verify_state IS NULL"
-						 "  OR verify_pid OPERATOR(pg_catalog.=) $5"
-						 "  OR verify_state OPERATOR(pg_catalog.<>) 'running'"
-						 "  THEN 'done' ELSE verify_state END,"
+						 " verify_state = CASE WHEN (verify_state IS NULL AND $7)"
+						 "  OR (verify_state OPERATOR(pg_catalog.=) ANY ($6)"
+						 "   AND (verify_state OPERATOR(pg_catalog.<>) 'running'"
+						 "    OR verify_pid OPERATOR(pg_catalog.=) $5))"
+						 "  THEN $8 ELSE verify_state END,"
 						 " verify_pid = CASE WHEN verify_pid OPERATOR(pg_catalog.=) $5"
 						 "  THEN NULL ELSE verify_pid END"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 5, types, values, nulls, SPI_OK_UPDATE);
+						 8, types, values, nulls, SPI_OK_UPDATE);
 }
 
 /*
@@ -1883,13 +1934,18 @@ migrate_catalog_set_verified(const Migration *m, const VerifyWalk *w)
 void
 migrate_catalog_begin_verify(const Migration *m, int pid)
 {
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(m->id), Int32GetDatum(pid)};
+	Oid			types[4] = {INT8OID, INT4OID, TEXTOID, TEXTARRAYOID};
+	Datum		values[4] = {Int64GetDatum(m->id), Int32GetDatum(pid),
+		CStringGetTextDatum(verify_state_names[VERIFY_RUNNING]),
+	verify_from_array(VERIFY_RUNNING)};
 
-	migrate_catalog_exec("UPDATE migrate.migrations SET verify_state = 'running',"
+	Assert(verify_allowed_from[VERIFY_RUNNING] & FROM(VERIFY_NONE));
+	migrate_catalog_exec("UPDATE migrate.migrations SET verify_state = $3,"
 						 " verify_pid = $2, verify_error = NULL"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
-						 2, types, values, NULL, SPI_OK_UPDATE);
+						 " WHERE id OPERATOR(pg_catalog.=) $1"
+						 " AND (verify_state IS NULL"
+						 "  OR verify_state OPERATOR(pg_catalog.=) ANY ($4))",
+						 4, types, values, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -1900,15 +1956,19 @@ migrate_catalog_begin_verify(const Migration *m, int pid)
 void
 migrate_catalog_verify_failed(int64 id, int pid, const char *message)
 {
-	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
-	Datum		values[3] = {Int64GetDatum(id), Int32GetDatum(pid),
-	CStringGetTextDatum(message)};
+	Oid			types[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID};
+	Datum		values[5] = {Int64GetDatum(id), Int32GetDatum(pid),
+		CStringGetTextDatum(message),
+		CStringGetTextDatum(verify_state_names[VERIFY_FAILED]),
+	verify_from_array(VERIFY_FAILED)};
 
-	migrate_catalog_exec("UPDATE migrate.migrations SET verify_state = 'failed',"
+	/* only a running verification fails, and only its own process says so */
+	migrate_catalog_exec("UPDATE migrate.migrations SET verify_state = $4,"
 						 " verify_pid = NULL, verify_error = $3"
 						 " WHERE id OPERATOR(pg_catalog.=) $1"
-						 " AND verify_pid OPERATOR(pg_catalog.=) $2",
-						 3, types, values, NULL, SPI_OK_UPDATE);
+						 " AND verify_pid OPERATOR(pg_catalog.=) $2"
+						 " AND verify_state OPERATOR(pg_catalog.=) ANY ($5)",
+						 5, types, values, NULL, SPI_OK_UPDATE);
 }
 
 /*

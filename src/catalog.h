@@ -21,6 +21,21 @@
 
 struct VerifyWalk;
 
+/*
+ * States of a background verification, as migrate.migrations.verify_state
+ * stores them (NULL: none yet); the transitions between them are checked
+ * in one table (catalog.c), as the migration's own states are.
+ */
+typedef enum VerifyState
+{
+	VERIFY_NONE,
+	VERIFY_RUNNING,
+	VERIFY_DONE,
+	VERIFY_FAILED
+} VerifyState;
+
+#define VERIFY_NSTATES (VERIFY_FAILED + 1)
+
 /* States, by name and back */
 extern const char *migrate_state_name(MigrateState state);
 
@@ -45,7 +60,8 @@ extern List *migrate_catalog_running_names(MemoryContext cxt);
 extern int64 migrate_catalog_table_size(const Migration *m);
 
 /* Definitions */
-extern int64 migrate_catalog_store(const MigrationDef *def, bool replace);
+extern int64 migrate_catalog_store(const MigrationDef *def,
+								   const Migration *existing);
 extern void migrate_catalog_delete(const Migration *m);
 extern void migrate_catalog_update_key_types(const Migration *m, List *key_types);
 extern void migrate_catalog_set_key_types(const Migration *m, List *key_types);

@@ -128,7 +128,7 @@ typedef struct MigrationDef
 	Oid			relid;			/* InvalidOid for a task */
 	char	   *relation;		/* quoted, qualified; NULL for a task */
 	List	   *key_columns;	/* char *, in key order */
-	List	   *key_types;		/* their signatures (key_types.c) */
+	List	   *key_types;		/* their signatures (keys.c) */
 	char	   *set_clause;
 	char	   *where_clause;
 	Oid			row_fn;

@@ -61,6 +61,12 @@ static char *relation_name(Oid relid);
 #define SAMPLE_MIN 300
 
 /*
+ * A split of a busy range counts the rows of its rest in steps of twice
+ * the batch size, at least SPLIT_STEP_MIN_ROWS
+ */
+#define SPLIT_STEP_MIN_ROWS 1000
+
+/*
  * migrate_ranges_apply
  *		Is m's walk done in ranges: a table's forward walk (not a revert,
  *		not a catch-up pass) with several workers, or ranges planned
@@ -744,7 +750,8 @@ migrate_ranges_pick(Migration *m, int64 prefer, bool may_plan, bool by_hand,
 	 * batch holds it longer than lock_timeout.
 	 */
 	{
-		SplitWork	w = {m, (int32) Min(Max((int64) 2 * batch_size, 1000), PG_INT32_MAX / 4), 0};
+		SplitWork	w = {m, (int32) Min(Max((int64) 2 * batch_size, SPLIT_STEP_MIN_ROWS),
+										PG_INT32_MAX / 4), 0};
 		int			nestlevel = NewGUCNestLevel();
 		ErrorData  *edata;
 

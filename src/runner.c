@@ -53,6 +53,15 @@
 #define VACUUM_GROWTH_SHARE 0.2
 #define VACUUM_LOOK_MIN_BYTES (1024.0 * 1024)
 
+/*
+ * A batch that could not get its locks is retried after a rest that
+ * doubles from LOCK_RETRY_FIRST_MS with each failure in a row, up to
+ * LOCK_RETRY_MAX_MS
+ */
+#define LOCK_RETRY_FIRST_MS 100L
+#define LOCK_RETRY_MAX_MS 5000L
+#define LOCK_RETRY_MAX_DOUBLINGS 6
+
 /* How often CALL migrate_run tells its progress */
 #define RUN_NOTICE_INTERVAL_MS 5000
 
@@ -341,7 +350,9 @@ after_failure(Runner *r, ErrorData *edata)
 							migrate_max_lock_retries)));
 		FreeErrorData(edata);
 		/* back off: 100 ms, 200 ms, ... up to 5 s, with a smaller batch */
-		r->pause_ms = Min(5000L, 100L << Min(r->lock_failures - 1, 6));
+		r->pause_ms = Min(LOCK_RETRY_MAX_MS,
+						  LOCK_RETRY_FIRST_MS << Min(r->lock_failures - 1,
+													 LOCK_RETRY_MAX_DOUBLINGS));
 		migrate_pacer_lock_failed(&r->pacer);
 		return RUNNER_RETRY;
 	}

@@ -76,6 +76,12 @@ PGDLLEXPORT void migrate_launcher_main(Datum main_arg);
 
 PGDLLEXPORT void migrate_recovery_main(Datum main_arg);
 
+/* A resting worker looks whether its migration is still its own this often */
+#define REST_LOOK_MS 1000
+
+/* The launcher is restarted this many seconds after a crash */
+#define LAUNCHER_RESTART_SECONDS 10
+
 /* The migration a migration worker runs, for its activity; else NULL */
 static const char *worker_subject = NULL;
 
@@ -316,7 +322,7 @@ worker_rest(int64 id, int64 ms)
 {
 	while (ms > 0)
 	{
-		long		chunk = Min(ms, 1000);
+		long		chunk = Min(ms, REST_LOOK_MS);
 
 		migrate_worker_sleep(chunk);
 		ms -= chunk;
@@ -766,6 +772,6 @@ migrate_register_launcher(void)
 
 	migrate_worker_template(&worker, "migrate_launcher_main", "migrate launcher");
 	/* the launcher comes back after a crash, to resume the migrations */
-	worker.bgw_restart_time = 10;
+	worker.bgw_restart_time = LAUNCHER_RESTART_SECONDS;
 	RegisterBackgroundWorker(&worker);
 }
