@@ -83,7 +83,13 @@ PG_FUNCTION_INFO_V1(migrate_split_range);
 /* After this long migrate_wait warns that it holds back vacuum */
 #define WAIT_HOLDS_WARNING_MS 10000
 
-/* Return the row of migration id as this function's result. */
+/*
+ * return_row
+ *		The row of migration id, as this function's result; it also ends the
+ *		SPI connection the function opened (SPI_connect, or
+ *		migrate_connect_and_load_to_manage), copying the row out of SPI's
+ *		memory first.
+ */
 static Datum
 return_row(int64 id)
 {

@@ -254,7 +254,7 @@ check_worker_slots(const Migration *m, bool verify, bool self_leaving)
 
 /*
  * launch_worker_locked
- *		The work of migrate_launch_worker, with the start lock held.
+ *		The work of launch_worker, with the start lock held.
  */
 static pid_t
 launch_worker_locked(Migration *m, bool self_leaving)

@@ -219,6 +219,11 @@ migrate_check_may_manage(const Migration *m, const char *what)
  *		The preamble of the SQL functions that act on one migration: connect
  *		SPI, read migration "name" (locking its row for_update), and check
  *		that the current user may "what" it.
+ *
+ * The caller is a SQL-callable function, inside a transaction and not yet
+ * connected to SPI; it leaves SPI connected for the caller, who must end
+ * it with SPI_finish (api.c's return_row does) before it returns.  On an
+ * error the transaction's abort ends SPI.
  */
 Migration *
 migrate_connect_and_load_to_manage(const char *name, const char *what, bool for_update)
