@@ -398,6 +398,11 @@ worker_vacuum(int64 id, const char *relation, bool busy)
 	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 	pstate = make_parsestate(NULL);
 	pstate->p_sourcetext = sql;
+	/*
+	 * VACUUM commits and starts transactions of its own, so an error in it
+	 * would leave this setting behind; but such an error fails the migration
+	 * and ends this worker (run_migration), so it never outlives the vacuum.
+	 */
 	if (busy)
 		SetConfigOption("vacuum_cost_delay", VACUUM_BUSY_COST_DELAY,
 						PGC_SUSET, PGC_S_SESSION);

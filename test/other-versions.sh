@@ -10,7 +10,9 @@
 #   bash test/other-versions.sh 17         # one version
 #   bash test/other-versions.sh 17 18
 # Environment: CHROOT_BASE (default /work/chroots), MIRROR (default
-# http://deb.debian.org/debian).  Each run's output is also kept in
+# http://deb.debian.org/debian), BUILD_ONLY=1 (only build migrate and the
+# pacer's unit test there, warnings as errors: a check of the
+# version-specific code in a minute).  Each run's output is also kept in
 # $CHROOT_BASE/<suite>-test.log.
 #
 # The chroot is created when missing (idempotent): debootstrap, no default
@@ -158,6 +160,11 @@ run_version() {         # run_version VERSION
         --exclude='*.bc' --exclude=results --exclude=tmp_check -cf - . |
         tar -C "$root/build/migrate" -xf - || return 1
 
+    if [ "${BUILD_ONLY:-0}" = 1 ]; then
+        echo "== $suite: building with PostgreSQL $ver (BUILD_ONLY)"
+        in_chroot "$root" bash -c "cd /build/migrate && make -s COPT=-Werror PG_CONFIG=/usr/lib/postgresql/$ver/bin/pg_config && make -s unitcheck PG_CONFIG=/usr/lib/postgresql/$ver/bin/pg_config"
+        return
+    fi
     echo "== $suite: running test/run-tests.sh with PGVER=$ver"
     in_chroot "$root" PGVER="$ver" bash -c 'cd /build/migrate && bash test/run-tests.sh'
 }
