@@ -747,6 +747,26 @@ migrate_build_batch_sql(const Migration *m, Oid relid, KeyRange range)
 }
 
 /*
+ * append_sample_from
+ *		The FROM and WHERE of a key sample: the pages of "relation" that
+ *		TABLESAMPLE SYSTEM ($2) picks, with has_lower the keys after $1.
+ */
+static void
+append_sample_from(StringInfo buf, KeySql *k, const char *only,
+				   const char *relation, bool has_lower)
+{
+	appendStringInfo(buf, " FROM %s%s AS " ALIAS_INNER
+					 " TABLESAMPLE SYSTEM ($2) REPEATABLE (0)", only, relation);
+	if (has_lower)
+	{
+		appendStringInfoString(buf, " WHERE ");
+		append_key(buf, k, ALIAS_INNER ".");
+		appendStringInfo(buf, " %s ", k->gt);
+		append_bound(buf, k, 1);
+	}
+}
+
+/*
  * migrate_build_sample_sql
  *		The statement that samples the keys of m on relid after the cursor
  *		($1, with has_lower), in key order, as jsonb: the first key of each
@@ -782,15 +802,7 @@ migrate_build_sample_sql(const Migration *m, Oid relid, bool has_lower)
 	{
 		appendStringInfoString(&buf, "SELECT ");
 		append_key_json(&buf, k, ALIAS_INNER ".");
-		appendStringInfo(&buf, " FROM %s%s AS " ALIAS_INNER
-						 " TABLESAMPLE SYSTEM ($2) REPEATABLE (0)", only, m->relation);
-		if (has_lower)
-		{
-			appendStringInfoString(&buf, " WHERE ");
-			append_key(&buf, k, ALIAS_INNER ".");
-			appendStringInfo(&buf, " %s ", k->gt);
-			append_bound(&buf, k, 1);
-		}
+		append_sample_from(&buf, k, only, m->relation, has_lower);
 		appendStringInfoString(&buf, " ORDER BY ");
 		append_key(&buf, k, ALIAS_INNER ".");
 		return buf.data;
@@ -801,15 +813,7 @@ migrate_build_sample_sql(const Migration *m, Oid relid, bool has_lower)
 	foreach(lc, k->names)
 		appendStringInfo(&buf, "%s" ALIAS_INNER ".%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 (char *) lfirst(lc));
-	appendStringInfo(&buf, " FROM %s%s AS " ALIAS_INNER
-					 " TABLESAMPLE SYSTEM ($2) REPEATABLE (0)", only, m->relation);
-	if (has_lower)
-	{
-		appendStringInfoString(&buf, " WHERE ");
-		append_key(&buf, k, ALIAS_INNER ".");
-		appendStringInfo(&buf, " %s ", k->gt);
-		append_bound(&buf, k, 1);
-	}
+	append_sample_from(&buf, k, only, m->relation, has_lower);
 	appendStringInfo(&buf, " ORDER BY " ALIAS_INNER ".tableoid, %s, ", page);
 	append_key(&buf, k, ALIAS_INNER ".");
 	appendStringInfoString(&buf, ") " ALIAS_SUB " ORDER BY ");
