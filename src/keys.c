@@ -62,6 +62,13 @@
 #include "utils/typcache.h"
 
 #include "keys.h"
+
+/* The ICU locale of a collation: colliculocale before 17, colllocale since */
+#if PG_VERSION_NUM >= 170000
+#define COLLATION_LOCALE_ATTNUM Anum_pg_collation_colllocale
+#else
+#define COLLATION_LOCALE_ATTNUM Anum_pg_collation_colliculocale
+#endif
 #include "batch.h"
 #include "catalog.h"
 
@@ -320,7 +327,7 @@ append_collation(StringInfo s, Oid collid)
 		d = SysCacheGetAttr(COLLOID, ctup, Anum_pg_collation_collctype, &isnull);
 		if (!isnull)
 			appendStringInfo(s, ", ctype %s", quote_literal_cstr(TextDatumGetCString(d)));
-		d = SysCacheGetAttr(COLLOID, ctup, Anum_pg_collation_colliculocale, &isnull);
+		d = SysCacheGetAttr(COLLOID, ctup, COLLATION_LOCALE_ATTNUM, &isnull);
 		if (!isnull)
 			appendStringInfo(s, ", locale %s", quote_literal_cstr(TextDatumGetCString(d)));
 		appendStringInfoChar(s, ')');
