@@ -39,34 +39,50 @@ $churn->query_until(qr/started/, q{
 	\echo started
 	CALL churn();
 });
-ok( $node->poll_query_until('postgres',
-		q{SELECT v > 1000 FROM counter}),
-	'the workload commits');
+poll_ok($node, q{SELECT v > 1000 FROM counter},
+	't', 'the workload commits');
 
+# "state|throttled|processed|the workload's commits" of a migration
+my $look_q = q{
+	SELECT state || '|' || coalesce(throttled, '') || '|' || processed
+	       || '|' || (SELECT v FROM counter)
+	  FROM migrate_status('%s')};
+
+# Both waits below stop at once, and fail, when the run ends before the
+# reason showed: they used to pass on a run that never had a budget.
 $node->safe_psql('postgres', q{SELECT migrate_start('paced')});
-ok( $node->poll_query_until('postgres', q{
-		SELECT throttled = 'measuring the workload while the migration rests'
-		  FROM migrate_status('paced')}),
-	'the worker rests to measure the workload at rest');
-ok( $node->poll_query_until('postgres', q{
-		SELECT state <> 'running'
-		    OR throttled ~ '^server busy \(workload at [0-9]+% of its rate at rest, waiting on .*\): WAL budget [0-9]+ kB/s$'
-		  FROM migrate_status('paced')}),
-	'then it runs under a WAL budget and says how much the workload keeps');
+poll_ok($node, sprintf($look_q, 'paced'),
+	qr/^running\|measuring the workload while the migration rests\|/,
+	'the worker rests to measure the workload at rest',
+	stop => qr/^(?!running)/);
+poll_ok($node, sprintf($look_q, 'paced'),
+	qr/^running\|server busy \(workload at [0-9]+% of its rate at rest, waiting on .*\): WAL budget [0-9]+ kB\/s\|/,
+	'then it runs under a WAL budget and says how much the workload keeps',
+	stop => qr/^(?!running)/);
 is($node->safe_psql('postgres', q{SELECT migrate_wait('paced', '300s')}),
 	'done', 'the paced migration finishes under the workload');
 
-# 0: no budget at all, so never a probe
+# 0: no budget at all, so never a probe.  The window is the whole run,
+# from migrate_start until it is no longer running, looked at every 0.1 s:
+# a probe rests about 3 s (PROBE_SETTLE_MS + PROBE_COUNT_MS), so it could
+# not fall between two looks.  The series must show the run under way
+# (many looks while running, its progress moving) with the workload still
+# committing, and no look a probe or a budget.
 $node->safe_psql('postgres', q{SELECT migrate_start('unpaced')});
-my $probed = 0;
-while ($node->safe_psql('postgres',
-		q{SELECT state FROM migrate.migrations WHERE name = 'unpaced'}) eq 'running')
-{
-	$probed ||= $node->safe_psql('postgres', q{
-		SELECT count(*) FROM migrate_status('unpaced')
-		 WHERE throttled LIKE 'measuring%' OR throttled LIKE '%WAL budget%'});
-}
-is($probed, 0, 'with max_wal_rate => 0 the worker neither probes nor keeps a budget');
+my ($series, $ended) = sample_series($node, sprintf($look_q, 'unpaced'),
+	until => qr/^(?!running)/, timeout => 300);
+my @running = map { [ split /\|/, $_, -1 ] } grep { /^running\|/ } @$series;
+ok($ended, 'unpaced: the window ended with the run ('
+	  . scalar(@$series) . ' looks, ' . scalar(@running) . ' while running)');
+cmp_ok(scalar(@running), '>=', 10, 'unpaced: looked at the run at least ten times');
+my %progress = map { $_->[2] => 1 } @running;
+cmp_ok(scalar(keys %progress), '>=', 3,
+	'unpaced: the looks saw its progress move (' . scalar(keys %progress) . ' values)');
+cmp_ok(@running ? $running[-1][3] : 0, '>', @running ? $running[0][3] : 0,
+	'unpaced: the workload committed while the run was watched');
+my @probed = grep { /^running\|(measuring|.*WAL budget)/ } @$series;
+is(scalar(@probed), 0, 'with max_wal_rate => 0 the worker neither probes nor keeps a budget')
+  or diag(join("\n", @probed));
 is($node->safe_psql('postgres', q{SELECT migrate_wait('unpaced', '300s')}),
 	'done', 'the unpaced migration finishes');
 
