@@ -42,7 +42,7 @@ $node->safe_psql('postgres', q{
 	                        batch_size => 1000);
 });
 
-# "t|state" while the migration is not left running without a worker
+# "true|state" while the migration is not left running without a worker
 my $orphan_q = q{
 	SELECT (state <> 'running'
 	       OR EXISTS (SELECT 1 FROM pg_stat_activity a
@@ -59,7 +59,7 @@ sub never_orphaned
 {
 	my ($m, $what, %opt) = @_;
 	my ($series, $ended) = sample_series($node, sprintf($orphan_q, $m), %opt);
-	my @bad = grep { !/^t\|/ } @$series;
+	my @bad = grep { !/^true\|/ } @$series;
 	ok($ended, "$what: the window ended as planned (" . scalar(@$series) . ' looks)');
 	is(scalar(@bad), 0, "$what: not left running without a worker at any look")
 	  or diag(join("\n", @bad));
