@@ -131,7 +131,8 @@ sub _matches
 # Poll $query (one value, or '|'-separated columns) until its value matches
 # $opt{expect} ('t' by default; a string, a regexp or a code reference).
 # Gives up at the deadline ($opt{timeout} seconds) or as soon as a value
-# matches $opt{stop}.  Returns in list context (reached, last value,
+# matches $opt{stop}.  A look that fails (the server restarting, say) is
+# recorded and polled past.  Returns in list context (reached, last value,
 # reference to the list of every value seen, an error as "ERROR: ..."), in
 # scalar context whether it was reached.  Options: expect, stop, timeout,
 # interval (seconds between looks, 0.1), db.
@@ -150,7 +151,7 @@ sub poll_until
 		push @seen, $last;
 		return wantarray ? (1, $last, \@seen) : 1
 		  if $ret == 0 && _matches($last, $want);
-		last if defined $opt{stop} && _matches($last, $opt{stop});
+		last if defined $opt{stop} && $ret == 0 && _matches($last, $opt{stop});
 		last if time >= $deadline;
 		usleep($interval * 1_000_000);
 	}
@@ -181,7 +182,8 @@ sub poll_ok
 	ok($ok, $name)
 	  or diag("poll_ok: query\n$query\nexpected "
 		  . (ref $expect ? "a value matching $expect" : "'$expect'")
-		  . (defined $opt{stop} && _matches($last, $opt{stop}) ? ', stopped at' : ', timed out at')
+		  . (defined $opt{stop} && $last !~ /^ERROR: / && _matches($last, $opt{stop})
+		  ? ', stopped at' : ', timed out at')
 		  . " '$last'; the values seen:\n" . _series_text($seen));
 	return $ok;
 }
