@@ -190,11 +190,12 @@ sub poll_ok
 
 # Record the values of $query through a window: look every $opt{interval}
 # seconds (0.1) until a value matches $opt{until} (a string, regexp or code
-# reference; that value is recorded too), or, without until, for
-# $opt{seconds}.  Returns (reference to the list of values, whether the
-# window ended by its condition); the caller asserts on the series and on
-# the window.  With until, the window ends at the deadline $opt{timeout}
-# at the latest.  Options: until, seconds, timeout, interval, db.
+# reference; that value is recorded too), or, without until, $opt{looks}
+# times or for $opt{seconds}.  Returns (reference to the list of values,
+# whether the window ended by its condition); the caller asserts on the
+# series and on the window.  With until, the window ends at the deadline
+# $opt{timeout} at the latest.  Options: until, looks, seconds, timeout,
+# interval, db.
 sub sample_series
 {
 	my ($node, $query, %opt) = @_;
@@ -208,6 +209,7 @@ sub sample_series
 		my ($ret, $out, $err) = $node->psql($opt{db} // 'postgres', $query);
 		push @seen, $ret == 0 ? $out : "ERROR: $err";
 		return (\@seen, 1) if defined $until && $ret == 0 && _matches($out, $until);
+		return (\@seen, 1) if !defined $until && $opt{looks} && @seen >= $opt{looks};
 		last if time >= $end;
 		usleep($interval * 1_000_000);
 	}

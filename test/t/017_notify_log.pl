@@ -24,7 +24,17 @@ $node->psql('postgres', q{
 	SELECT name FROM migrate_register('watch', 't', set_clause => 'n = n + 1',
 	                                  batch_size => 10, pause => '100ms');
 	SELECT state FROM migrate_start('watch');
-	SELECT pg_sleep(0.5);
+	DO $$
+	DECLARE   -- until its first batch is done
+	    deadline timestamptz := clock_timestamp() + interval '120 seconds';
+	BEGIN
+	    WHILE (SELECT processed = 0 FROM migrate.migrations WHERE name = 'watch') LOOP
+	        IF clock_timestamp() > deadline THEN
+	            RAISE EXCEPTION 'migration "watch" did no batch in 120 seconds';
+	        END IF;
+	        PERFORM pg_sleep(0.05);
+	    END LOOP;
+	END $$;
 	SELECT state FROM migrate_pause('watch');
 	SELECT migrate_wait('watch');
 	SELECT state FROM migrate_resume('watch');
