@@ -22,7 +22,8 @@
 #   poll_ok           poll_until as one check: fails on the deadline (or on
 #                     a stop value) and shows the last value and the series
 #   sample_series     record a query's values through a defined window (until
-#                     a condition, with a deadline) for assertions on the series
+#                     a condition, with a deadline; a number of looks; some
+#                     seconds) for assertions on the whole series
 #   wait_worker_gone  a check: no worker of the migration is left
 #   wait_resumed      a check: after a fault, a new worker runs the migration
 #                     and it goes beyond a given point
