@@ -1,7 +1,7 @@
 # Pause, cancel and resume in the middle of a run, many times (issue 2
 # "migrate_pause/resume/cancel", issue 3 "Faults").
 #
-# A 100,000-row migration 'n = n + 1' in batches of 100 is stopped and
+# A 200,000-row migration 'n = n + 1' in batches of 100 is stopped and
 # taken up again twelve times: pause/resume, cancel/migrate_start,
 # pause/migrate_start and pause-then-cancel/migrate_start.  Each stop must
 # take effect within one batch plus one second (the worker exits), and at
@@ -18,7 +18,9 @@ use Test::More;
 use MigrateTest;
 use Time::HiRes qw(time);
 
-my $rows = 100_000;
+# (enough rows that the stops and starts at once below still find work
+# left on a fast machine: with 100,000 a run once finished first)
+my $rows = 200_000;
 
 my $node = migrate_node('pause');
 
