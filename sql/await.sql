@@ -1,6 +1,6 @@
 -- await: CALL migrate_await waits like migrate_wait and returns the state,
 -- committing between its looks (so that it holds no snapshot: see TAP
--- 026_vacuum_horizon.pl); it takes migrate_wait's arguments and errors
+-- 025_vacuum_horizon.pl); it takes migrate_wait's arguments and errors
 CREATE TABLE aw (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO aw (id) SELECT generate_series(1, 3000);
 SELECT name FROM migrate_register('aw', 'aw', set_clause => 'n = n + 1', batch_size => 500);

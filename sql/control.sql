@@ -14,9 +14,13 @@ SELECT migrate_cancel('slow');
 SELECT state FROM migrate_start('slow');
 SELECT state FROM migrate_start('slow');         -- already running: left alone
 DO $$
-BEGIN   -- wait for the first batch to commit
-    FOR i IN 1..300 LOOP
-        EXIT WHEN (SELECT processed > 0 FROM migrate.migrations WHERE name = 'slow');
+DECLARE   -- wait for the first batch to commit
+    deadline timestamptz := clock_timestamp() + interval '120 seconds';
+BEGIN
+    WHILE (SELECT processed = 0 FROM migrate.migrations WHERE name = 'slow') LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'migration "slow" did no batch in 120 seconds';
+        END IF;
         PERFORM pg_sleep(0.05);
     END LOOP;
 END

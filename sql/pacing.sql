@@ -78,10 +78,16 @@ SELECT name, max_wal_rate
                         batch_size => 1000, max_wal_rate => 2000000);
 SELECT state FROM migrate_start('budget');
 DO $$
-BEGIN   -- until the runner has said why it rests, or is done
-    FOR i IN 1..600 LOOP
-        EXIT WHEN (SELECT throttled LIKE 'WAL budget%' OR state <> 'running'
-                     FROM migrate.migrations WHERE name = 'budget');
+DECLARE   -- until the runner has said why it rests: it must, before it is done
+    deadline timestamptz := clock_timestamp() + interval '120 seconds';
+    m record;
+BEGIN
+    LOOP
+        SELECT state, throttled INTO m FROM migrate.migrations WHERE name = 'budget';
+        EXIT WHEN m.throttled LIKE 'WAL budget%';
+        IF m.state <> 'running' OR clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'migration "budget" never said it rests on its WAL budget (state %)', m.state;
+        END IF;
         PERFORM pg_sleep(0.05);
     END LOOP;
 END

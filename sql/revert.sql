@@ -245,10 +245,14 @@ SELECT name FROM migrate_register('rv_busy', 'rv', set_clause => 'n = n + rv_gat
 SELECT pg_advisory_lock(4242);
 SELECT (migrate_start('rv_busy')).state;
 DO $$
-BEGIN   -- wait for the worker to block on the advisory lock inside its batch
-    FOR i IN 1..600 LOOP
-        EXIT WHEN EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND objsubid = 1
-                                                 AND NOT granted);
+DECLARE   -- wait for the worker to block on the advisory lock inside its batch
+    deadline timestamptz := clock_timestamp() + interval '120 seconds';
+BEGIN
+    WHILE NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND objsubid = 1
+                                             AND NOT granted) LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'the worker of "rv_busy" did not block on the advisory lock in 120 seconds';
+        END IF;
         PERFORM pg_sleep(0.05);
     END LOOP;
 END

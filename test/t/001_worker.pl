@@ -17,10 +17,13 @@ $node->safe_psql('postgres', q{
 });
 
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
-ok( $node->poll_query_until('postgres',
-		'SELECT count(*) > 0 FROM pg_stat_activity WHERE ' . worker_of('bump'))
-	  || $node->safe_psql('postgres', q{SELECT state FROM migrate.migrations}) eq 'done',
-	'worker visible in pg_stat_activity');
+# seen while it runs: a run that ends before anybody looked fails here
+poll_ok($node, q{
+		SELECT (SELECT count(*) > 0 FROM pg_stat_activity WHERE } . worker_of('bump') . q{)
+		       || '|' || state
+		  FROM migrate.migrations WHERE name = 'bump'},
+	qr/^true\|running$/, 'worker visible in pg_stat_activity while it runs',
+	stop => qr/^false\|(?!running)/);
 
 is($node->safe_psql('postgres', q{SELECT migrate_wait('bump', '60s')}),
 	'done', 'migration finishes');

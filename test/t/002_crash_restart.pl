@@ -15,20 +15,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use MigrateTest;
-use Time::HiRes qw(time);
 
 my $rows = 200_000;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'migrate'
-restart_after_crash = on
-});
-$node->start;
+my $node = migrate_node('crash', 'restart_after_crash = on');
 
 $node->safe_psql('postgres', qq{
-	CREATE EXTENSION migrate;
 	CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 	INSERT INTO t (id) SELECT g FROM generate_series(1, $rows) g;
 	ANALYZE t;
@@ -36,42 +28,25 @@ $node->safe_psql('postgres', qq{
 	                        batch_size => 200, pause => '10ms');
 });
 
-my $worker_q = q{SELECT pid FROM pg_stat_activity
-	WHERE } . worker_of('bump') . q{};
-
 # Wait until a worker other than $old_pid runs 'bump' and the migration has
-# gone beyond $min_processed rows; return the new pid.
-sub wait_resumed
+# gone beyond $min_processed rows, within 30 s; return the new pid.
+sub resumed
 {
 	my ($old_pid, $min_processed, $what) = @_;
-	my $t0 = time;
-	my $ok = $node->poll_query_until('postgres', qq{
-		SELECT count(*) = 1
-		  FROM pg_stat_activity a, migrate.migrations m
-		 WHERE a.backend_type = 'migrate worker'
-		   AND a.query LIKE '%"bump"%'
-		   AND a.pid <> $old_pid
-		   AND m.name = 'bump' AND m.state = 'running'
-		   AND m.processed > $min_processed});
-	my $secs = time - $t0;
-	ok($ok, "$what: migration resumed with a new worker and made progress");
-	cmp_ok($secs, '<', 30, "$what: resumed within seconds ("
-		  . sprintf('%.1f', $secs) . ' s)');
-	return $node->safe_psql('postgres', $worker_q);
+	return wait_resumed($node, 'bump', $what, old_pids => [$old_pid],
+		past => $min_processed, within => 30);
 }
 
 # Current progress, read just before a fault.
 sub processed
 {
-	return $node->safe_psql('postgres',
-		q{SELECT processed FROM migrate.migrations WHERE name = 'bump'});
+	return migration_row($node, 'bump', 'processed');
 }
 
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
-ok( $node->poll_query_until('postgres', qq{
-		SELECT processed > 2000 FROM migrate.migrations WHERE name = 'bump'}),
-	'migration is under way');
-my $pid = $node->safe_psql('postgres', $worker_q);
+poll_ok($node, q{SELECT processed > 2000 FROM migrate.migrations WHERE name = 'bump'},
+	't', 'migration is under way');
+my $pid = worker_pid($node, 'bump');
 like($pid, qr/^\d+$/, 'one migrate worker is running');
 
 my @pid_killed;
@@ -84,7 +59,7 @@ for my $round (1, 2)
 	cmp_ok($before, '<', $rows, "kill $round: migration not finished yet");
 	is(kill('KILL', $pid), 1, "kill $round: SIGKILL sent to worker $pid");
 	push @pid_killed, $pid;
-	$pid = wait_resumed($pid, $before, "kill $round");
+	$pid = resumed($pid, $before, "kill $round");
 }
 
 # Immediate shutdown and start.
@@ -93,7 +68,7 @@ for my $round (1, 2)
 	cmp_ok($before, '<', $rows, 'immediate stop: migration not finished yet');
 	$node->stop('immediate');
 	$node->start;
-	$pid = wait_resumed(0, $before, 'immediate stop');
+	$pid = resumed(0, $before, 'immediate stop');
 }
 
 is($node->safe_psql('postgres', q{SELECT migrate_wait('bump', '120s')}),

@@ -13,12 +13,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('states');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'migrate'");
-$node->start;
+my $node = migrate_node('states');
 
-$node->safe_psql('postgres', 'CREATE EXTENSION migrate');
 for my $t (qw(t_reg t_run t_pau t_can t_don t_fai))
 {
 	$node->safe_psql('postgres', qq{
@@ -39,15 +35,6 @@ $node->safe_psql('postgres', q{
 	SELECT migrate_register('m_fai', 't_fai', set_clause => 'n = n + 1', batch_size => 100);
 });
 
-# Wait until migration $name has no worker left.
-sub worker_gone
-{
-	my $name = shift;
-	return $node->poll_query_until('postgres', qq{
-		SELECT count(*) = 0 FROM pg_stat_activity
-		 WHERE } . worker_of($name) . qq{});
-}
-
 # done
 $node->safe_psql('postgres', q{SELECT migrate_start('m_don')});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m_don', '60s')}),
@@ -59,27 +46,27 @@ is($node->safe_psql('postgres', q{SELECT migrate_wait('m_fai', '60s')}),
 	'failed', 'm_fai failed');
 like($node->safe_psql('postgres', q{SELECT last_error FROM migrate.migrations WHERE name = 'm_fai'}),
 	qr/violates check constraint "keep_5050"/, 'm_fai last_error names the constraint');
-ok(worker_gone('m_fai'), 'm_fai worker exited');
+wait_worker_gone($node, 'm_fai', 'm_fai worker exited');
 
 # paused and cancelled, each after some progress
 for my $x (['m_pau', 'migrate_pause', 'paused'], ['m_can', 'migrate_cancel', 'cancelled'])
 {
 	my ($name, $fn, $state) = @$x;
 	$node->safe_psql('postgres', qq{SELECT migrate_start('$name')});
-	ok( $node->poll_query_until('postgres', qq{
-			SELECT processed >= 1000 FROM migrate.migrations WHERE name = '$name'}),
-		"$name makes progress");
+	poll_ok($node, qq{
+			SELECT processed >= 1000 FROM migrate.migrations WHERE name = '$name'},
+		't', "$name makes progress");
 	$node->safe_psql('postgres', qq{SELECT $fn('$name')});
 	is($node->safe_psql('postgres', qq{SELECT migrate_wait('$name', '60s')}),
 		$state, "$name is $state");
-	ok(worker_gone($name), "$name worker exited");
+	wait_worker_gone($node, $name, "$name worker exited");
 }
 
 # running, caught in the middle
 $node->safe_psql('postgres', q{SELECT migrate_start('m_run')});
-ok( $node->poll_query_until('postgres', q{
-		SELECT processed >= 2000 FROM migrate.migrations WHERE name = 'm_run'}),
-	'm_run makes progress');
+poll_ok($node, q{
+		SELECT processed >= 2000 FROM migrate.migrations WHERE name = 'm_run'},
+	't', 'm_run makes progress');
 
 # What every migration but m_run looks like, with its table's contents.
 my $snapshot_q = q{
@@ -117,12 +104,12 @@ is( $node->safe_psql('postgres', q{
 $node->restart;
 
 # The launcher resumes m_run ...
-ok( $node->poll_query_until('postgres', qq{
+poll_ok($node, qq{
 		SELECT count(*) = 1
 		  FROM pg_stat_activity a, migrate.migrations m
 		 WHERE } . worker_of('m_run', 'a') . qq{
-		   AND m.name = 'm_run' AND m.processed > $run_before}),
-	'running migration resumed after the restart with a new worker')
+		   AND m.name = 'm_run' AND m.processed > $run_before},
+	't', 'running migration resumed after the restart with a new worker')
   or diag($node->safe_psql('postgres', 'SELECT * FROM migrate.migrations'));
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m_run', '60s')}),
 	'done', 'm_run finishes');
@@ -139,9 +126,9 @@ is( $node->safe_psql('postgres', q{
 	'1', 'the resume is recorded once in migrate.events');
 
 # ... and its recovery pass is over (the launcher idles on its latch)
-ok( $node->poll_query_until('postgres', q{
-		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate recovery'}),
-	'recovery workers finished');
+poll_ok($node, q{
+		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate recovery'},
+	't', 'recovery workers finished');
 
 # ... while nothing else moved.
 is($node->safe_psql('postgres', $snapshot_q), $before,

@@ -15,14 +15,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('ddl');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'migrate'");
-$node->start;
+my $node = migrate_node('ddl');
 
 my $started = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
 
-$node->safe_psql('postgres', 'CREATE EXTENSION migrate');
 for my $t (qw(t_drop t_ren t_col t_other))
 {
 	$node->safe_psql('postgres', qq{
@@ -37,10 +33,10 @@ for my $t (qw(t_drop t_ren t_col t_other))
 
 for my $m (qw(m_drop m_ren m_col m_other))
 {
-	ok( $node->poll_query_until('postgres', qq{
+	poll_ok($node, qq{
 			SELECT processed >= 1000 AND state = 'running'
-			  FROM migrate.migrations WHERE name = '$m'}),
-		"$m is running and making progress");
+			  FROM migrate.migrations WHERE name = '$m'},
+		't', "$m is running and making progress");
 }
 
 $node->safe_psql('postgres', 'DROP TABLE t_drop');
@@ -59,10 +55,7 @@ for my $m (sort keys %expect)
 	my $err = $node->safe_psql('postgres',
 		qq{SELECT last_error FROM migrate.migrations WHERE name = '$m'});
 	like($err, $expect{$m}, "$m: last_error says what happened ($err)");
-	ok( $node->poll_query_until('postgres', qq{
-			SELECT count(*) = 0 FROM pg_stat_activity
-			 WHERE } . worker_of($m) . qq{}),
-		"$m: worker exited");
+	wait_worker_gone($node, $m, "$m: worker exited");
 	is( $node->safe_psql('postgres', qq{
 			SELECT worker_pid IS NULL, finished_at IS NOT NULL,
 			       (SELECT worker_pid IS NULL FROM migrate_status('$m'))
@@ -76,13 +69,8 @@ for my $m (sort keys %expect)
 }
 
 # The renamed table holds exactly what the counters say.
-is( $node->safe_psql('postgres', q{
-		SELECT count(*) FILTER (WHERE t.n = 1) = m.processed
-		       AND count(*) FILTER (WHERE t.n = 1 AND t.id <= (m.cursor->>'id')::int) = m.processed
-		       AND count(*) FILTER (WHERE t.n NOT IN (0, 1)) = 0
-		  FROM t_ren2 t, migrate.migrations m WHERE m.name = 'm_ren'
-		 GROUP BY m.processed, m.cursor}),
-	't', 'renamed table agrees with the cursor and counters');
+is(cursor_agrees($node, 'm_ren', 't_ren2'), 't',
+	'renamed table agrees with the cursor and counters');
 
 # A failed migration can be started again once the table is back.
 $node->safe_psql('postgres', 'ALTER TABLE t_ren2 RENAME TO t_ren');

@@ -15,16 +15,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('batcherr');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'migrate'");
-$node->start;
+my $node = migrate_node('batcherr');
 
 for my $t (qw(t fg))
 {
 	$node->safe_psql('postgres', qq{
-		CREATE EXTENSION IF NOT EXISTS migrate;
 		CREATE TABLE $t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 		INSERT INTO $t (id) SELECT g FROM generate_series(1, 10000) g;
 		ALTER TABLE $t ADD CONSTRAINT ${t}_keep_5050 CHECK (id <> 5050 OR n = 0);
@@ -52,9 +49,9 @@ is( $node->safe_psql('postgres', q{
 		       count(*) FILTER (WHERE n = 1 AND id BETWEEN 5001 AND 5100)
 		  FROM t}),
 	'5000|5000|0', 'nothing of the failed batch was applied');
-ok( $node->poll_query_until('postgres', q{
-		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate worker'}),
-	'the worker exited');
+poll_ok($node, q{
+		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate worker'},
+	't', 'the worker exited');
 is( $node->safe_psql('postgres', q{
 		SELECT string_agg(event, ',' ORDER BY id) FROM migrate.events WHERE migration = 'bump'}),
 	'register,start,fail', 'events: register, start, fail');

@@ -21,15 +21,11 @@ use Test::More;
 use MigrateTest;
 use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('locks');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'migrate'");
-$node->start;
+my $node = migrate_node('locks');
 
 is($node->safe_psql('postgres', 'SHOW migrate.max_lock_retries'), '10',
 	'migrate.max_lock_retries defaults to 10');
 
-$node->safe_psql('postgres', 'CREATE EXTENSION migrate');
 for my $t (qw(t t2))
 {
 	$node->safe_psql('postgres', qq{
@@ -64,10 +60,7 @@ is( $node->safe_psql('postgres', q{
 is( $node->safe_psql('postgres', q{
 		SELECT count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n = 1 AND id > 5000) FROM t}),
 	'5000|0', 'while retrying: no row of the blocked batch is changed');
-is( $node->safe_psql('postgres', q{
-		SELECT count(*) FROM pg_stat_activity
-		 WHERE } . worker_of('bump') . q{}),
-	'1', 'while retrying: the worker is alive');
+like(worker_pid($node, 'bump'), qr/^\d+$/, 'while retrying: the worker is alive');
 
 # An application update of another row of the blocked batch (which the
 # batch locks before it reaches row 5050) gets through well within 3 s.
@@ -101,8 +94,8 @@ is( $node->safe_psql('postgres', q{
 
 $node->safe_psql('postgres', q{ALTER SYSTEM SET migrate.max_lock_retries = 3});
 $node->reload;
-ok( $node->poll_query_until('postgres', q{SHOW migrate.max_lock_retries}, '3'),
-	'migrate.max_lock_retries is now 3');
+poll_ok($node, q{SHOW migrate.max_lock_retries},
+	'3', 'migrate.max_lock_retries is now 3');
 
 $bg->query_safe('BEGIN; SELECT id FROM t2 WHERE id = 5050 FOR UPDATE;');
 $log_offset = -s $node->logfile;
@@ -123,10 +116,7 @@ is( $node->safe_psql('postgres', q{
 is( $node->safe_psql('postgres', q{
 		SELECT count(*) FILTER (WHERE n = 1), count(*) FILTER (WHERE n = 1 AND id > 5000) FROM t2}),
 	'5000|0', 'no row of the blocked batch is changed');
-ok( $node->poll_query_until('postgres', q{
-		SELECT count(*) = 0 FROM pg_stat_activity
-		 WHERE } . worker_of('bump2') . q{}),
-	'the worker exited');
+wait_worker_gone($node, 'bump2', 'the worker exited');
 {
 	my $log = substr(slurp_file($node->logfile), $log_offset);
 	my @timeouts = ($log =~ /ERROR:  canceling statement due to lock timeout/g);

@@ -17,11 +17,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('dropdb');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'migrate'");
-$node->start;
+# the extension lives in d2 and d3 only
+my $node = migrate_node('dropdb', { extension => 0 });
 my $started = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
 
 for my $db (qw(d2 d3))
@@ -36,10 +35,10 @@ for my $db (qw(d2 d3))
 		                        batch_size => 100, pause => '50ms');
 		SELECT migrate_start('bump');
 	});
-	ok( $node->poll_query_until($db, q{
+	poll_ok($node, q{
 			SELECT processed >= 200 AND state = 'running'
-			  FROM migrate.migrations WHERE name = 'bump'}),
-		"$db: migration is running");
+			  FROM migrate.migrations WHERE name = 'bump'},
+		't', "$db: migration is running", db => $db);
 }
 
 my $worker_in = sub {
@@ -64,10 +63,10 @@ is($worker_in->('d2'), '1', 'd2: one migrate worker is connected');
 }
 my $p = $node->safe_psql('d2',
 	q{SELECT processed FROM migrate.migrations WHERE name = 'bump'});
-ok( $node->poll_query_until('d2', qq{
+poll_ok($node, qq{
 		SELECT processed > $p AND state = 'running'
-		  FROM migrate.migrations WHERE name = 'bump'}),
-	'd2: the migration goes on after the failed DROP DATABASE');
+		  FROM migrate.migrations WHERE name = 'bump'},
+	't', 'd2: the migration goes on after the failed DROP DATABASE', db => 'd2');
 
 # --- DROP DATABASE WITH (FORCE) ------------------------------------------
 {
@@ -79,10 +78,10 @@ ok( $node->poll_query_until('d2', qq{
 }
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname = 'd2'}),
 	'0', 'd2 is gone');
-ok( $node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT count(*) = 0 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND datname IS DISTINCT FROM 'd3'}),
-	'the d2 worker is gone');
+		 WHERE backend_type = 'migrate worker' AND datname IS DISTINCT FROM 'd3'},
+	't', 'the d2 worker is gone');
 is($worker_in->('d3'), '1', 'the d3 migration is not disturbed');
 
 # --- DROP EXTENSION with a running migration -----------------------------
@@ -105,10 +104,10 @@ is($worker_in->('d3'), '1', 'the d3 migration is not disturbed');
 	else
 	{
 		pass('DROP EXTENSION succeeded');
-		ok( $node->poll_query_until('postgres', q{
+		poll_ok($node, q{
 				SELECT count(*) = 0 FROM pg_stat_activity
-				 WHERE backend_type = 'migrate worker' AND datname = 'd3'}),
-			'its worker is gone');
+				 WHERE backend_type = 'migrate worker' AND datname = 'd3'},
+			't', 'its worker is gone');
 		is($node->safe_psql('d3', q{SELECT count(*) FROM pg_namespace WHERE nspname = 'migrate'}),
 			'0', 'the catalog schema is gone');
 	}

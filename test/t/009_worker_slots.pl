@@ -17,25 +17,22 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('slots');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'migrate'
-max_worker_processes = 3
-max_logical_replication_workers = 0
-max_parallel_workers = 0
-max_parallel_workers_per_gather = 0
-migrate.max_workers = 10
-});
-$node->start;
+# CREATE EXTENSION comes once the launcher is seen idle
+my $node = migrate_node('slots', { extension => 0 },
+	'max_worker_processes = 3',
+	'max_logical_replication_workers = 0',
+	'max_parallel_workers = 0',
+	'max_parallel_workers_per_gather = 0',
+	'migrate.max_workers = 10');
 
 # the launcher has done its recovery pass and idles
-ok( $node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT count(*) FILTER (WHERE backend_type = 'migrate launcher' AND wait_event = 'Extension') = 1
 		   AND count(*) FILTER (WHERE backend_type = 'migrate recovery') = 0
-		  FROM pg_stat_activity}),
-	'launcher is up and idle');
+		  FROM pg_stat_activity},
+	't', 'launcher is up and idle');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION migrate');
 for my $i (1 .. 4)
@@ -79,7 +76,8 @@ is( $node->safe_psql('postgres', q{SELECT t3n FROM (SELECT count(*) FILTER (WHER
 # a slot frees: m3 can start and finish
 $node->safe_psql('postgres', q{SELECT migrate_cancel('m1')});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m1', '30s')}), 'cancelled', 'm1 cancelled');
-ok($node->poll_query_until('postgres', "$workers_q", '1'), 'its slot is free');
+poll_ok($node, "$workers_q",
+	'1', 'its slot is free');
 ($ret, $out, $err) = $node->psql('postgres',
 	q{SELECT (m).state FROM migrate_start('m3', batch_size => 5000) m});
 is($out, 'running', 'm3 starts once a slot is free') or diag($err);
@@ -90,13 +88,14 @@ is( $node->safe_psql('postgres', q{
 
 # --- restart with two migrations running, one slot taken by recovery -----
 $node->safe_psql('postgres', q{SELECT migrate_start('m1')});
-ok($node->poll_query_until('postgres', "$workers_q", '2'), 'm1 and m2 running again');
+poll_ok($node, "$workers_q",
+	'2', 'm1 and m2 running again');
 $node->restart;
-ok( $node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT count(*) FILTER (WHERE backend_type = 'migrate launcher' AND wait_event = 'Extension') = 1
 		   AND count(*) FILTER (WHERE backend_type = 'migrate recovery') = 0
-		  FROM pg_stat_activity}),
-	'after the restart the launcher finished its recovery pass');
+		  FROM pg_stat_activity},
+	't', 'after the restart the launcher finished its recovery pass');
 # every migration that claims to run has a worker running it
 is( $node->safe_psql('postgres', q{
 		SELECT count(*) FROM migrate.migrations m
@@ -117,11 +116,11 @@ note($node->safe_psql('postgres',
 # whatever failed can be started by hand and everything finishes
 for my $m (qw(m1 m2))
 {
-	ok( $node->poll_query_until('postgres', qq{
+	poll_ok($node, qq{
 			SELECT state = 'running' OR
 			       (SELECT count(*) < 2 FROM pg_stat_activity WHERE backend_type = 'migrate worker')
-			  FROM migrate.migrations WHERE name = '$m'}),
-		"$m: running, or a slot is free for it");
+			  FROM migrate.migrations WHERE name = '$m'},
+		't', "$m: running, or a slot is free for it");
 	# bigger batches from here on, to finish quickly
 	$node->safe_psql('postgres', "SELECT migrate_start('$m', batch_size => 10000)");
 }
@@ -137,8 +136,8 @@ is( $node->safe_psql('postgres', q{
 # --- migrate.max_workers = 1 ----------------------------------------------
 $node->safe_psql('postgres', 'ALTER SYSTEM SET migrate.max_workers = 1');
 $node->reload;
-ok($node->poll_query_until('postgres', 'SHOW migrate.max_workers', '1'),
-	'migrate.max_workers is now 1');
+poll_ok($node, 'SHOW migrate.max_workers',
+	'1', 'migrate.max_workers is now 1');
 $node->safe_psql('postgres', q{SELECT migrate_register('m5', 't1', set_clause => 'n = n + 1',
 	batch_size => 1000, pause => '30ms')});
 $node->safe_psql('postgres', q{SELECT migrate_start('m4', batch_size => 1000)});
@@ -155,7 +154,8 @@ is( $node->safe_psql('postgres', q{
 	'running', 'm4 keeps running');
 is($node->safe_psql('postgres', $workers_q), '1', 'exactly one worker');
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m4', '60s')}), 'done', 'm4 finishes');
-ok($node->poll_query_until('postgres', "$workers_q", '0'), 'its worker is gone');
+poll_ok($node, "$workers_q",
+	'0', 'its worker is gone');
 $node->safe_psql('postgres', q{SELECT migrate_start('m5')});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m5', '60s')}), 'done',
 	'm5 starts and finishes once the worker is free');

@@ -19,19 +19,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use MigrateTest;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 my $rows = 50_000;
 
-my $node = PostgreSQL::Test::Cluster->new('signals');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'migrate'
-restart_after_crash = on
-});
-$node->start;
+my $node = migrate_node('signals', 'restart_after_crash = on');
 
-$node->safe_psql('postgres', 'CREATE EXTENSION migrate');
 for my $t (qw(t_term s1 s2))
 {
 	$node->safe_psql('postgres', qq{
@@ -49,47 +42,29 @@ $node->safe_psql('postgres', q{
 	                        batch_size => 1000);
 });
 
-sub worker_pid
-{
-	my $m = shift;
-	return $node->safe_psql('postgres', qq{
-		SELECT pid FROM pg_stat_activity
-		 WHERE } . worker_of($m) . qq{});
-}
-
-sub consistent
-{
-	my ($m, $t) = @_;
-	return $node->safe_psql('postgres', qq{
-		SELECT count(*) FILTER (WHERE x.n = 1) = m.processed
-		       AND count(*) FILTER (WHERE x.n = 1 AND x.id <= (m.cursor->>'id')::int) = m.processed
-		       AND count(*) FILTER (WHERE x.n NOT IN (0, 1)) = 0
-		  FROM $t x, migrate.migrations m WHERE m.name = '$m'
-		 GROUP BY m.processed, m.cursor});
-}
-
-# Poll $query until it returns $expected, for at most $secs seconds (shorter
-# than poll_query_until's three minutes, so that a failure is quick).
-sub poll_for
-{
-	my ($query, $expected, $secs) = @_;
-	my $deadline = time + $secs;
-	while (time < $deadline)
-	{
-		my ($ret, $out) = $node->psql('postgres', $query);
-		return 1 if $ret == 0 && $out eq $expected;
-		usleep(100_000);
-	}
-	diag("timed out after $secs s waiting for '$expected' from: $query");
-	return 0;
-}
-
+# "true|state" while the migration is not left running without a worker
 my $orphan_q = q{
-	SELECT state <> 'running'
+	SELECT (state <> 'running'
 	       OR EXISTS (SELECT 1 FROM pg_stat_activity a
 	                   WHERE a.backend_type = 'migrate worker'
-	                     AND a.query LIKE '%"' || m.name || '"%')
+	                     AND a.query LIKE '%%"' || m.name || '"%%'))
+	       || '|' || state
 	  FROM migrate.migrations m WHERE name = '%s'};
+
+# Record the orphan check of migration $m through a window (sample_series'
+# options: until a value, or for some seconds): two checks, that the window
+# ended as planned and that every look found the migration running with a
+# worker, or not running.
+sub never_orphaned
+{
+	my ($m, $what, %opt) = @_;
+	my ($series, $ended) = sample_series($node, sprintf($orphan_q, $m), %opt);
+	my @bad = grep { !/^true\|/ } @$series;
+	ok($ended, "$what: the window ended as planned (" . scalar(@$series) . ' looks)');
+	is(scalar(@bad), 0, "$what: not left running without a worker at any look")
+	  or diag(join("\n", @bad));
+	return $series->[-1];
+}
 
 # --- query cancel during a batch ---------------------------------------------
 # slow_inc takes 2 ms a row, so a batch of 200 rows takes 0.4 s and the
@@ -102,19 +77,19 @@ $node->safe_psql('postgres', q{
 	SELECT migrate_register('m_ib', 't_ib', set_clause => 'n = slow_inc(n)', batch_size => 200);
 	SELECT migrate_start('m_ib');
 });
-ok( $node->poll_query_until('postgres', q{
-		SELECT processed >= 200 FROM migrate.migrations WHERE name = 'm_ib'}),
-	'cancel in a batch: m_ib is under way');
-my $pid = worker_pid('m_ib');
+poll_ok($node, q{
+		SELECT processed >= 200 FROM migrate.migrations WHERE name = 'm_ib'},
+	't', 'cancel in a batch: m_ib is under way');
+my $pid = worker_pid($node, 'm_ib');
 is($node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)"), 't',
 	'cancel in a batch: query cancel sent');
-ok(poll_for(sprintf($orphan_q, 'm_ib'), 't', 15),
-	'cancel in a batch: not left running without a worker');
+# until it stops running (a failure shows within 15 s)
+never_orphaned('m_ib', 'cancel in a batch', until => qr/\|(?!running$)/, timeout => 15);
 my $st = $node->safe_psql('postgres',
 	q{SELECT state || '|' || coalesce(last_error, '') FROM migrate.migrations WHERE name = 'm_ib'});
 is($st, 'failed|canceling statement due to user request',
 	'cancel in a batch: failed, last_error says the batch was cancelled');
-is(consistent('m_ib', 't_ib'), 't', 'cancel in a batch: the batch was rolled back whole');
+is(cursor_agrees($node, 'm_ib', 't_ib'), 't', 'cancel in a batch: the batch was rolled back whole');
 $node->safe_psql('postgres', q{SELECT migrate_start('m_ib', batch_size => 2000)});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m_ib', '60s')}), 'done',
 	'cancel in a batch: migrate_start finishes it');
@@ -129,21 +104,25 @@ $node->safe_psql('postgres', q{
 	                        batch_size => 200, pause => '3s');
 	SELECT migrate_start('m_is');
 });
-ok( $node->poll_query_until('postgres', q{
-		SELECT processed >= 200 FROM migrate.migrations WHERE name = 'm_is'}),
-	'cancel in a pause: m_is did its first batch and sleeps');
-$pid = worker_pid('m_is');
+poll_ok($node, q{
+		SELECT processed >= 200 FROM migrate.migrations WHERE name = 'm_is'},
+	't', 'cancel in a pause: m_is did its first batch and sleeps');
+$pid = worker_pid($node, 'm_is');
 is($node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)"), 't',
 	'cancel in a pause: query cancel sent');
-ok(poll_for(sprintf($orphan_q, 'm_is'), 't', 15),
-	'cancel in a pause: not left running without a worker')
-  or diag($node->safe_psql('postgres', q{
+# through 5 s, longer than the worker's 3 s pause
+never_orphaned('m_is', 'cancel in a pause', seconds => 5);
+note($node->safe_psql('postgres', q{
 		SELECT state, worker_pid, last_error, (SELECT worker_pid FROM migrate_status('m_is'))
 		  FROM migrate.migrations WHERE name = 'm_is'}));
-is(consistent('m_is', 't_is'), 't', 'cancel in a pause: table agrees with cursor and counters');
-# take it up again however it ended, and finish
-poll_for(q{SELECT count(*) FROM pg_stat_activity WHERE } . worker_of('m_is') . q{}, '0', 10)
-  if $node->safe_psql('postgres', q{SELECT state FROM migrate.migrations WHERE name = 'm_is'}) ne 'running';
+is(cursor_agrees($node, 'm_is', 't_is'), 't', 'cancel in a pause: table agrees with cursor and counters');
+# take it up again however it ended, and finish: unless it runs, its
+# worker must be gone first
+poll_ok($node, q{
+		SELECT state = 'running'
+		       OR (SELECT count(*) = 0 FROM pg_stat_activity WHERE } . worker_of('m_is') . q{)
+		  FROM migrate.migrations WHERE name = 'm_is'},
+	't', 'cancel in a pause: running, or its worker gone', timeout => 15);
 $node->safe_psql('postgres', q{SELECT migrate_start('m_is', batch_size => 2000)});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('m_is', '60s')}), 'done',
 	'cancel in a pause: the migration can be finished');
@@ -155,22 +134,22 @@ $node->safe_psql('postgres', q{SELECT migrate_start('m_term')});
 my $last = 0;
 for my $round (1 .. 3)
 {
-	ok( $node->poll_query_until('postgres', qq{
+	poll_ok($node, qq{
 			SELECT processed >= $last + 2000 AND state = 'running'
-			  FROM migrate.migrations WHERE name = 'm_term'}),
-		"terminate $round: under way");
-	$pid = worker_pid('m_term');
+			  FROM migrate.migrations WHERE name = 'm_term'},
+		't', "terminate $round: under way");
+	$pid = worker_pid($node, 'm_term');
 	like($pid, qr/^\d+$/, "terminate $round: worker found");
 	my $t0 = time;
 	is($node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"), 't',
 		"terminate $round: SIGTERM sent");
-	ok( $node->poll_query_until('postgres', qq{
-			SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid}),
-		"terminate $round: worker exits");
+	poll_ok($node, qq{
+			SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid},
+		't', "terminate $round: worker exits");
 	cmp_ok(time - $t0, '<', 3, "terminate $round: promptly");
 	is($node->safe_psql('postgres', q{SELECT worker_pid IS NULL FROM migrate_status('m_term')}),
 		't', "terminate $round: migrate_status shows no worker");
-	is(consistent('m_term', 't_term'), 't',
+	is(cursor_agrees($node, 'm_term', 't_term'), 't',
 		"terminate $round: table agrees with cursor and counters");
 	$last = $node->safe_psql('postgres',
 		q{SELECT processed FROM migrate.migrations WHERE name = 'm_term'});
@@ -187,19 +166,18 @@ is( $node->safe_psql('postgres', q{
 
 # --- a series across a crash -------------------------------------------------
 $node->safe_psql('postgres', q{SELECT migrate_start_series(ARRAY['s1', 's2'])});
-ok( $node->poll_query_until('postgres', q{
-		SELECT processed >= 2000 FROM migrate.migrations WHERE name = 's1'}),
-	's1 is under way');
-$pid = worker_pid('s1');
+poll_ok($node, q{
+		SELECT processed >= 2000 FROM migrate.migrations WHERE name = 's1'},
+	't', 's1 is under way');
+$pid = worker_pid($node, 's1');
 is(kill('KILL', $pid), 1, 'worker of s1 killed with SIGKILL');
-ok( $node->poll_query_until('postgres', qq{
+poll_ok($node, qq{
 		SELECT count(*) = 1 FROM pg_stat_activity
-		 WHERE } . worker_of('s1') . qq{ AND pid <> $pid}),
-	's1 resumed after the crash');
+		 WHERE } . worker_of('s1') . qq{ AND pid <> $pid},
+	't', 's1 resumed after the crash');
 is($node->safe_psql('postgres', q{SELECT migrate_wait('s1', '60s')}), 'done', 's1 finishes');
-ok( $node->poll_query_until('postgres', q{SELECT state FROM migrate.migrations WHERE name = 's2'},
-		'done'),
-	'the series goes on with s2 after the crash');
+poll_ok($node, q{SELECT state FROM migrate.migrations WHERE name = 's2'},
+	'done', 'the series goes on with s2 after the crash');
 is( $node->safe_psql('postgres', q{
 		SELECT (SELECT count(*) FILTER (WHERE n <> 1) FROM s1),
 		       (SELECT count(*) FILTER (WHERE n <> 1) FROM s2)}),

@@ -15,13 +15,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('nopreload');
-$node->init;
-$node->append_conf('postgresql.conf', "migrate.max_workers = 1");
-$node->start;
+my $node = migrate_node('nopreload', { preload => '' }, 'migrate.max_workers = 1');
 
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION migrate;
 	CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 	INSERT INTO t (id) SELECT g FROM generate_series(1, 20000) g;
 	CREATE TABLE u (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
@@ -35,10 +31,10 @@ is($node->safe_psql('postgres', q{SHOW shared_preload_libraries}), '',
 	'nothing is preloaded');
 
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
-ok( $node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT count(*) = 1 FROM pg_stat_activity
-		 WHERE } . worker_of('bump') . q{}),
-	'the migration runs in a dynamic background worker');
+		 WHERE } . worker_of('bump') . q{},
+	't', 'the migration runs in a dynamic background worker');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'migrate launcher'}),
 	'0', 'there is no launcher');
 
@@ -48,9 +44,9 @@ like($err, qr/all 1 migrate workers are busy/, 'with a clear error');
 is($node->safe_psql('postgres', q{SELECT state FROM migrate.migrations WHERE name = 'other'}),
 	'registered', 'the refused migration is left registered');
 
-ok( $node->poll_query_until('postgres', q{
-		SELECT processed >= 2000 FROM migrate.migrations WHERE name = 'bump'}),
-	'the migration makes progress');
+poll_ok($node, q{
+		SELECT processed >= 2000 FROM migrate.migrations WHERE name = 'bump'},
+	't', 'the migration makes progress');
 $node->restart;
 
 my $p = $node->safe_psql('postgres', q{
@@ -61,11 +57,7 @@ is( $node->safe_psql('postgres', q{
 	'0', 'after the restart nothing runs it');
 is($node->safe_psql('postgres', q{SELECT worker_pid IS NULL FROM migrate_status('bump')}),
 	't', 'migrate_status shows no worker');
-is( $node->safe_psql('postgres', q{
-		SELECT count(*) FILTER (WHERE t.n = 1) = m.processed
-		       AND count(*) FILTER (WHERE t.n NOT IN (0, 1)) = 0
-		  FROM t, migrate.migrations m WHERE m.name = 'bump' GROUP BY m.processed}),
-	't', 'the table agrees with the counters');
+is(cursor_agrees($node, 'bump', 't'), 't', 'the table agrees with the cursor and counters');
 
 is($node->safe_psql('postgres', q{SELECT (m).state FROM migrate_start('bump') m}),
 	'running', 'migrate_start takes the migration over');

@@ -6,14 +6,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('dump');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'migrate'");
-$node->start;
+my $node = migrate_node('dump');
 
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION migrate;
 	CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) g;
 	SELECT migrate_register('bump', 't', set_clause => 'n = n + 1', batch_size => 100);

@@ -6,15 +6,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'migrate'
-migrate.max_replication_lag = '1s'
-wal_receiver_status_interval = '1s'
-});
-$primary->start;
+# the extension is created once the standby streams, so that it replays it
+my $primary = migrate_node('primary', { init => { allows_streaming => 1 }, extension => 0 },
+	q{migrate.max_replication_lag = '1s'},
+	q{wal_receiver_status_interval = '1s'});
 $primary->backup('base');
 
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -35,9 +32,11 @@ $primary->safe_psql('postgres', q{
 	SELECT migrate_start('lagged');
 });
 
-ok( $primary->poll_query_until('postgres', q{
-		SELECT throttled LIKE 'replication lag%' FROM migrate_status('lagged')}),
-	'the worker holds back while the standby lags, and says why');
+# (a run that ends without holding back fails at once)
+poll_ok($primary, q{
+		SELECT state || '|' || coalesce(throttled, '') FROM migrate_status('lagged')},
+	qr/^running\|replication lag/, 'the worker holds back while the standby lags, and says why',
+	stop => qr/^(?!running)/);
 my $held = $primary->safe_psql('postgres',
 	q{SELECT processed FROM migrate.migrations WHERE name = 'lagged'});
 cmp_ok($held, '<', 20000, 'it held back before finishing');

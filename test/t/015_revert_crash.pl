@@ -22,16 +22,9 @@ use MigrateTest;
 
 my $rows = 60_000;
 
-my $node = PostgreSQL::Test::Cluster->new('revert_crash');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'migrate'
-restart_after_crash = on
-});
-$node->start;
+my $node = migrate_node('revert_crash', 'restart_after_crash = on');
 
 $node->safe_psql('postgres', qq{
-	CREATE EXTENSION migrate;
 	CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0,
 	                txt text NOT NULL, bad boolean NOT NULL DEFAULT false,
 	                CHECK (NOT (bad AND n > 0)));
@@ -44,29 +37,19 @@ $node->safe_psql('postgres', qq{
 	                        on_error => 'skip', keep_before => true);
 });
 
-my $worker_q = q{SELECT pid FROM pg_stat_activity
-	WHERE } . worker_of('bump') . q{};
-
 # Kill the worker once the counter $col is past $min, and wait until a new
 # worker has gone further.
 sub kill_and_wait
 {
 	my ($col, $min, $what) = @_;
-	ok( $node->poll_query_until('postgres', qq{
-			SELECT $col > $min FROM migrate.migrations WHERE name = 'bump'}),
-		"$what: under way");
-	my $pid = $node->safe_psql('postgres', $worker_q);
+	poll_ok($node, qq{
+			SELECT $col > $min FROM migrate.migrations WHERE name = 'bump'},
+		't', "$what: under way");
+	my $pid = worker_pid($node, 'bump');
 	like($pid, qr/^\d+$/, "$what: one worker");
-	my $before = $node->safe_psql('postgres',
-		qq{SELECT $col FROM migrate.migrations WHERE name = 'bump'});
+	my $before = migration_row($node, 'bump', $col);
 	is(kill('KILL', $pid), 1, "$what: SIGKILL sent to the worker");
-	ok( $node->poll_query_until('postgres', qq{
-			SELECT count(*) = 1
-			  FROM pg_stat_activity a, migrate.migrations m
-			 WHERE a.backend_type = 'migrate worker' AND a.pid <> $pid
-			   AND a.query LIKE '%"bump"%'
-			   AND m.name = 'bump' AND m.$col > $before}),
-		"$what: resumed by a new worker");
+	wait_resumed($node, 'bump', $what, old_pids => [$pid], column => $col, past => $before);
 }
 
 $node->safe_psql('postgres', q{SELECT migrate_start('bump')});
@@ -100,9 +83,9 @@ $node->safe_psql('postgres', q{SELECT migrate_revert('bump')});
 kill_and_wait('reverted', 10000, 'revert');
 
 # an immediate stop in the middle of the revert
-ok( $node->poll_query_until('postgres', q{
-		SELECT reverted > 25000 FROM migrate.migrations WHERE name = 'bump'}),
-	'revert goes on');
+poll_ok($node, q{
+		SELECT reverted > 25000 FROM migrate.migrations WHERE name = 'bump'},
+	't', 'revert goes on');
 $node->stop('immediate');
 $node->start;
 is($node->safe_psql('postgres', q{SELECT migrate_wait('bump', '300s')}),

@@ -6,17 +6,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('notify');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'migrate'
-migrate.log_interval = '1s'
-});
-$node->start;
+my $node = migrate_node('notify', q{migrate.log_interval = '1s'});
 
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION migrate;
 	CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 	INSERT INTO t (id) SELECT generate_series(1, 400);
 	ANALYZE t;
@@ -30,7 +24,17 @@ $node->psql('postgres', q{
 	SELECT name FROM migrate_register('watch', 't', set_clause => 'n = n + 1',
 	                                  batch_size => 10, pause => '100ms');
 	SELECT state FROM migrate_start('watch');
-	SELECT pg_sleep(0.5);
+	DO $$
+	DECLARE   -- until its first batch is done
+	    deadline timestamptz := clock_timestamp() + interval '120 seconds';
+	BEGIN
+	    WHILE (SELECT processed = 0 FROM migrate.migrations WHERE name = 'watch') LOOP
+	        IF clock_timestamp() > deadline THEN
+	            RAISE EXCEPTION 'migration "watch" did no batch in 120 seconds';
+	        END IF;
+	        PERFORM pg_sleep(0.05);
+	    END LOOP;
+	END $$;
 	SELECT state FROM migrate_pause('watch');
 	SELECT migrate_wait('watch');
 	SELECT state FROM migrate_resume('watch');
@@ -47,11 +51,11 @@ $node->safe_psql('postgres', q{
 	                        batch_size => 10, pause => '300ms');
 	SELECT migrate_start('slow');
 });
-ok( $node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT count(*) > 0 FROM pg_stat_activity
 		 WHERE backend_type = 'migrate worker'
-		   AND query ~ '^migrate: batch [0-9]+ of "slow"$'}),
-	'pg_stat_activity shows which batch the worker is on');
+		   AND query ~ '^migrate: batch [0-9]+ of "slow"$'},
+	't', 'pg_stat_activity shows which batch the worker is on');
 is($node->safe_psql('postgres', q{SELECT migrate_wait('slow')}), 'done', 'slow is done');
 
 ok($node->log_contains(qr/LOG:  migrate: running migration "slow"/), 'start is logged');

@@ -15,11 +15,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use MigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade');
-$node->init;
-$node->append_conf('postgresql.conf', q{shared_preload_libraries = 'migrate'});
-$node->start;
+# the extension is created at version 0.1 below
+my $node = migrate_node('upgrade', { extension => 0 });
 
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION migrate VERSION '0.1';
@@ -36,18 +35,18 @@ is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extn
 	'0.1', 'installed at 0.1');
 
 $node->safe_psql('postgres', q{SELECT migrate_start('half')});
-ok( $node->poll_query_until('postgres', q{
-		SELECT processed >= 5000 FROM migrate.migrations WHERE name = 'half'}),
-	'half: under way on the 0.1 catalog');
+poll_ok($node, q{
+		SELECT processed >= 5000 FROM migrate.migrations WHERE name = 'half'},
+	't', 'half: under way on the 0.1 catalog');
 $node->safe_psql('postgres', q{SELECT migrate_pause('half')});
 is($node->safe_psql('postgres', q{SELECT migrate_wait('half')}), 'paused', 'half: paused');
 my ($cursor, $processed) = split /\|/, $node->safe_psql('postgres',
 	q{SELECT cursor, processed FROM migrate.migrations WHERE name = 'half'});
 
 $node->safe_psql('postgres', q{SELECT migrate_start('busy')});
-ok( $node->poll_query_until('postgres', q{
-		SELECT processed >= 3000 FROM migrate.migrations WHERE name = 'busy'}),
-	'busy: running');
+poll_ok($node, q{
+		SELECT processed >= 3000 FROM migrate.migrations WHERE name = 'busy'},
+	't', 'busy: running');
 
 $node->safe_psql('postgres', q{ALTER EXTENSION migrate UPDATE});
 is($node->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'migrate'}),

@@ -59,16 +59,6 @@ sub superusers
 		   WHERE rolsuper AND rolname IN ('alice', 'bob', 'carol', 'readers')});
 }
 
-# wait until migration $name (in database $db) stops running; its state
-sub wait_state
-{
-	my ($name, $db) = @_;
-	return wait_for_state($node, $name) unless $db;
-	$node->poll_query_until($db,
-		qq{SELECT state <> 'running' FROM migrate.migrations WHERE name = '$name'});
-	return $node->safe_psql($db, qq{SELECT state FROM migrate.migrations WHERE name = '$name'});
-}
-
 # --- 1. a held cursor in a NOLOGIN role's task (the review's reproduction)
 my $pwn = q{
 	CREATE FUNCTION pg_temp.pwn() RETURNS int LANGUAGE plpgsql AS $f$
@@ -89,7 +79,7 @@ my ($ret, $out, $err) = as('alice', qq{
 if ($bg_nologin)
 {
 	is($ret, 0, 'held cursor: a NOLOGIN role\'s task starts in the background') or diag($err);
-	is(wait_state('a30'), 'done', 'held cursor: the task is done');
+	is(wait_for_state($node, 'a30'), 'done', 'held cursor: the task is done');
 	is($node->safe_psql('postgres', q{SELECT cur || '/' || sess FROM audit WHERE what = 'cursor'}),
 		'readers/readers', 'held cursor: ran at commit as the owner, in a session of the owner');
 }
@@ -136,7 +126,7 @@ $node->safe_psql('postgres', q{
 if ($bg_nologin)
 {
 	is($ret, 0, 'deferred trigger: starts in the background') or diag($err);
-	is(wait_state('a31'), 'done', 'deferred trigger: the migration is done');
+	is(wait_for_state($node, 'a31'), 'done', 'deferred trigger: the migration is done');
 }
 else
 {
@@ -174,7 +164,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM audit}), '0',
 is($node->safe_psql('postgres', q{SELECT sum(n) FROM dt}), '10', 'superuser run: dt unchanged');
 # alice herself runs it in a worker connected as alice
 $node->safe_psql('postgres', q{SELECT migrate_start('a32')});
-is(wait_state('a32'), 'done', 'the owner\'s own worker runs it');
+is(wait_for_state($node, 'a32'), 'done', 'the owner\'s own worker runs it');
 is($node->safe_psql('postgres', q{
 		SELECT count(*) FILTER (WHERE cur = 'alice' AND sess = 'alice'), count(*) FROM audit}),
 	'11|11', 'in the worker every firing ran as alice, in a session of alice');
@@ -212,7 +202,7 @@ $node->safe_psql('adb', q{
 if ($bg_nologin)
 {
 	is($ret, 0, 'pg_database_owner: starts in the background') or diag($err);
-	is(wait_state('a34', 'adb'), 'done', 'pg_database_owner: done');
+	is(wait_for_state($node, 'a34', { db => 'adb' }), 'done', 'pg_database_owner: done');
 	is($node->safe_psql('adb', q{SELECT cur || '/' || sess FROM audit}),
 		'pg_database_owner/pg_database_owner', 'pg_database_owner: ran as that role only');
 }
@@ -232,8 +222,8 @@ $node->safe_psql('postgres', q{
 as('bob', q{SELECT migrate_register('b33', 'bt', set_clause => 'n = n + 1',
                                      batch_size => 20, pause => '20ms');
             SELECT migrate_start('b33');});
-ok($node->poll_query_until('postgres', q{SELECT processed > 0 FROM migrate.migrations WHERE name = 'b33'}),
-	'NOLOGIN later: bob\'s migration runs');
+poll_ok($node, q{SELECT processed > 0 FROM migrate.migrations WHERE name = 'b33'},
+	't', 'NOLOGIN later: bob\'s migration runs');
 is($node->safe_psql('postgres', q{
 		SELECT usename FROM pg_stat_activity a JOIN migrate.migrations m ON a.pid = m.worker_pid
 		 WHERE m.name = 'b33'}),
@@ -242,7 +232,7 @@ $node->safe_psql('postgres', q{ALTER ROLE bob NOLOGIN});
 $node->restart;
 if ($bg_nologin)
 {
-	is(wait_state('b33'), 'done', 'NOLOGIN later: resumed after the restart and done');
+	is(wait_for_state($node, 'b33'), 'done', 'NOLOGIN later: resumed after the restart and done');
 	is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE n <> 1) FROM bt}), '0',
 		'NOLOGIN later: every row changed exactly once');
 	is($node->safe_psql('postgres', q{
@@ -251,7 +241,7 @@ if ($bg_nologin)
 }
 else
 {
-	is(wait_state('b33'), 'failed', 'NOLOGIN later: not resumed as anybody else');
+	is(wait_for_state($node, 'b33'), 'failed', 'NOLOGIN later: not resumed as anybody else');
 	like($node->safe_psql('postgres', q{SELECT last_error FROM migrate.migrations WHERE name = 'b33'}),
 		qr/could not resume after a server restart: could not start migration "b33" in the background/,
 		'NOLOGIN later: with the reason');
@@ -286,10 +276,10 @@ like($err, qr/migrate\.max_workers_per_role/, 'per-role limit: the hint names th
 is($out, 'running', 'per-role limit: carol still gets a worker') or diag($err);
 
 # 9. what other roles see of a worker
-ok($node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT count(*) = 2 FROM pg_stat_activity
-		 WHERE backend_type = 'migrate worker' AND query LIKE 'migrate: %'}),
-	'both workers report their activity');
+		 WHERE backend_type = 'migrate worker' AND query LIKE 'migrate: %'},
+	't', 'both workers report their activity');
 my $b5_pid = $node->safe_psql('postgres', q{SELECT worker_pid FROM migrate.migrations WHERE name = 'b5'});
 ($ret, $out, $err) = as('carol', qq{
 	SELECT application_name, query FROM pg_stat_activity WHERE pid = $b5_pid});
@@ -303,10 +293,10 @@ is($out, 'migrate worker|t', 'bob sees his worker\'s activity, which names the m
 ($ret, $out, $err) = as('bob', q{
 	SELECT pg_cancel_backend(worker_pid) FROM migrate.migrations WHERE name = 'b5'});
 is($out, 't', 'bob may cancel his own worker') or diag($err);
-isnt(wait_state('b5'), 'running', 'the cancelled migration stopped');
-ok($node->poll_query_until('postgres', q{
-		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate worker' AND usename = 'bob'}),
-	'bob\'s worker is gone');
+isnt(wait_for_state($node, 'b5'), 'running', 'the cancelled migration stopped');
+poll_ok($node, q{
+		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'migrate worker' AND usename = 'bob'},
+	't', 'bob\'s worker is gone');
 ($ret, $out, $err) = as('bob', q{SELECT (migrate_start('b6')).state});
 is($out, 'running', 'per-role limit: with his slot free bob starts another') or diag($err);
 $node->safe_psql('postgres', q{
@@ -314,7 +304,7 @@ $node->safe_psql('postgres', q{
 	ALTER SYSTEM RESET migrate.max_workers_per_role;
 	SELECT pg_reload_conf();
 });
-wait_state($_) for ('b6', 'c5');
+isnt(wait_for_state($node, $_), 'running', "$_ stopped after its cancel") for ('b6', 'c5');
 
 # a worker's own code starting another migration counts against the limit
 $node->safe_psql('postgres', q{
@@ -325,7 +315,7 @@ as('bob', q{
 	SELECT migrate_register('b_main', NULL, sql => $$SELECT migrate_start('b6')$$);
 	SELECT migrate_start('b_main');
 });
-is(wait_state('b_main'), 'failed', 'per-role limit: a task starting a second worker of bob fails');
+is(wait_for_state($node, 'b_main'), 'failed', 'per-role limit: a task starting a second worker of bob fails');
 like($node->safe_psql('postgres', q{SELECT last_error FROM migrate.migrations WHERE name = 'b_main'}),
 	qr/role "bob" already has 1 migrate workers/, 'per-role limit: with the limit as the reason');
 is($node->safe_psql('postgres', q{SELECT state FROM migrate.migrations WHERE name = 'b6'}),
@@ -348,7 +338,7 @@ $node->safe_psql('postgres', q{
 	COMMIT;
 });
 is($ret, 0, 'register and start in one transaction: accepted') or diag($err);
-is(wait_state('b8'), 'done', 'register and start in one transaction: done once committed');
+is(wait_for_state($node, 'b8'), 'done', 'register and start in one transaction: done once committed');
 is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE n = 1) FROM tx}), '500',
 	'register and start in one transaction: every row changed once');
 ($ret, $out, $err) = as('bob', q{
@@ -358,9 +348,9 @@ is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE n = 1) FROM tx})
 	ROLLBACK;
 });
 is($ret, 0, 'register and start, rolled back') or diag($err);
-ok($node->poll_query_until('postgres', q{
-		SELECT count(*) = 0 FROM pg_stat_activity WHERE } . worker_of('b9')),
-	'rolled back: its worker left');
+poll_ok($node, q{
+		SELECT count(*) = 0 FROM pg_stat_activity WHERE } . worker_of('b9'),
+	't', 'rolled back: its worker left');
 is($node->safe_psql('postgres', q{
 		SELECT (SELECT count(*) FROM migrate.migrations WHERE name = 'b9'),
 		       (SELECT count(*) FILTER (WHERE n <> 1) FROM tx)}),
@@ -384,9 +374,9 @@ as('alice', q{
 	SELECT migrate_register('s2', 'ash', set_clause => 'n = n + 1', batch_size => 100);
 	SELECT migrate_start_series(ARRAY['s1', 's2']);
 });
-is(wait_state('s1'), 'done', 'series: the first member is done');
-ok($node->poll_query_until('postgres', q{SELECT state = 'done' FROM migrate.migrations WHERE name = 's2'}),
-	'series: the second member ran after it');
+is(wait_for_state($node, 's1'), 'done', 'series: the first member is done');
+poll_ok($node, q{SELECT state = 'done' FROM migrate.migrations WHERE name = 's2'},
+	't', 'series: the second member ran after it');
 is($node->safe_psql('postgres', q{
 		SELECT started_by || '/' || (SELECT role FROM migrate.events WHERE migration = 's2' AND event = 'start')
 		  FROM migrate.migrations WHERE name = 's2'}),
@@ -402,10 +392,10 @@ as('alice', q{
 ($ret, $out, $err) = as('bob', q{
 	SELECT name FROM migrate_register('shared', 'bobt', action => 'delete', where_clause => 'true')});
 is($out, 'shared', 'series: bob registers his own "shared"') or diag($err);
-is(wait_state('first'), 'done', 'series: the first member finished');
-ok($node->poll_query_until('postgres', q{
-		SELECT last_error IS NOT NULL FROM migrate.migrations WHERE name = 'first'}),
-	'series: the hand-over was refused');
+is(wait_for_state($node, 'first'), 'done', 'series: the first member finished');
+poll_ok($node, q{
+		SELECT last_error IS NOT NULL FROM migrate.migrations WHERE name = 'first'},
+	't', 'series: the hand-over was refused');
 is($node->safe_psql('postgres', q{
 		SELECT m.state, (SELECT count(*) FROM bobt), f.last_error
 		  FROM migrate.migrations m, migrate.migrations f
@@ -424,10 +414,10 @@ as('alice', q{
 	SELECT migrate_start_series(ARRAY['first2', 'second2']);
 	SELECT migrate_register('second2', 'ash', set_clause => 'n = n + 100', replace => true);
 });
-is(wait_state('first2'), 'done', 'series, replaced: the first member finished');
-ok($node->poll_query_until('postgres', q{
-		SELECT last_error IS NOT NULL FROM migrate.migrations WHERE name = 'first2'}),
-	'series, replaced: the hand-over was refused');
+is(wait_for_state($node, 'first2'), 'done', 'series, replaced: the first member finished');
+poll_ok($node, q{
+		SELECT last_error IS NOT NULL FROM migrate.migrations WHERE name = 'first2'},
+	't', 'series, replaced: the hand-over was refused');
 is($node->safe_psql('postgres', q{
 		SELECT m.state, f.last_error FROM migrate.migrations m, migrate.migrations f
 		 WHERE m.name = 'second2' AND f.name = 'first2'}),
@@ -453,9 +443,9 @@ $node->safe_psql('postgres', q{
 });
 is($ret, 0, 'series across roles: carol starts it') or diag($err);
 $node->safe_psql('postgres', q{REVOKE readers FROM carol});
-is(wait_state('c1'), 'done', 'series across roles: carol\'s member is done');
-ok($node->poll_query_until('postgres', q{SELECT last_error IS NOT NULL FROM migrate.migrations WHERE name = 'c1'}),
-	'series across roles: the hand-over was refused');
+is(wait_for_state($node, 'c1'), 'done', 'series across roles: carol\'s member is done');
+poll_ok($node, q{SELECT last_error IS NOT NULL FROM migrate.migrations WHERE name = 'c1'},
+	't', 'series across roles: the hand-over was refused');
 is($node->safe_psql('postgres', q{
 		SELECT r.state, (SELECT sum(n) FROM dt), c.last_error
 		  FROM migrate.migrations r, migrate.migrations c WHERE r.name = 'r1' AND c.name = 'c1'}),

@@ -58,15 +58,16 @@ is($node->safe_psql('postgres', q{SELECT error_rows FROM migrate_status('skippy'
 
 # slow holds back (migrate.pause_all) after a few batches and runs none
 # while we look, so that its values stand still
-$node->poll_query_until('postgres', q{SELECT processed >= 30 FROM migrate_status('slow')});
+poll_ok($node, q{SELECT processed >= 30 FROM migrate_status('slow')}, 't',
+	'slow did a few batches');
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET migrate.pause_all = on;
 	SELECT pg_reload_conf();
 });
-ok( $node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT throttled = 'migrate.pause_all is on' AND worker_pid IS NOT NULL
-		  FROM migrate_status('slow')}),
-	'slow is running and holds back');
+		  FROM migrate_status('slow')},
+	't', 'slow is running and holds back');
 
 # the exporter, on a free port, connected through the node's socket
 my $port = PostgreSQL::Test::Cluster::get_free_port();
@@ -84,20 +85,23 @@ END { $h->kill_kill if $h }
 # scrape until the migrations' metrics are there
 my $http = HTTP::Tiny->new(timeout => 10);
 my $body = '';
+my $scraped = 0;
 my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 while (time < $deadline)
 {
 	my $r = $http->get("http://127.0.0.1:$port/metrics");
 	$body = $r->{content} if $r->{success};
-	last if $body =~ /^migrate_processed\{.*migration="skippy"/m
+	$scraped = $body =~ /^migrate_processed\{.*migration="skippy"/m
 	  && $body =~ /^migrate_processed\{.*migration="slow"/m
 	  && $body =~ /^migrate_processed\{.*migration="broken"/m;
+	last if $scraped;
 	usleep(100_000);
 }
 $h->kill_kill;
 undef $h;
 like($body, qr/^migrate_processed\{/m, 'the exporter serves migrate_processed')
   or diag(slurp_file($log));
+ok($scraped, 'it served all three migrations before the deadline');
 
 note(join("\n", grep { /^migrate_(processed|state_info)\{/ } split /\n/, $body));
 

@@ -13,7 +13,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use MigrateTest;
 
 my $node = migrate_node('verify_limits',
@@ -70,6 +69,25 @@ my $all_q = q{
 	SELECT count(*) FROM pg_stat_activity
 	 WHERE backend_type IN ('migrate worker', 'migrate verify')};
 
+# Watch the workers while background sessions start verifications: look
+# every 0.05 s at the value of $q, through at least twenty looks and until
+# no session runs its verify_all DO block any more.  Returns the highest
+# value seen, whether the window ended so, and the number of looks.
+sub watch_starts
+{
+	my ($q) = @_;
+	my $looks = 0;
+	my ($series, $ended) = sample_series($node, qq{
+		SELECT ($q) || '|' ||
+		       (SELECT count(*) FROM pg_stat_activity
+		         WHERE state = 'active' AND query LIKE '%PERFORM migrate_verify%'
+		           AND pid <> pg_backend_pid())},
+		until => sub { ++$looks >= 20 && $_[0] =~ /\|0$/ },
+		interval => 0.05, timeout => 120);
+	my ($max) = sort { $b <=> $a } map { (split /\|/)[0] } @$series;
+	return ($max, $ended, scalar(@$series));
+}
+
 # one session
 $node->safe_psql('postgres', verify_all('va', 1, 12));
 is($node->safe_psql('postgres', $per_role_q), '1',
@@ -83,13 +101,8 @@ for my $s (1 .. 7)
 }
 $_->query_until(qr/started/, "\\echo started\n" . verify_all('va', 1, 12) . "\n")
   for @bg;
-my $max_seen = 0;
-for (1 .. 20)
-{
-	my $n = $node->safe_psql('postgres', $per_role_q);
-	$max_seen = $n if $n > $max_seen;
-	usleep(50_000);
-}
+my ($max_seen, $ended, $looks) = watch_starts($per_role_q);
+ok($ended, "seven sessions: watched until all of them made their starts ($looks looks)");
 $_->quit for @bg;
 is($node->safe_psql('postgres', $per_role_q), '1',
 	'seven sessions: still one verify worker for the role');
@@ -108,8 +121,8 @@ $node->safe_psql('postgres', qq{SET ROLE va; SELECT migrate_start('$start')});
 is($node->safe_psql('postgres', qq{SELECT state FROM migrate.migrations WHERE name = '$start'}),
 	'running', 'the role\'s next migrate_start finds its slot');
 $node->safe_psql('postgres', qq{SET ROLE va; SELECT migrate_cancel('$start')});
-wait_for_state($node, $start);
-$node->poll_query_until('postgres', "SELECT ($all_q) = 0") or die;
+is(wait_for_state($node, $start), 'cancelled', "$start is cancelled");
+poll_ok($node, "SELECT ($all_q) = 0", 't', 'and its worker is gone');
 
 # the same with replace => true
 $node->safe_psql('postgres', qq{SET ROLE va; SELECT migrate_verify('$repl', background => true)});
@@ -132,13 +145,8 @@ for my $r (qw(va vb vc va vb vc va))
 	push @bg, $node->background_psql('postgres', on_error_stop => 0);
 	$bg[-1]->query_until(qr/started/, "\\echo started\n" . verify_all($r, 3, 12) . "\n");
 }
-$max_seen = 0;
-for (1 .. 20)
-{
-	my $n = $node->safe_psql('postgres', $all_q);
-	$max_seen = $n if $n > $max_seen;
-	usleep(50_000);
-}
+($max_seen, $ended, $looks) = watch_starts($all_q);
+ok($ended, "several roles: watched until all sessions made their starts ($looks looks)");
 $_->quit for @bg;
 cmp_ok($node->safe_psql('postgres', $all_q), '<=', 4,
 	'several roles at once: no more than migrate.max_workers');

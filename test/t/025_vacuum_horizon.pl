@@ -14,7 +14,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use MigrateTest;
-use Time::HiRes qw(usleep);
 
 my $node = migrate_node('horizon');
 
@@ -36,11 +35,11 @@ $node->safe_psql('postgres', q{
 	SELECT migrate_start('m');
 });
 
-ok( $node->poll_query_until('postgres', qq{
+poll_ok($node, qq{
 		SELECT throttled LIKE '%vacuum cannot remove the replaced rows: process $holder_pid (%'
 		   AND throttled LIKE '%holds back the xmin horizon%'
-		  FROM migrate_status('m')}),
-	'throttled names the process that holds the horizon back');
+		  FROM migrate_status('m')},
+	't', 'throttled names the process that holds the horizon back');
 is($node->safe_psql('postgres', q{SELECT vacuums, state FROM migrate_status('m')}),
 	'0|running', 'no vacuum runs while it could remove nothing');
 
@@ -48,32 +47,32 @@ is($node->safe_psql('postgres', q{SELECT vacuums, state FROM migrate_status('m')
 my $awaiter = $node->background_psql('postgres');
 my $await_pid = $awaiter->query_safe('SELECT pg_backend_pid()');
 $awaiter->query_until(qr/awaiting/, "\\echo awaiting\nCALL migrate_await('m');\n");
-my $await_free = 0;
-for (1 .. 10)
-{
-	usleep(150_000);
-	$await_free++ if $node->safe_psql('postgres', qq{
-		SELECT backend_xmin IS NULL AND backend_xid IS NULL
-		  FROM pg_stat_activity WHERE pid = $await_pid}) eq 't';
-}
-cmp_ok($await_free, '>=', 8, "CALL migrate_await held no snapshot in $await_free of 10 looks");
+# ten looks, 0.15 s apart, while the migration runs
+my ($await_looks) = sample_series($node, qq{
+	SELECT (backend_xmin IS NULL AND backend_xid IS NULL) || '|' || m.state
+	  FROM pg_stat_activity, migrate.migrations m
+	 WHERE pid = $await_pid AND m.name = 'm'}, looks => 10, interval => 0.15);
+my $await_free = grep { $_ eq 'true|running' } @$await_looks;
+cmp_ok($await_free, '>=', 8,
+	"CALL migrate_await held no snapshot in $await_free of 10 looks, the migration running")
+  or diag(join("\n", @$await_looks));
 
 # the holder lets go: the worker vacuums again
 $holder->query_safe('COMMIT');
-ok( $node->poll_query_until('postgres', q{
+poll_ok($node, q{
 		SELECT vacuums > 0 AND (throttled IS NULL OR throttled NOT LIKE '%vacuum cannot%')
-		  FROM migrate_status('m')}),
-	'once the horizon moves on, the worker vacuums');
+		  FROM migrate_status('m')},
+	't', 'once the horizon moves on, the worker vacuums');
 
 # SELECT migrate_wait is one statement: it holds its snapshot all along,
 # the worker names it, and it says what it costs
 my $waiter = $node->background_psql('postgres');
 my $wait_pid = $waiter->query_safe('SELECT pg_backend_pid()');
 $waiter->query_until(qr/waiting/, "\\echo waiting\nSELECT migrate_wait('m');\n");
-ok( $node->poll_query_until('postgres', qq{
+poll_ok($node, qq{
 		SELECT throttled LIKE '%vacuum cannot remove the replaced rows: process $wait_pid (%'
-		  FROM migrate_status('m')}),
-	'a session in SELECT migrate_wait holds the horizon back, and is named');
+		  FROM migrate_status('m')},
+	't', 'a session in SELECT migrate_wait holds the horizon back, and is named');
 
 my ($await_out) = $awaiter->query('SELECT 1');
 like($await_out, qr/^done\n1$/, 'CALL migrate_await returned the state done');

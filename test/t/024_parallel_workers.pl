@@ -66,7 +66,8 @@ sub register
 sub wait_workers
 {
 	my ($name, $n, $what) = @_;
-	$node->poll_query_until('postgres', qq{
+	# (the check below says what it found if the wait timed out)
+	poll_until($node, qq{
 		SELECT workers_running >= $n OR state <> 'running'
 		  FROM migrate_status('$name')});
 	is(sql(qq{SELECT state, workers_running FROM migrate_status('$name')}),
@@ -77,7 +78,7 @@ sub wait_workers
 sub wait_progress
 {
 	my ($name, $min, $what) = @_;
-	$node->poll_query_until('postgres', qq{
+	poll_until($node, qq{
 		SELECT processed >= $min OR state <> 'running'
 		  FROM migrate_status('$name')});
 	my ($state, $processed) =
@@ -90,18 +91,13 @@ sub wait_progress
 
 # After a fault: wait until none of the processes in @$old_pids is left
 # (the server went through its restart) and the launcher took migration
-# $name up again: a worker works on it beyond $before rows, or it is done.
-sub wait_resumed
+# $name up again: a worker works on it beyond $before rows, or it is done;
+# the launcher says it resumed it.
+sub restarted
 {
 	my ($name, $before, $old_pids, $what) = @_;
-	my $old = join(',', @$old_pids) || '0';
-	ok( $node->poll_query_until('postgres', qq{
-			SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid IN ($old))
-			   AND (state = 'done'
-			        OR (state = 'running' AND workers_running >= 1
-			            AND processed > $before))
-			  FROM migrate_status('$name')}),
-		"$what: the migration was taken up again after the restart");
+	wait_resumed($node, $name, "$what: after the restart", old_pids => $old_pids,
+		past => $before, parallel => 1, done_ok => 1);
 	cmp_ok(
 		sql(qq{SELECT count(*) FROM migrate.events
 			WHERE migration = '$name' AND event = 'resume'
@@ -114,8 +110,8 @@ sub check_done
 {
 	my ($name, $table, $nrows, $min_ranges, $what) = @_;
 	is(sql(qq{SELECT migrate_wait('$name', '180s')}), 'done', "$what: done");
-	ok($node->poll_query_until('postgres', "SELECT $all_workers_q = 0"),
-		"$what: no migrate worker is left");
+	poll_ok($node, "SELECT $all_workers_q = 0",
+		't', "$what: no migrate worker is left");
 	is(sql(qq{SELECT count(*), count(*) FILTER (WHERE n <> 1) FROM $table}),
 		"$nrows|0", "$what: every row changed exactly once");
 	is( sql(qq{SELECT state, processed, changed, workers_running,
@@ -158,7 +154,7 @@ wait_workers('pa', 3, 'A');
 	$helper //= 0;
 	$before = sql(q{SELECT processed FROM migrate_status('pa')});
 	is(kill('KILL', $helper), 1, "A: SIGKILL sent to helper worker $helper");
-	wait_resumed('pa', $before, \@pids, 'A');
+	restarted('pa', $before, \@pids, 'A');
 	ok( $node->log_contains(
 			qr/background worker "migrate worker" \(PID $helper\) was terminated by signal 9/),
 		'A: the server log shows the helper was killed by signal 9');
@@ -178,7 +174,7 @@ wait_workers('pb', 3, 'B');
 		WHERE backend_type = 'migrate worker' ORDER BY pid});
 	cmp_ok(scalar(@pids), '>=', 3, 'B: at least three migrate workers');
 	is(kill('KILL', @pids), scalar(@pids), "B: SIGKILL sent to workers @pids");
-	wait_resumed('pb', $before, \@pids, 'B');
+	restarted('pb', $before, \@pids, 'B');
 }
 check_done('pb', 't', $rows, 3, 'B');
 
@@ -195,7 +191,7 @@ wait_workers('pc', 3, 'C');
 		WHERE backend_type = 'migrate worker' ORDER BY pid});
 	$node->stop('immediate');
 	$node->start;
-	wait_resumed('pc', $before, \@pids, 'C');
+	restarted('pc', $before, \@pids, 'C');
 }
 check_done('pc', 't', $rows, 3, 'C');
 
@@ -257,8 +253,8 @@ for my $c (@cycles)
 		# the processes may still be leaving pg_stat_activity, but not
 		# for long
 		local $PostgreSQL::Test::Utils::timeout_default = 5;
-		ok($node->poll_query_until('postgres', "SELECT $all_workers_q = 0"),
-			"$what: no migrate worker is left");
+		poll_ok($node, "SELECT $all_workers_q = 0",
+			't', "$what: no migrate worker is left");
 	}
 	my $still = sql($still_q);
 	like($still, qr/^\d+\|0\|0\|true\|true$/,
@@ -267,11 +263,11 @@ for my $c (@cycles)
 	my $until = sql(q{SELECT clock_timestamp() + interval '1.5 s'});
 	{
 		local $PostgreSQL::Test::Utils::timeout_default = 10;
-		ok( $node->poll_query_until('postgres', qq{
+		poll_ok($node, qq{
 				SELECT CASE WHEN ($still_q) IS DISTINCT FROM '$still' THEN 'moved'
 				            WHEN clock_timestamp() >= '$until' THEN 'still'
-				            ELSE 'wait' END}, 'still'),
-			"$what: nothing changes while it is $state")
+				            ELSE 'wait' END},
+			'still', "$what: nothing changes while it is $state", stop => 'moved')
 		  or diag('now: ' . sql($still_q));
 	}
 	($last) = split /\|/, $still;
@@ -310,8 +306,10 @@ is(sql(qq{SELECT count(*) FROM pg_stat_activity WHERE pid IN (@{[join(',', @help
 my $still_e = sql(q{SELECT processed FROM migrate_status('pe')});
 is(sql(q{SELECT count(*) FROM t WHERE n = 1}), $still_e,
 	'E: the rows changed are exactly the rows counted');
-sql(q{SELECT pg_sleep(1)});
-is(sql(q{SELECT processed FROM migrate_status('pe')}), $still_e, 'E: nothing changes any more');
+# looked at through a second and a half, every look the same
+my ($looks_e) = sample_series($node, q{SELECT processed FROM migrate_status('pe')}, seconds => 1.5);
+is(join(',', grep { $_ ne $still_e } @$looks_e), '',
+	'E: nothing changes any more (' . scalar(@$looks_e) . ' looks in 1.5 s)');
 sql(q{SELECT migrate_resume('pe')});
 check_done('pe', 't', $rows, 3, 'E');
 
@@ -342,12 +340,12 @@ for my $p ([ 'ph', 4 ], [ 'pr', 3 ])
 	register($name, $table, 2, 2000);
 	sql(qq{SELECT migrate_start('$name')});
 	# the first ranges (not split from another) are the leaf partitions
-	ok( $node->poll_query_until('postgres', qq{
+	poll_ok($node, qq{
 			SELECT (SELECT array_agg(relation::regclass::oid ORDER BY relation::regclass::oid)
 			          FROM migrate_ranges('$name') WHERE split_from IS NULL)
 			     = (SELECT array_agg(relid::oid ORDER BY relid::oid)
-			          FROM pg_partition_tree('$table') WHERE isleaf)}),
-		"$table: one range per leaf partition");
+			          FROM pg_partition_tree('$table') WHERE isleaf)},
+		't', "$table: one range per leaf partition");
 	is( sql(qq{SELECT count(*), count(DISTINCT relation), count(*) FILTER
 		               (WHERE relation::regclass NOT IN
 		                  (SELECT relid FROM pg_partition_tree('$table') WHERE isleaf))
@@ -365,19 +363,19 @@ for my $p ([ 'ph', 4 ], [ 'pr', 3 ])
 # ---------------------------------------------------------------------
 # migrate.max_workers = 2 with workers => 4.
 sql(q{ALTER SYSTEM SET migrate.max_workers = 2; SELECT pg_reload_conf();});
-ok($node->poll_query_until('postgres', q{SELECT current_setting('migrate.max_workers') = '2'}),
-	'max_workers: migrate.max_workers is 2');
+poll_ok($node, q{SELECT current_setting('migrate.max_workers') = '2'},
+	't', 'max_workers: migrate.max_workers is 2');
 reset_table();
 sql(q{CREATE TABLE samples (state text, workers_running int, note text, procs bigint)});
 register('p4', 't', 4, 2000);
 sql(q{SELECT migrate_start('p4')});
 # sample the status every poll until the run ends
-ok( $node->poll_query_until('postgres', qq{
+poll_ok($node, qq{
 		WITH s AS (SELECT state, workers_running, workers_note, $all_workers_q AS procs
 		             FROM migrate_status('p4')),
 		     i AS (INSERT INTO samples SELECT * FROM s)
-		SELECT state <> 'running' FROM s}),
-	'max_workers: the run ends');
+		SELECT state <> 'running' FROM s},
+	't', 'max_workers: the run ends');
 my ($samples, $max_running, $max_procs, $noted) = split /\|/, sql(q{
 	SELECT count(*), max(workers_running), max(procs), bool_or(note IS NOT NULL)
 	  FROM samples WHERE state = 'running'});
