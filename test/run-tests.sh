@@ -10,7 +10,7 @@ top=$(pwd)
 PGVER=${PGVER:-15}
 export PATH="/usr/lib/postgresql/$PGVER/bin:$PATH"
 
-bash test/install-deps.sh
+bash test/install-deps.sh test
 make -s PG_CONFIG="/usr/lib/postgresql/$PGVER/bin/pg_config"
 make -s install PG_CONFIG="/usr/lib/postgresql/$PGVER/bin/pg_config"
 
