@@ -17,7 +17,8 @@
 #   dpkg-dev, debhelper and postgresql-server-dev-all (pg_buildext).
 # test: also libipc-run-perl (the TAP tests), prometheus-postgres-exporter
 #   (test/t/021_prometheus.pl, test/production-check.sh), gnuplot-nox (the
-#   benchmarks' charts), git (`make dist`), debootstrap (test/package.sh
+#   benchmarks' charts), git and unzip (`make dist`, and .ci/run builds
+#   the package from its zip), debootstrap (test/package.sh
 #   and test/other-versions.sh in a chroot of another Debian release).
 #
 # While it installs, a file in /etc/postgresql-common/createcluster.d keeps
@@ -31,7 +32,7 @@ what=${1:-test}
 build=(build-essential "postgresql-$PGVER" "postgresql-server-dev-$PGVER"
        "postgresql-$PGVER-cron" postgresql-common dpkg-dev debhelper
        postgresql-server-dev-all)
-test=(libipc-run-perl prometheus-postgres-exporter gnuplot-nox git debootstrap)
+test=(libipc-run-perl prometheus-postgres-exporter gnuplot-nox git unzip debootstrap)
 case $what in
     build) pkgs=("${build[@]}") ;;
     test) pkgs=("${build[@]}" "${test[@]}") ;;
