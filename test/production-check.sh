@@ -90,7 +90,7 @@ trap 'exit 143' TERM
 # --- 1. the cluster, as the docs set it up -----------------------------------
 say "pg_createcluster $PGVER $cluster"
 pg_createcluster "$PGVER" "$cluster" ${PROD_PORT:+-p "$PROD_PORT"} >/dev/null
-port=$(pg_conftool -s "$PGVER" "$cluster" postgresql.conf port)
+port=$(pg_conftool -s "$PGVER" "$cluster" postgresql.conf show port)
 confd=/etc/postgresql/$PGVER/$cluster/conf.d
 conf_lines=("shared_preload_libraries = 'migrate,pg_cron'"
             "cron.database_name = 'mydb'"
@@ -114,7 +114,7 @@ q() { psql_as postgres "$@"; }
 
 doc_has README.md "runuser -u postgres -- createdb mydb"
 q postgres -c "CREATE DATABASE mydb" -c "CREATE DATABASE otherdb"
-q mydb <<'SQL'
+q mydb > /dev/null <<'SQL'
 CREATE EXTENSION pg_cron;
 CREATE EXTENSION migrate;
 CREATE ROLE app_owner LOGIN;
@@ -124,18 +124,18 @@ INSERT INTO accounts (id) SELECT generate_series(1, 50000);
 CREATE TABLE orders (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO orders (id) SELECT generate_series(1, 30000);
 ALTER TABLE orders OWNER TO app_owner;
-SELECT migrate_register('nightly', 'accounts', set_clause => 'n = n + 1') IS NOT NULL;
+SELECT name FROM migrate_register('nightly', 'accounts', set_clause => 'n = n + 1');
 SELECT count(*) FROM migrate_schedule('nightly', '* * * * *', '0 0 1 1 *');
 SET ROLE app_owner;
-SELECT migrate_register('orders_fix', 'orders', set_clause => 'n = n + 1') IS NOT NULL;
+SELECT name FROM migrate_register('orders_fix', 'orders', set_clause => 'n = n + 1');
 SELECT count(*) FROM migrate_schedule('orders_fix', '* * * * *', '0 0 1 1 *');
 RESET ROLE;
 SQL
-q otherdb <<'SQL'
+q otherdb > /dev/null <<'SQL'
 CREATE EXTENSION migrate;
 CREATE TABLE items (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO items (id) SELECT generate_series(1, 20000);
-SELECT migrate_register('items_fix', 'items', set_clause => 'n = n + 1') IS NOT NULL;
+SELECT name FROM migrate_register('items_fix', 'items', set_clause => 'n = n + 1');
 SELECT state FROM migrate_start('items_fix');
 CALL migrate_await('items_fix');
 SQL
