@@ -43,6 +43,11 @@ ISOLATION_OPTS = --inputdir=test/isolation
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
+# PGXS names the tests' directory in its "+++ tap install-check in ... +++"
+# (and regress) lines with subdir, which an extension built outside the
+# PostgreSQL tree does not set
+subdir = migrate
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

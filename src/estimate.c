@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -36,6 +38,8 @@
 #include "batch.h"
 #include "catalog.h"
 #include "keys.h"
+#include "pacing.h"
+#include "runner.h"
 #include "statements.h"
 
 /* About this many rows are sampled to count the rows to change */
@@ -46,6 +50,23 @@
  * replaced are 5% of it; the file grows by about twice that at most.
  */
 #define ESTIMATE_VACUUMED_GROWTH 0.1
+
+/*
+ * With vacuum on, a worker vacuums the table once a vacuum could remove a
+ * twentieth of its rows (at least 10,000), and only while its vacuums take
+ * at most a quarter of the time (runner.h: VACUUM_DUE_FRACTION,
+ * VACUUM_DUE_MIN_ROWS; runner.c: VACUUM_WORK_RATIO).  Measured on the
+ * tour's table, 2,000,000 rows: at most 4.9 s of vacuums in a run of
+ * 31.7 s, about 15 % of the batches' time.
+ */
+#define ESTIMATE_VACUUM_SHARE 0.15
+
+/*
+ * A walk is simulated batch by batch while adaptive sizing still changes
+ * the batch size, at most this many batches; the rest, at the size it
+ * settled on, is counted at once
+ */
+#define ESTIMATE_MAX_SIMULATED_BATCHES 10000
 
 /*
  * sample_fraction
@@ -90,69 +111,211 @@ sample_fraction(Migration *m, Oid relid, int64 total)
 	}
 }
 
-/* What the measuring batch found */
-typedef struct MeasureWork
+/* What one measuring batch found */
+typedef struct BatchMeasure
 {
-	Migration  *m;
-	bool		found;			/* there was a next batch */
 	int64		visited;
 	int64		changed;
 	int64		elapsed_us;
 	int64		wal_bytes;
+	Jsonb	   *bound;			/* its last key */
+} BatchMeasure;
+
+/* What the measuring batches found */
+typedef struct MeasureWork
+{
+	Migration  *m;
+	bool		found;			/* there was a next batch */
+	BatchMeasure first;			/* the next batch, of m's batch_size */
+	bool		has_grown;		/* and batches after it, of the size
+								 * batches grow to */
+	BatchMeasure grown;			/* their sums (bound: the last one's) */
 	Oid			relid;			/* m's table */
 	int64		total;			/* its rows, estimated */
 	double		fraction;		/* the share of them to change */
 } MeasureWork;
 
 /*
+ * A grown measuring batch takes at most about this long, whatever
+ * target_batch_time says; this many are measured, so that one batch slowed
+ * down by the rest of a busy server counts for less
+ */
+#define ESTIMATE_MAX_MEASURE_MS 1000
+#define ESTIMATE_GROWN_BATCHES 2
+
+/*
+ * measure_batch
+ *		Run the batch of m of "size" rows after m's cursor as
+ *		migrate_run_batch would, without recording it, into *bm: its time
+ *		(finding its last key and changing its rows, as a runner times a
+ *		batch) and WAL.  False if no rows are left.  Runs as the owner, in
+ *		the caller's subtransaction, which the caller rolls back.
+ */
+static bool
+measure_batch(Migration *m, Oid relid, int32 size, BatchMeasure *bm)
+{
+	BatchSql   *b = migrate_build_batch_sql(m, relid, m->cursor ? KEYS_AFTER : KEYS_FIRST);
+	Oid			types[2] = {JSONBOID, JSONBOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	Datum		bound;
+	int64		rows;
+	int64		wal_before;
+	bool		isnull;
+	TimestampTz start;
+
+	memset(bm, 0, sizeof(*bm));
+	start = GetCurrentTimestamp();
+	if (!migrate_find_batch_bound(m, b, size, &bound, &rows))
+		return false;
+	wal_before = pgWalUsage.wal_bytes;
+	bm->bound = DatumGetJsonbPCopy(bound);
+	values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
+	nulls[0] = m->cursor ? ' ' : 'n';
+	values[1] = JsonbPGetDatum(bm->bound);
+	bm->visited = rows;
+	migrate_run_owner_sql(m, b->change, 2, types, values, nulls, false);
+	bm->changed = m->keep_before ?
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
+		(int64) SPI_processed;
+	/* deferred triggers are not fired: nothing here commits */
+	bm->elapsed_us = GetCurrentTimestamp() - start;
+	bm->wal_bytes = pgWalUsage.wal_bytes - wal_before;
+	return true;
+}
+
+/*
  * measure_work
- *		Run m's next batch as migrate_run_batch would, without recording
- *		it, and measure its time and WAL.  The caller rolls it back.
+ *		Measure m's next batch, of its batch_size; and where adaptive sizing
+ *		will make batches grow, ESTIMATE_GROWN_BATCHES more batches after
+ *		it, of about the size they grow to (at most ESTIMATE_MAX_MEASURE_MS
+ *		of work each): most rows are walked in batches of that size, and a
+ *		small batch's time per row, mostly its fixed costs and noise, says
+ *		little of theirs.  The caller rolls them all back.
  */
 static void
 measure_work(void *arg)
 {
 	MeasureWork *w = arg;
 	Migration  *m = w->m;
+	Jsonb	   *cursor = m->cursor;
 	Oid			relid;
-	BatchSql   *b;
 	int			nestlevel;
-	Datum		bound;
-	int64		rows;
 
 	/* the owner's predicates may call functions that write: roll them back */
 	w->fraction = sample_fraction(m, w->relid, w->total);
 
 	relid = migrate_resolve_relation(m, false);
-	b = migrate_build_batch_sql(m, relid, m->cursor ? KEYS_AFTER : KEYS_FIRST);
 	nestlevel = NewGUCNestLevel();
 
 	migrate_set_lock_timeout(m->lock_timeout_ms);
 	if (m->keep_before)
 		migrate_pin_image_formats();
-	w->found = migrate_find_batch_bound(m, b, m->batch_size, &bound, &rows);
-	if (w->found)
+	w->found = measure_batch(m, relid, m->batch_size, &w->first);
+	if (w->found && m->adaptive && m->target_batch_ms > 0 &&
+		w->first.visited >= m->batch_size && w->first.elapsed_us > 0)
 	{
-		Oid			types[2] = {JSONBOID, JSONBOID};
-		Datum		values[2];
-		char		nulls[2] = {' ', ' '};
-		int64		wal_before = pgWalUsage.wal_bytes;
-		TimestampTz start = GetCurrentTimestamp();
-		bool		isnull;
+		double		target_us = Min(m->target_batch_ms, ESTIMATE_MAX_MEASURE_MS) * 1000.0;
+		double		grown = w->first.visited * target_us / w->first.elapsed_us;
 
-		values[0] = m->cursor ? JsonbPGetDatum(m->cursor) : (Datum) 0;
-		nulls[0] = m->cursor ? ' ' : 'n';
-		values[1] = PointerGetDatum(DatumGetJsonbPCopy(bound));
-		w->visited = rows;
-		migrate_run_owner_sql(m, b->change, 2, types, values, nulls, false);
-		w->changed = m->keep_before ?
-			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
-			(int64) SPI_processed;
-		/* deferred triggers are not fired: nothing here commits */
-		w->elapsed_us = GetCurrentTimestamp() - start;
-		w->wal_bytes = pgWalUsage.wal_bytes - wal_before;
+		grown = Max((double) m->min_batch_size, Min((double) m->max_batch_size, grown));
+		if (grown >= 2.0 * m->batch_size)
+		{
+			/* the batches after it, each from where the last one ended */
+			m->cursor = w->first.bound;
+			PG_TRY();
+			{
+				int			i;
+				BatchMeasure bm;
+
+				for (i = 0; i < ESTIMATE_GROWN_BATCHES; i++)
+				{
+					if (!measure_batch(m, relid, (int32) grown, &bm))
+						break;
+					w->has_grown = true;
+					w->grown.visited += bm.visited;
+					w->grown.changed += bm.changed;
+					w->grown.elapsed_us += bm.elapsed_us;
+					w->grown.wal_bytes += bm.wal_bytes;
+					w->grown.bound = bm.bound;
+					m->cursor = bm.bound;
+				}
+			}
+			PG_FINALLY();
+			{
+				m->cursor = cursor;
+			}
+			PG_END_TRY();
+		}
 	}
 	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * walk_duration_ms
+ *		How long m's runner takes to walk to_walk rows, on an idle server,
+ *		when a row takes us_per_row microseconds: the batches' work plus
+ *		m's pause between them.  The batches are those the runner will run:
+ *		the first has m's batch_size rows; with adaptive sizing each next
+ *		one is what migrate_pacer_next_size (pacing.c) makes of the one
+ *		before, as the runner's pacer does on an idle server.  The rests of
+ *		pacing under load cannot be foreseen and are not counted.  Pure
+ *		arithmetic.
+ */
+static int64
+walk_duration_ms(const Migration *m, int64 to_walk, double us_per_row)
+{
+	bool		adaptive = m->adaptive && m->target_batch_ms > 0;
+	double		size = Max(m->batch_size, 1);
+	double		left = (double) to_walk;
+	double		n = 0;
+	int			simulated;
+
+	for (simulated = 0; left > 0 && simulated < ESTIMATE_MAX_SIMULATED_BATCHES; simulated++)
+	{
+		double		rows = Min(size, left);
+		double		next;
+
+		left -= rows;
+		n += 1;
+		if (!adaptive || us_per_row <= 0)
+			break;
+		/* as the pacer decides it, with rows * us_per_row as the time */
+		next = migrate_pacer_next_size(m, (int32) size, (int64) rows,
+									   (int64) (rows * us_per_row),
+									   m->target_batch_ms * 1000.0);
+		if (next < 1)
+			next = 1;
+		if (next == size)
+			break;				/* settled */
+		size = next;
+	}
+	/* the rest at the settled size */
+	if (left > 0)
+		n += ceil(left / size);
+	/* a pause follows every batch but the last */
+	return (int64) (us_per_row * to_walk / 1000.0 + m->pause_ms * Max(n - 1, 0));
+}
+
+/*
+ * vacuum_ms
+ *		How long the worker's vacuums of m's table add to work_ms of
+ *		batches that change rows_to_change of its rows_total rows:
+ *		ESTIMATE_VACUUM_SHARE of the work, none where fewer than two would
+ *		be due.  A migration run by CALL migrate_run does not vacuum, nor
+ *		one with vacuum off, nor a delete (its table does not grow).
+ */
+static int64
+vacuum_ms(const Migration *m, int64 rows_total, int64 rows_to_change,
+		  int64 work_ms)
+{
+	int64		due = Max(VACUUM_DUE_MIN_ROWS,
+						  rows_total / VACUUM_DUE_FRACTION);
+
+	if (!m->vacuum || strcmp(m->action, MIGRATE_ACTION_DELETE) == 0 ||
+		rows_to_change < 2 * due)
+		return 0;
+	return (int64) (work_ms * ESTIMATE_VACUUM_SHARE);
 }
 
 /*
@@ -210,16 +373,22 @@ migrate_estimate_run(Migration *m, Estimate *e)
 
 	e->rows_to_change = (int64) (e->rows_total * fraction + 0.5);
 	to_walk = m->cursor ? Max(e->rows_total - m->processed, 0) : e->rows_total;
-	if (w.found && w.visited > 0)
+	if (w.found && w.first.visited > 0)
 	{
+		/* the time per row of the batches most rows are walked in */
+		BatchMeasure *t = w.has_grown && w.grown.visited > w.first.visited ?
+			&w.grown : &w.first;
+		int64		changed = w.first.changed + w.grown.changed;
+
 		e->measured = true;
-		e->ms_per_row = w.elapsed_us / 1000.0 / w.visited;
-		e->expected_ms = (int64) (e->ms_per_row * to_walk) +
-			m->pause_ms * (to_walk / Max(m->batch_size, 1));
-		if (w.changed > 0)
+		e->ms_per_row = t->elapsed_us / 1000.0 / t->visited;
+		e->expected_ms = walk_duration_ms(m, to_walk, e->ms_per_row * 1000.0) +
+			vacuum_ms(m, e->rows_total, e->rows_to_change,
+					  (int64) (e->ms_per_row * to_walk));
+		if (changed > 0)
 		{
 			e->has_wal_per_row = true;
-			e->wal_per_row = (double) w.wal_bytes / w.changed;
+			e->wal_per_row = (double) (w.first.wal_bytes + w.grown.wal_bytes) / changed;
 			e->expected_wal = (int64) (e->wal_per_row * e->rows_to_change);
 		}
 	}

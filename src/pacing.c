@@ -482,6 +482,27 @@ set_reason(Pacer *p, char *reason)
 }
 
 /*
+ * migrate_pacer_next_size
+ *		The size of an adaptive migration's next batch, after one of "size"
+ *		rows took elapsed_us for "rows" rows, when a batch should take
+ *		target_us: half way towards the size that would have taken that,
+ *		at most halving or doubling, within m's min and max batch sizes.
+ *		Pure arithmetic; migrate_estimate foresees the run's batches with it.
+ */
+int32
+migrate_pacer_next_size(const struct Migration *m, int32 size, int64 rows,
+						int64 elapsed_us, double target_us)
+{
+	double		ideal = rows * target_us / Max(elapsed_us, 1);
+	double		next = (size + ideal) / 2;
+
+	/* move smoothly: at most halve or double per batch */
+	next = Max(next, size / 2.0);
+	next = Min(next, size * 2.0);
+	return (int32) Max(m->min_batch_size, Min((double) m->max_batch_size, next));
+}
+
+/*
  * migrate_pacer_after_batch
  *		Learn from a batch of "rows" rows that took elapsed_us and wrote
  *		wal_bytes; return how many milliseconds to rest before the next one.
@@ -529,13 +550,8 @@ migrate_pacer_after_batch(Pacer *p, const Migration *m, int64 rows,
 	if (m->adaptive && m->target_batch_ms > 0)
 	{
 		double		target_us = m->target_batch_ms * 1000.0 * (busy ? BUSY_BATCH_SHARE : 1.0);
-		double		ideal = rows * target_us / elapsed_us;
-		double		next = (p->size + ideal) / 2;
 
-		/* move smoothly: at most halve or double per batch */
-		next = Max(next, p->size / 2.0);
-		next = Min(next, p->size * 2.0);
-		p->size = (int32) Max(m->min_batch_size, Min((double) m->max_batch_size, next));
+		p->size = migrate_pacer_next_size(m, p->size, rows, elapsed_us, target_us);
 	}
 
 	set_reason(p, NULL);

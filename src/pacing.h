@@ -96,6 +96,9 @@ extern int64 migrate_pacer_after_batch(Pacer *p, const struct Migration *m,
 									   int64 rows, int64 elapsed_us,
 									   int64 wal_bytes);
 extern void migrate_pacer_lock_failed(Pacer *p);
+extern int32 migrate_pacer_next_size(const struct Migration *m, int32 size,
+									 int64 rows, int64 elapsed_us,
+									 double target_us);
 extern int64 migrate_pacer_after_vacuum(Pacer *p, int64 elapsed_us, int64 wal_bytes);
 
 /* pacing_sample.c: what the decisions are made from */

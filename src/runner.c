@@ -42,13 +42,11 @@
 
 /*
  * A vacuum is due once VACUUM could remove 1/VACUUM_DUE_FRACTION of the
- * table's rows (at least VACUUM_DUE_MIN_ROWS), batches have taken
+ * table's rows (at least VACUUM_DUE_MIN_ROWS, runner.h), batches have taken
  * VACUUM_WORK_RATIO times as long as the last vacuum since it, and the
  * file grows by VACUUM_GROWTH_SHARE of what the versions replaced since the
  * last look take; a look needs VACUUM_LOOK_MIN_BYTES of them
  */
-#define VACUUM_DUE_FRACTION 20
-#define VACUUM_DUE_MIN_ROWS INT64CONST(10000)
 #define VACUUM_WORK_RATIO 3
 #define VACUUM_GROWTH_SHARE 0.2
 #define VACUUM_LOOK_MIN_BYTES (1024.0 * 1024)

@@ -17,6 +17,14 @@
 #include "horizon.h"
 #include "pacing.h"
 
+/*
+ * A vacuum of the runner's table is due once VACUUM could remove
+ * 1/VACUUM_DUE_FRACTION of its rows, at least VACUUM_DUE_MIN_ROWS (runner.c
+ * adds its other conditions; estimate.c expects vacuums by these)
+ */
+#define VACUUM_DUE_FRACTION 20
+#define VACUUM_DUE_MIN_ROWS INT64CONST(10000)
+
 /* What one step of a runner came to */
 typedef enum RunnerStep
 {

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Demo of migrate on a throw-away cluster.
 #
-#   sudo bash test/demo.sh [ROWS]        (ROWS defaults to 2000000)
+#   bash test/demo.sh [ROWS]        (as root; ROWS defaults to 2000000)
 #
-# Installs what migrate needs from Debian's packages, builds and installs
+# Installs what building migrate needs from Debian's packages
+# (test/install-deps.sh build), builds and installs
 # the extension, starts a private PostgreSQL cluster in a temporary
 # directory (removed again on exit), fills a table "accounts" with ROWS
 # rows and runs the migration
@@ -12,7 +13,8 @@
 #
 # in a background worker, printing its progress about once a second.
 # Environment: PGVER (default 15), DEMO_TIMEOUT (seconds to wait for the
-# migration; default 600 + ROWS / 1000).
+# migration; default 600 + ROWS / 1000), DEMO_PORT (the cluster's port;
+# default a free one picked at random).
 set -euo pipefail
 
 ROWS=${1:-2000000}
@@ -24,7 +26,7 @@ if ! [[ "$ROWS" =~ ^[0-9]+$ ]] || [ "$ROWS" -lt 1 ]; then
     exit 2
 fi
 if [ "$(id -u)" -ne 0 ]; then
-    echo "demo.sh installs packages and the extension: run it as root (sudo bash test/demo.sh)" >&2
+    echo "demo.sh installs packages and the extension: run it as root (bash test/demo.sh)" >&2
     exit 2
 fi
 TIMEOUT=${DEMO_TIMEOUT:-$((600 + ROWS / 1000))}
@@ -37,7 +39,7 @@ now_ms() { date +%s%3N; }
 since() { local d=$(( $(now_ms) - $1 )); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
 
 step "installing dependencies"
-bash test/install-deps.sh
+bash test/install-deps.sh build
 
 step "building and installing migrate"
 make -s PG_CONFIG="$BIN/pg_config"
@@ -68,8 +70,9 @@ trap 'exit 143' TERM
 
 # a TCP port nobody listens on (bash's /dev/tcp connects if one does)
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=
+PORT=${DEMO_PORT:-}
 for _ in $(seq 1 200); do
+    [ -z "$PORT" ] || break
     p=$((20000 + RANDOM % 30000))
     if ! port_in_use "$p" && [ ! -e "/tmp/.s.PGSQL.$p" ]; then
         PORT=$p

@@ -1,6 +1,25 @@
 #!/bin/bash
-# Install what building and testing migrate needs, from Debian's packages.
-# Idempotent: does nothing when everything is already there.
+# Install, from Debian's packages, what building or testing migrate needs.
+# As root; idempotent (installs only what is missing).
+#
+#   bash test/install-deps.sh build   # building: the extension (make) and
+#                                     # its Debian package (test/package.sh)
+#   bash test/install-deps.sh test    # building and testing: all of the
+#                                     # above and what the tests, the demo
+#                                     # and the benchmarks use (the default)
+#
+# A server that only runs migrate needs none of this: the package
+# (`apt install ./postgresql-15-migrate_*.deb`) brings PostgreSQL 15 and
+# recommends pg_cron.
+#
+# build: build-essential, postgresql-server-dev-15 (PGXS), the server and
+#   pg_cron (the package's build runs its installcheck against them),
+#   dpkg-dev, debhelper and postgresql-server-dev-all (pg_buildext).
+# test: also libipc-run-perl (the TAP tests), prometheus-postgres-exporter
+#   (test/t/021_prometheus.pl, test/production-check.sh), gnuplot-nox (the
+#   benchmarks' charts), git and unzip (`make dist`, and .ci/run builds
+#   the package from its zip), debootstrap (test/package.sh
+#   and test/other-versions.sh in a chroot of another Debian release).
 #
 # While it installs, a file in /etc/postgresql-common/createcluster.d keeps
 # the postgresql package from creating and starting a default cluster we
@@ -9,11 +28,16 @@
 set -euo pipefail
 
 PGVER=${PGVER:-15}
-# dpkg-dev, debhelper, postgresql-server-dev-all: the Debian package
-# (test/package.sh); prometheus-postgres-exporter: test/t/021_prometheus.pl
-pkgs=(build-essential "postgresql-$PGVER" "postgresql-server-dev-$PGVER"
-      "postgresql-$PGVER-cron" postgresql-common libipc-run-perl gnuplot-nox
-      dpkg-dev debhelper postgresql-server-dev-all prometheus-postgres-exporter)
+what=${1:-test}
+build=(build-essential "postgresql-$PGVER" "postgresql-server-dev-$PGVER"
+       "postgresql-$PGVER-cron" postgresql-common dpkg-dev debhelper
+       postgresql-server-dev-all)
+test=(libipc-run-perl prometheus-postgres-exporter gnuplot-nox git unzip debootstrap)
+case $what in
+    build) pkgs=("${build[@]}") ;;
+    test) pkgs=("${build[@]}" "${test[@]}") ;;
+    *) echo "usage: $0 [build|test]   (default: test, which includes build)" >&2; exit 2 ;;
+esac
 no_main=/etc/postgresql-common/createcluster.d/migrate-no-main.conf
 
 remove_no_main() {
@@ -33,7 +57,7 @@ if [ ${#missing[@]} -eq 0 ]; then
         echo "install-deps: removing $no_main, left by an earlier run"
         remove_no_main
     fi
-    echo "install-deps: all packages are installed already"
+    echo "install-deps: what $what needs is installed already"
     exit 0
 fi
 
@@ -42,7 +66,7 @@ trap remove_no_main EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "install-deps: installing ${missing[*]} from Debian (this takes a minute)..."
+echo "install-deps: installing for $what: ${missing[*]} from Debian (this takes a minute)..."
 apt-get update -qq
 # don't let the package create and start a default cluster we don't use
 mkdir -p "$(dirname "$no_main")"

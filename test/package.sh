@@ -3,16 +3,18 @@
 # Debian builds it (dpkg-buildpackage, pg_buildext, the package's own
 # installcheck), on this machine or in a Debian chroot.
 #
-#   sudo bash test/package.sh                  # here: Debian 12, PostgreSQL 15
-#   sudo bash test/package.sh bookworm --check # in a chroot; then install the
-#                                              # package there and run test/package-check.sh
-#   sudo bash test/package.sh trixie           # PostgreSQL 17 (Debian 13)
-#   sudo bash test/package.sh sid              # PostgreSQL 18
+# As root (`bash test/install-deps.sh build` installs what it needs here):
+#   bash test/package.sh                  # here: Debian 12, PostgreSQL 15
+#   bash test/package.sh bookworm --check # in a chroot; then install the
+#                                         # package there and run test/package-check.sh
+#   bash test/package.sh trixie           # PostgreSQL 17 (Debian 13)
+#   bash test/package.sh sid              # PostgreSQL 18
 #
 # The .deb files end up in $OUT (default: deb/ at the top of the tree), with
 # the build's log (build.log; in a chroot $CHROOT_BASE/<suite>-package.log).
-# The tree (what git tracks, as it is in the working tree) is built in a
-# copy, so the tree itself is left alone.  A chroot is made when missing
+# The tree (what git tracks, as it is in the working tree; without git, all
+# of it but build products) is built in a copy, so the tree itself is left
+# alone: a clone, or the PGXN zip of `make dist` unpacked.  A chroot is made when missing
 # under $CHROOT_BASE (default /work/chroots) from $MIRROR, as
 # test/other-versions.sh makes them; only what this script mounts in it is
 # unmounted again.  Environment: DEB_BUILD_OPTIONS (e.g. nocheck) is passed on.
@@ -36,18 +38,32 @@ case $suite in
 esac
 case $check in ''|--check) ;; *) usage ;; esac
 
-# the tree as git sees it (tracked and new files, not ignored ones)
+# the tree: in a git work tree, as git sees it (tracked and new files, not
+# ignored ones); without git or .git (the PGXN zip of `make dist`, a copy),
+# every file but what a build or a test run leaves behind
 copy_tree() {           # copy_tree DIR
     mkdir -p "$1"
-    git -C "$top" ls-files -z -co --exclude-standard |
-        (cd "$top" && tar --null -T - -cf -) | tar -C "$1" -xf -
+    if command -v git >/dev/null 2>&1 &&
+        git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git -C "$top" ls-files -z -co --exclude-standard |
+            (cd "$top" && tar --null -T - -cf -) | tar -C "$1" -xf -
+    else
+        (cd "$top" && tar -cf - --exclude=./.git --exclude=./deb \
+            --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+            --exclude=./results --exclude=./output_iso --exclude=./tmp_check \
+            --exclude=./log --exclude=./regression.diffs --exclude=./regression.out \
+            --exclude=./test/unit/pacer_test --exclude='./migrate-*.zip' \
+            --exclude=./debian/.debhelper --exclude=./debian/tmp \
+            --exclude='./debian/postgresql-*-migrate' --exclude='./debian/*.substvars' \
+            --exclude=./debian/files --exclude='./debian/*.log' .) | tar -C "$1" -xf -
+    fi
 }
 
 # --- here ---------------------------------------------------------------------
 if [ -z "$suite" ]; then
     for p in dpkg-dev debhelper postgresql-server-dev-all postgresql-15 postgresql-15-cron; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-            { echo "package.sh: $p is missing (bash test/install-deps.sh)" >&2; exit 1; }
+            { echo "package.sh: $p is missing (bash test/install-deps.sh build)" >&2; exit 1; }
     done
     work=$(mktemp -d /tmp/migrate-deb.XXXXXX)
     trap 'rm -rf "$work"' EXIT

@@ -30,7 +30,7 @@ export PATH="/usr/lib/postgresql/$PGVER/bin:$PATH"
 # (phase runs it in a context where set -e does not apply: hence the &&)
 build()
 {
-    bash test/install-deps.sh &&
+    bash test/install-deps.sh test &&
         make -s PG_CONFIG="/usr/lib/postgresql/$PGVER/bin/pg_config" &&
         make -s install PG_CONFIG="/usr/lib/postgresql/$PGVER/bin/pg_config"
 }

@@ -100,7 +100,7 @@ op_timeout() { echo $((600 + $1 / 2000)); }
 # Dependencies, build
 # ---------------------------------------------------------------------------
 step "installing dependencies (test/install-deps.sh)"
-bash test/install-deps.sh
+bash test/install-deps.sh test
 if ! command -v gnuplot >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null
 fi

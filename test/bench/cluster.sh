@@ -15,7 +15,7 @@ as_pg() { runuser -u postgres -- "$@"; }
 
 bench_build() {
     [ "${SKIP_BUILD:-0}" = 1 ] && return
-    bash "$top/test/install-deps.sh"
+    bash "$top/test/install-deps.sh" test
     make -s -C "$top" PG_CONFIG="$BIN/pg_config"
     make -s -C "$top" install PG_CONFIG="$BIN/pg_config" >/dev/null
 }
