@@ -46,6 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "migrate.h"
+#include "replication.h"
 
 StaticAssertDecl(sizeof(WorkerArgs) <= BGW_EXTRALEN, "WorkerArgs must fit bgw_extra");
 
@@ -461,6 +462,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	if (restart)
 		migrate_catalog_forget_run(m);
 	migrate_catalog_mark_started(m, restart, migrate_progress_total(m), series_rest, actor);
+	migrate_replication_note_timeline(m->id);
 	pid = migrate_launch_worker(m);
 	migrate_catalog_set_runner(m, pid, NULL);
 	migrate_catalog_log_event_by(m->name, m->owner, actor, event, detail);

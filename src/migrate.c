@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 
 #include "migrate.h"
+#include "replication.h"
 
 PG_MODULE_MAGIC;
 
@@ -98,6 +99,9 @@ _PG_init(void)
 							30000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/* the replication limits (replication.c) */
+	migrate_replication_define_gucs();
 
 	MarkGUCPrefixReserved("migrate");
 

@@ -42,6 +42,7 @@
 #include "utils/timestamp.h"
 
 #include "migrate.h"
+#include "replication.h"
 
 /*
  * migrate_runner_locktag
@@ -240,6 +241,8 @@ migrate_runner_unlock(int64 id)
 void
 migrate_runner_release(int64 id, Migration *m)
 {
+	/* what it did is seen gone once the synchronous standbys have it */
+	migrate_replication_before_release();
 	if (m && m->worker_pid == MyProcPid)
 		migrate_catalog_clear_runner(m);
 	migrate_runner_unlock(id);
