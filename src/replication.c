@@ -83,6 +83,16 @@ static ReplHoldKind held_kind = REPL_GO;
 static char held_who[64];
 static TimestampTz held_since = 0;
 
+/*
+ * What was logged last, and when: a slow subscriber or standby can hold a
+ * migration every few batches, and the log says so once a minute at most
+ * for the same holder
+ */
+static ReplHoldKind logged_kind = REPL_GO;
+static char logged_who[64];
+static TimestampTz logged_at = 0;
+#define REPL_LOG_AGAIN_MS 60000
+
 /* The synchronous standbys' confirmed LSN, and when it last moved */
 static uint64 last_sync_lsn = 0;
 static TimestampTz sync_moved_at = 0;
@@ -382,7 +392,8 @@ migrate_replication_hold(const char *name, int64 *rest_ms)
 
 	if (d.kind == REPL_GO)
 	{
-		if (held_kind != REPL_GO)
+		if (held_kind != REPL_GO &&
+			TimestampDifferenceExceeds(held_since, now, 1000))
 			ereport(LOG,
 					(errmsg("migrate: migration \"%s\" goes on after waiting %.1f s for replication",
 							name, (now - held_since) / 1000000.0)));
@@ -391,7 +402,8 @@ migrate_replication_hold(const char *name, int64 *rest_ms)
 	}
 	if (held_kind == REPL_GO)
 		held_since = now;
-	if (held_kind != d.kind || strcmp(held_who, d.who) != 0)
+	if (logged_kind != d.kind || strcmp(logged_who, d.who) != 0 ||
+		TimestampDifferenceExceeds(logged_at, now, REPL_LOG_AGAIN_MS))
 	{
 		char	   *detail;
 
@@ -409,6 +421,9 @@ migrate_replication_hold(const char *name, int64 *rest_ms)
 		ereport(LOG,
 				(errmsg("migrate: migration \"%s\" %s", name, d.reason),
 				 errdetail_internal("%s", detail)));
+		logged_kind = d.kind;
+		strlcpy(logged_who, d.who, sizeof(logged_who));
+		logged_at = now;
 	}
 	held_kind = d.kind;
 	strlcpy(held_who, d.who, sizeof(held_who));
