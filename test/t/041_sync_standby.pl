@@ -15,6 +15,10 @@
 #    migration's last batches: the runner keeps the migration until the
 #    standby has them, then migrate_wait returns "paused".  Started again,
 #    it finishes, every row changed exactly once, on the standby too.
+# 4. The standby asynchronous again, its WAL receiver stopped: replay_lag
+#    freezes, but with WAL sent and unconfirmed for longer than
+#    migrate.max_replication_lag (2 s here) the migration holds, naming the
+#    standby, and goes on once it answers again.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -156,6 +160,36 @@ is($standby->safe_psql('postgres', q{SELECT n, count(*) FROM u GROUP BY n}), "1|
 
 note(sprintf('stall: held %.2f s after SIGSTOP, %s bytes ahead of the standby\'s flush at the hold, at %s rows; went on %.2f s after SIGCONT; held again in %.2f s; pause acknowledged %.2f s after SIGCONT',
 	$t_hold, $ahead, $held_at, $t_go, $t_hold2, $t_ack));
+
+# ---- 4. an asynchronous standby that stops answering
+set_sync('');
+sql(q{ALTER SYSTEM SET migrate.max_replication_lag = '2s'});
+$primary->reload;
+sql(q{SELECT migrate_register('quiet', 't', set_clause => 'n = n + 1',
+                              batch_size => 2000, pause => '10ms')});
+sql(q{SELECT migrate_start('quiet')});
+ha_wait($primary, q{SELECT processed >= 20000 FROM migrate_status('quiet')},
+	'async: under way');
+$receiver = $standby->safe_psql('postgres', 'SELECT pid FROM pg_stat_wal_receiver');
+kill 'STOP', $receiver;
+my $t_quiet = ha_wait($primary, q{
+	SELECT throttled LIKE 'waiting for standby "standby1": it has not answered for longer than migrate.max_replication_lag (2 s)%'
+	  FROM migrate_status('quiet')},
+	'async: a standby that stops answering holds it, and throttled says so');
+my $quiet_at = sql(q{SELECT processed FROM migrate_status('quiet')});
+my $lag = sql(q{SELECT coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication});
+sql('SELECT pg_sleep(2)');
+is(sql(q{SELECT processed FROM migrate_status('quiet')}), $quiet_at,
+	'async: no batch for 2 s while it is silent');
+kill 'CONT', $receiver;
+my $t_quiet_go = ha_wait($primary,
+	qq{SELECT processed > $quiet_at FROM migrate_status('quiet')},
+	'async: it answers again, the migration goes on');
+is(sql(q{SELECT migrate_wait('quiet', '120s')}), 'done', 'async: it finishes');
+is(sql(q{SELECT n, count(*) FROM t GROUP BY n}), "7|$rows",
+	'async: every row changed once more (six cost runs, then this one)');
+note(sprintf('silent standby: held %.2f s after SIGSTOP (limit 2 s; replay_lag read %s s then); went on %.2f s after SIGCONT',
+	$t_quiet, $lag, $t_quiet_go));
 
 $standby->stop;
 $primary->stop;
