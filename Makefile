@@ -17,6 +17,8 @@ OBJS = \
 	src/preview.o \
 	src/ranges.o \
 	src/register.o \
+	src/replication.o \
+	src/replication_decide.o \
 	src/revert.o \
 	src/runner.o \
 	src/runner_lock.o \
@@ -66,15 +68,22 @@ test/unit/pacer_test: test/unit/pacer_test.c test/unit/pacer_stubs.c src/pacing.
 	$(CC) $(CFLAGS) -I$(srcdir)/src $(CPPFLAGS) -o $@ $(srcdir)/test/unit/pacer_test.c \
 		$(srcdir)/test/unit/pacer_stubs.c $(srcdir)/src/pacing.c -L$(pkglibdir) -lpgport -lm
 
+# the replication holds' decisions against made-up standbys and slots
+# (test/unit/replication_test.c)
+test/unit/replication_test: test/unit/replication_test.c src/replication_decide.c src/replication.h
+	$(CC) $(CFLAGS) -I$(srcdir)/src $(CPPFLAGS) -o $@ $(srcdir)/test/unit/replication_test.c \
+		$(srcdir)/src/replication_decide.c -L$(pkglibdir) -lpgport -lm
+
 .PHONY: unitcheck
-unitcheck: test/unit/pacer_test
+unitcheck: test/unit/pacer_test test/unit/replication_test
 	test/unit/pacer_test
+	test/unit/replication_test
 
 # TAP tests alone (they need a non-root user: see test/run-tests.sh)
 tapcheck:
 	$(prove_installcheck)
 
-EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check log test/unit/pacer_test
+EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check log test/unit/pacer_test test/unit/replication_test
 
 # the PGXN release zip of what HEAD holds: migrate-<META.json's version>.zip
 DIST_VERSION = $(shell perl -MJSON::PP -0777 -ne 'print decode_json($$_)->{version}' $(srcdir)/META.json)

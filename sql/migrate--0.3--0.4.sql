@@ -107,3 +107,18 @@ CREATE INDEX ranges_pick_idx ON migrate.ranges (migration, last_batch_at NULLS F
     WHERE NOT done;
 
 /* ---- end of security and integrity (issue 20) ---- */
+
+
+/* ---- high availability (issue 22) ---- */
+
+/*
+ * The timeline of the server on which a migration's runner last started
+ * (replication.c): the launcher that resumes a migration left running
+ * compares it with the server's, and says "resumed after a promotion"
+ * where they differ (the row came over from the old primary).
+ */
+ALTER TABLE migrate.migrations ADD COLUMN timeline integer;
+COMMENT ON COLUMN migrate.migrations.timeline IS
+    'the timeline of the server on which its runner last started; NULL: not started since 0.4';
+
+/* ---- end of high availability (issue 22) ---- */

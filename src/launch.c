@@ -48,6 +48,7 @@
 #include "launch.h"
 #include "catalog.h"
 #include "keys.h"
+#include "replication.h"
 #include "runner_lock.h"
 #include "worker.h"
 
@@ -469,6 +470,7 @@ migrate_start_locked(Migration *m, bool restart, List *series_rest,
 	if (restart)
 		migrate_catalog_forget_run(m);
 	migrate_catalog_mark_started(m, restart, migrate_progress_total(m), series_rest, actor);
+	migrate_replication_note_timeline(m->id);
 	pid = launch_worker(m, self_leaving);
 	migrate_catalog_set_runner(m, pid, NULL);
 	migrate_catalog_log_event_by(m->name, m->owner, actor, event, detail);

@@ -20,6 +20,7 @@
 
 #include "migrate.h"
 #include "pacing.h"
+#include "replication.h"
 #include "team.h"
 #include "worker.h"
 
@@ -103,6 +104,9 @@ _PG_init(void)
 							30000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/* the replication limits (replication.c) */
+	migrate_replication_define_gucs();
 
 	MarkGUCPrefixReserved("migrate");
 

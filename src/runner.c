@@ -34,6 +34,7 @@
 #include "horizon.h"
 #include "pacing.h"
 #include "ranges.h"
+#include "replication.h"
 #include "runner_lock.h"
 #include "team.h"
 
@@ -369,9 +370,12 @@ after_failure(Runner *r, ErrorData *edata)
 static void
 after_done(Runner *r, Migration *m)
 {
-	MemoryContext old = MemoryContextSwitchTo(r->keepcxt);
+	MemoryContext old;
 	ListCell   *lc;
 
+	/* "done" is seen once the synchronous standbys have it (replication.c) */
+	migrate_replication_before_release();
+	old = MemoryContextSwitchTo(r->keepcxt);
 	if (m->state == MIGRATE_REVERTED)
 		r->summary = psprintf("is reverted: " INT64_FORMAT " rows restored",
 							  m->restored);
@@ -602,6 +606,9 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	else
 		migrate_pacer_sample(&r->pacer, r->own_xacts, r->own_xids);
 	hold = m->relation ? migrate_pacer_hold(&r->pacer, m, &hold_ms) : NULL;
+	/* the standbys, synchronous ones first, and the slots (replication.c) */
+	if (hold == NULL && m->relation)
+		hold = migrate_replication_hold(m->name, &hold_ms);
 	if (hold)
 	{
 		step = hold_back(r, m, hold, hold_ms);

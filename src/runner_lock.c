@@ -23,6 +23,7 @@
 
 #include "runner_lock.h"
 #include "catalog.h"
+#include "replication.h"
 
 static void runner_locktag(LOCKTAG *tag, Oid dbid, int64 id);
 
@@ -223,6 +224,8 @@ migrate_runner_unlock(int64 id)
 void
 migrate_runner_release(int64 id, Migration *m)
 {
+	/* what it did is seen gone once the synchronous standbys have it */
+	migrate_replication_before_release();
 	if (m && m->worker_pid == MyProcPid)
 		migrate_catalog_clear_runner(m);
 	migrate_runner_unlock(id);

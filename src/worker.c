@@ -58,6 +58,7 @@
 #include "launch.h"
 #include "pacing.h"
 #include "ranges.h"
+#include "replication.h"
 #include "runner.h"
 #include "runner_lock.h"
 #include "security.h"
@@ -605,8 +606,11 @@ migrate_worker_main(Datum main_arg)
 	/*
 	 * Each batch commits its cursor with its data, so batches lost to a
 	 * crash before their commit reached disk are simply done again: the
-	 * worker need not wait for WAL flushes.
+	 * worker need not wait for WAL flushes.  Synchronous standbys, if its
+	 * synchronous_commit waits for them, are waited for where it matters
+	 * (replication.c).
 	 */
+	migrate_replication_worker_init();
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 
 	/*
@@ -641,6 +645,7 @@ migrate_worker_main(Datum main_arg)
 	}
 	run_migration(&args);
 	wait_for_helpers(false);
+	migrate_replication_wait_own();
 	proc_exit(0);
 }
 
@@ -679,7 +684,7 @@ migrate_recovery_main(Datum main_arg)
 			if (m && m->state == MIGRATE_RUNNING &&
 				!migrate_runner_active(m->id))
 				migrate_start_locked(m, false, m->series_rest, InvalidOid, "resume",
-									 "resumed after a server restart", false);
+									 migrate_replication_resume_detail(m->id, name), false);
 			end_unit();
 		}
 		PG_CATCH();

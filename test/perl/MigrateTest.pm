@@ -281,4 +281,65 @@ sub cursor_agrees
 		 GROUP BY m.processed, m.cursor});
 }
 
+# ---- high availability (issue 22): primaries that stream, standbys,
+# ---- timed waits.  Used by test/t/040-042.
+use Time::HiRes ();
+
+push @EXPORT, qw(ha_primary ha_standby ha_table ha_wait);
+
+# A started primary that streams ($streaming: 1, or 'logical' for logical
+# decoding), with migrate preloaded and created in postgres; standbys and
+# subscribers answer every second.  Further postgresql.conf lines may follow.
+sub ha_primary
+{
+	my ($name, $streaming, @conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+
+	$node->init(allows_streaming => $streaming);
+	$node->append_conf('postgresql.conf',
+		join("\n", "shared_preload_libraries = 'migrate'",
+			'wal_receiver_status_interval = 1s', @conf) . "\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION migrate');
+	return $node;
+}
+
+# A started streaming standby of $primary, from a new base backup; its
+# application_name is $name.  Further postgresql.conf lines may follow.
+sub ha_standby
+{
+	my ($primary, $name, @conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+
+	$primary->backup("${name}_base");
+	$node->init_from_backup($primary, "${name}_base", has_streaming => 1);
+	$node->append_conf('postgresql.conf', join("\n", @conf) . "\n") if @conf;
+	$node->start;
+	return $node;
+}
+
+# Create table $table (id bigint PRIMARY KEY, n int = 0, pad text) with $rows
+# rows.
+sub ha_table
+{
+	my ($node, $table, $rows) = @_;
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE $table (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0, pad text);
+		INSERT INTO $table (id, pad) SELECT g, repeat('x', 100) FROM generate_series(1, $rows) g;
+		VACUUM ANALYZE $table;
+	});
+}
+
+# Wait until $sql returns true on $node; return the seconds it took.  Fails
+# the test (and returns -1) after the default timeout.
+sub ha_wait
+{
+	my ($node, $sql, $what) = @_;
+	my $t0 = Time::HiRes::time();
+	my $ok = $node->poll_query_until('postgres', $sql);
+	Test::More::ok($ok, $what);
+	return $ok ? Time::HiRes::time() - $t0 : -1;
+}
+# ---- end of high availability (issue 22)
+
 1;
