@@ -7,6 +7,7 @@ OBJS = \
 	src/batch.o \
 	src/catalog.o \
 	src/catalog_ranges.o \
+	src/citus.o \
 	src/estimate.o \
 	src/horizon.o \
 	src/keys.o \
@@ -52,7 +53,7 @@ PG_CPPFLAGS += -I$(srcdir)/src
 PROVE_FLAGS += -I $(srcdir)/test/perl
 
 # every source file includes the shared header
-$(OBJS): src/migrate.h src/batch.h src/horizon.h src/pacing.h
+$(OBJS): src/migrate.h src/batch.h src/horizon.h src/pacing.h src/citus.h
 
 # the pacer's decisions against made-up workloads, outside the server, in
 # milliseconds (test/unit/pacer_test.c)

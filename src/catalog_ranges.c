@@ -26,6 +26,7 @@
 #include "utils/lsyscache.h"
 
 #include "migrate.h"
+#include "citus.h"
 
 /* The columns range_from_tuple reads, in this order */
 #define RANGE_COLUMNS \
@@ -406,6 +407,7 @@ migrate_catalog_forget_ranges(int64 id)
 
 	migrate_catalog_exec("DELETE FROM migrate.ranges WHERE migration OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_DELETE);
+	migrate_citus_forget_plan(id);
 }
 
 /*

@@ -52,6 +52,7 @@
 #include "utils/timestamp.h"
 
 #include "migrate.h"
+#include "citus.h"
 
 /*
  * vacuum_cost_delay (ms) of the worker's vacuums while other sessions are
@@ -688,6 +689,7 @@ migrate_worker_main(Datum main_arg)
 	WorkerArgs	args;
 
 	migrate_worker_connect(&args, "migrate worker");
+	migrate_citus_worker_init();
 
 	/*
 	 * Each batch commits its cursor with its data, so batches lost to a
