@@ -257,14 +257,17 @@ DECLARE
     m migrate.migrations;
     ext pg_catalog.text;
     owner_name pg_catalog.text;
-    s migrate.citus_shards;
+    s record;
     nd record;
-    cur record;
     res record;
     cmd pg_catalog.text;
+    cmds pg_catalog.text[];
+    lanes pg_catalog.text[];
     js pg_catalog.json;
     running integer;
+    free integer;
     left_over integer;
+    failure pg_catalog.text;
 BEGIN
     SELECT * INTO m FROM migrate.migrations WHERE id OPERATOR(pg_catalog.=) mid;
     IF NOT FOUND THEN
@@ -286,7 +289,8 @@ BEGIN
          WHERE d.logicalrelid OPERATOR(pg_catalog.=) m.relid;
     END IF;
 
-    -- read back every node's shard migrations, one statement per node
+    -- 1. read back every node's shard migrations, one statement per node;
+    -- "queued": registered, and waiting in a series that runs there
     FOR nd IN SELECT c.nodename, c.nodeport, pg_catalog.array_agg(c.child) AS children
                 FROM migrate.citus_shards c
                WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.nodename IS NOT NULL
@@ -295,11 +299,14 @@ BEGIN
     LOOP
         cmd := pg_catalog.format(
             'SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object('
-            '''child'', name, ''state'', state, ''cursor'', cursor, ''pass'', pass,'
-            '''processed'', processed, ''changed'', changed, ''batches'', batches,'
-            '''wal_bytes'', wal_bytes, ''rows_estimate'', total_estimate,'
-            '''last_error'', last_error, ''last_batch_at'', last_batch_at)), ''[]'')'
-            ' FROM migrate.migrations WHERE name OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])',
+            '''child'', x.name, ''state'', CASE WHEN x.state OPERATOR(pg_catalog.=) ''registered'''
+            ' AND EXISTS (SELECT 1 FROM migrate.migrations o WHERE o.state OPERATOR(pg_catalog.=) ''running'''
+            ' AND x.name OPERATOR(pg_catalog.=) ANY (o.series_rest)) THEN ''queued'' ELSE x.state END,'
+            '''cursor'', x.cursor, ''pass'', x.pass,'
+            '''processed'', x.processed, ''changed'', x.changed, ''batches'', x.batches,'
+            '''wal_bytes'', x.wal_bytes, ''rows_estimate'', x.total_estimate,'
+            '''last_error'', x.last_error, ''last_batch_at'', x.last_batch_at)), ''[]'')::pg_catalog.text'
+            ' FROM migrate.migrations x WHERE x.name OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])',
             nd.children);
         res := migrate.citus_node_run(nd.nodename, nd.nodeport, owner_name, 'pg_catalog, pg_temp', cmd);
         IF NOT res.success THEN
@@ -307,7 +314,7 @@ BEGIN
         END IF;
         js := res.result::pg_catalog.json;
         UPDATE migrate.citus_shards c
-           SET state = CASE WHEN j.state OPERATOR(pg_catalog.=) 'reverted' THEN 'done' ELSE j.state END,
+           SET state = CASE j.state WHEN 'reverted' THEN 'done' WHEN 'queued' THEN 'running' ELSE j.state END,
                cursor = j.cursor, pass = j.pass,
                processed = j.processed, changed = j.changed, batches = j.batches,
                wal_bytes = j.wal_bytes, rows_estimate = j.rows_estimate,
@@ -323,24 +330,27 @@ BEGIN
            AND c.state OPERATOR(pg_catalog.<>) ALL (ARRAY['pending', 'done', 'split']);
     END LOOP;
 
-    -- each shard not done: where is it now, and what is to be done
-    FOR s IN SELECT * FROM migrate.citus_shards c
+    -- 2. each shard not done: where is it now?  A shard migration that
+    -- stopped (not running) on a node that no longer holds its shard hands
+    -- its cursor on: final, as its batches hold the shard's metadata lock
+    FOR s IN SELECT c.*, cur.nodename AS cur_name, cur.nodeport AS cur_port
+               FROM migrate.citus_shards c
+               LEFT JOIN LATERAL (
+                    SELECT n.nodename, n.nodeport
+                      FROM pg_catalog.pg_dist_placement p
+                      JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid
+                     WHERE p.shardid OPERATOR(pg_catalog.=) c.shardid
+                       AND n.noderole OPERATOR(pg_catalog.=) 'primary'
+                     LIMIT 1) cur ON true
               WHERE c.migration OPERATOR(pg_catalog.=) mid
-                AND c.state OPERATOR(pg_catalog.<>) ALL (ARRAY['done', 'split'])
+                AND c.state OPERATOR(pg_catalog.<>) ALL (ARRAY['done', 'split', 'running'])
+                AND (c.nodename IS NULL OR cur.nodename IS NULL
+                     OR (c.nodename, c.nodeport) IS DISTINCT FROM (cur.nodename, cur.nodeport))
               ORDER BY c.shardid
     LOOP
-        SELECT n.nodename, n.nodeport INTO cur
-          FROM pg_catalog.pg_dist_placement p
-          JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid
-         WHERE p.shardid OPERATOR(pg_catalog.=) s.shardid AND n.isactive
-           AND n.noderole OPERATOR(pg_catalog.=) 'primary'
-         LIMIT 1;
-        IF NOT FOUND THEN
-            -- split (or gone): once its shard migration has stopped, its
-            -- cursor goes to every shard now inside its hash range
-            IF s.state OPERATOR(pg_catalog.=) 'running' THEN
-                CONTINUE;       -- its next batch finds the shard gone and stops
-            END IF;
+        IF s.cur_name IS NULL THEN
+            -- split (or gone): its cursor goes to every shard now inside its
+            -- hash range, where the split copied its rows at one instant
             INSERT INTO migrate.citus_shards (migration, shardid, relation, hash_min, hash_max,
                                               child, cursor, pass, split_from)
             SELECT mid, d.shardid, pg_catalog.shard_name(d.logicalrelid, d.shardid, false),
@@ -354,16 +364,8 @@ BEGIN
             ON CONFLICT DO NOTHING;
             UPDATE migrate.citus_shards c SET state = 'split'
              WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.shardid OPERATOR(pg_catalog.=) s.shardid;
-            CONTINUE;
-        END IF;
-
-        IF s.nodename IS NOT NULL AND (s.nodename, s.nodeport) IS DISTINCT FROM (cur.nodename, cur.nodeport) THEN
-            -- moved: once its shard migration on the old node has stopped,
-            -- its cursor (final: a batch holds the shard's metadata lock)
-            -- goes on where the shard is now
-            IF s.state OPERATOR(pg_catalog.=) 'running' THEN
-                CONTINUE;
-            END IF;
+        ELSIF s.nodename IS NOT NULL THEN
+            -- moved: go on from its cursor where the shard is now
             PERFORM migrate.citus_node_run(s.nodename, s.nodeport, owner_name, 'pg_catalog, pg_temp',
                 pg_catalog.format('SELECT %I.migrate_unregister(%L)', ext, s.child));
             UPDATE migrate.citus_shards c
@@ -374,13 +376,28 @@ BEGIN
                    processed = 0, changed = 0, batches = 0, wal_bytes = 0,
                    moves = c.moves OPERATOR(pg_catalog.+) 1,
                    nodename = NULL, nodeport = NULL, state = 'pending'
-             WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.shardid OPERATOR(pg_catalog.=) s.shardid
-            RETURNING * INTO s;
+             WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.shardid OPERATOR(pg_catalog.=) s.shardid;
         END IF;
+    END LOOP;
 
-        IF s.state OPERATOR(pg_catalog.=) 'pending' THEN
-            -- register its shard migration where the shard is, from its cursor
-            cmd := pg_catalog.format(
+    -- 3. register the pending shards' migrations where their shards are,
+    -- from their cursors: one statement (one transaction) per node
+    FOR nd IN SELECT n.nodename, n.nodeport,
+                     pg_catalog.array_agg(c.shardid ORDER BY c.shardid) AS shards
+                FROM migrate.citus_shards c
+                JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) c.shardid
+                JOIN pg_catalog.pg_dist_node n ON n.groupid OPERATOR(pg_catalog.=) p.groupid
+                                              AND n.noderole OPERATOR(pg_catalog.=) 'primary'
+               WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.state OPERATOR(pg_catalog.=) 'pending'
+               GROUP BY n.nodename, n.nodeport
+    LOOP
+        cmds := '{}';
+        FOR s IN SELECT * FROM migrate.citus_shards c
+                  WHERE c.migration OPERATOR(pg_catalog.=) mid
+                    AND c.shardid OPERATOR(pg_catalog.=) ANY (nd.shards)
+                  ORDER BY c.shardid
+        LOOP
+            cmds := cmds OPERATOR(pg_catalog.||) pg_catalog.format(
                 'SELECT %1$I.migrate_register(name => %2$L, relation => %3$L, set_clause => %4$L,'
                 ' where_clause => %5$L, row_fn => %6$L, action => %7$L, batch_size => %8$L,'
                 ' pause => %9$L, lock_timeout => %10$L, replace => true, target_batch_time => %11$L,'
@@ -391,49 +408,66 @@ BEGIN
                 CASE WHEN m.adaptive THEN NULL ELSE m.batch_size END,
                 m.pause, m.lock_timeout, m.target_batch_time, m.min_batch_size, m.max_batch_size,
                 m.busy_share, m.on_error, m.keep_before, m.vacuum, m.max_wal_rate,
-                m.check_clause, m.catch_up, m.max_passes);
-            res := migrate.citus_node_run(cur.nodename, cur.nodeport, owner_name, m.search_path, cmd,
-                pg_catalog.format('SELECT migrate.citus_adopt(%L, %L, %L, %L)',
-                                  s.child, s.shardid, s.cursor, s.pass));
-            IF NOT res.success THEN
-                IF res.result LIKE '%connect%' OR res.result LIKE '%terminat%' THEN
-                    CONTINUE;   -- node down: try again at the next step
-                END IF;
-                RETURN pg_catalog.format('failed: shard %s on %s:%s: %s', s.shardid,
-                                         cur.nodename, cur.nodeport, res.result);
+                m.check_clause, m.catch_up, m.max_passes)
+                OPERATOR(pg_catalog.||) pg_catalog.format('SELECT migrate.citus_adopt(%L, %L, %L, %L)',
+                                                          s.child, s.shardid, s.cursor, s.pass);
+        END LOOP;
+        res := migrate.citus_node_run(nd.nodename, nd.nodeport, owner_name, m.search_path, VARIADIC cmds);
+        IF NOT res.success THEN
+            IF res.result LIKE '%connect%' OR res.result LIKE '%terminat%' OR res.result LIKE '%shutdown%' THEN
+                CONTINUE;       -- node down: again at the next step
             END IF;
-            UPDATE migrate.citus_shards c
-               SET nodename = cur.nodename, nodeport = cur.nodeport, state = 'registered'
-             WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.shardid OPERATOR(pg_catalog.=) s.shardid
-            RETURNING * INTO s;
+            RETURN pg_catalog.format('failed: registering on %s:%s: %s', nd.nodename, nd.nodeport,
+                                     res.result);
         END IF;
+        UPDATE migrate.citus_shards c
+           SET nodename = nd.nodename, nodeport = nd.nodeport, state = 'registered'
+         WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.shardid OPERATOR(pg_catalog.=) ANY (nd.shards);
+    END LOOP;
 
-        IF s.state OPERATOR(pg_catalog.=) 'failed' THEN
-            IF s.last_error LIKE 'citus shard % is no longer on this node%' THEN
-                CONTINUE;       -- a move or split being switched over: seen at a later step
-            END IF;
-            RETURN pg_catalog.format('failed: shard %s on %s:%s: %s', s.shardid,
-                                     s.nodename, s.nodeport, s.last_error);
-        END IF;
+    -- 4. a shard migration that failed fails the migration, unless it only
+    -- found its shard gone (a move or split switched over: seen at a later
+    -- step, once the coordinator's metadata says so too)
+    SELECT pg_catalog.format('failed: shard %s on %s:%s: %s', c.shardid, c.nodename, c.nodeport,
+                             c.last_error) INTO failure
+      FROM migrate.citus_shards c
+     WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.state OPERATOR(pg_catalog.=) 'failed'
+       AND c.last_error NOT LIKE 'citus shard % is no longer on this node%'
+     ORDER BY c.shardid LIMIT 1;
+    IF failure IS NOT NULL THEN
+        RETURN failure;
+    END IF;
 
-        IF s.state OPERATOR(pg_catalog.=) ANY (ARRAY['registered', 'paused', 'cancelled']) THEN
-            SELECT pg_catalog.count(*) INTO running FROM migrate.citus_shards c
-             WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.state OPERATOR(pg_catalog.=) 'running'
-               AND c.nodename OPERATOR(pg_catalog.=) s.nodename
-               AND c.nodeport OPERATOR(pg_catalog.=) s.nodeport;
-            IF running OPERATOR(pg_catalog.<) m.workers THEN
-                res := migrate.citus_node_run(s.nodename, s.nodeport, owner_name, 'pg_catalog, pg_temp',
-                    pg_catalog.format('SELECT %I.migrate_start(%L)', ext, s.child));
-                IF res.success THEN
-                    UPDATE migrate.citus_shards c SET state = 'running'
-                     WHERE c.migration OPERATOR(pg_catalog.=) mid
-                       AND c.shardid OPERATOR(pg_catalog.=) s.shardid;
-                END IF;
-            END IF;
+    -- 5. start shard migrations, up to "workers" at once per node: each
+    -- free lane runs a series of them, handed over on the node
+    FOR nd IN SELECT c.nodename, c.nodeport,
+                     pg_catalog.count(*) FILTER (WHERE c.state OPERATOR(pg_catalog.=) 'running') AS busy,
+                     pg_catalog.array_agg(c.child ORDER BY c.shardid)
+                         FILTER (WHERE c.state OPERATOR(pg_catalog.=) ANY (ARRAY['registered', 'paused', 'cancelled', 'failed'])) AS idle
+                FROM migrate.citus_shards c
+               WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.nodename IS NOT NULL
+                 AND c.state OPERATOR(pg_catalog.<>) ALL (ARRAY['pending', 'done', 'split'])
+               GROUP BY c.nodename, c.nodeport
+    LOOP
+        free := LEAST(m.workers - nd.busy, COALESCE(pg_catalog.cardinality(nd.idle), 0));
+        CONTINUE WHEN free OPERATOR(pg_catalog.<=) 0;
+        cmds := '{}';
+        FOR i IN 1..free LOOP
+            SELECT pg_catalog.array_agg(x ORDER BY o) INTO lanes
+              FROM pg_catalog.unnest(nd.idle) WITH ORDINALITY AS u(x, o)
+             WHERE ((o OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.%) free) OPERATOR(pg_catalog.=) (i OPERATOR(pg_catalog.-) 1);
+            cmds := cmds OPERATOR(pg_catalog.||)
+                pg_catalog.format('SELECT %I.migrate_start_series(%L::pg_catalog.text[])', ext, lanes);
+        END LOOP;
+        res := migrate.citus_node_run(nd.nodename, nd.nodeport, owner_name, 'pg_catalog, pg_temp',
+                                      VARIADIC cmds);
+        IF res.success THEN
+            UPDATE migrate.citus_shards c SET state = 'running'
+             WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.child OPERATOR(pg_catalog.=) ANY (nd.idle);
         END IF;
     END LOOP;
 
-    -- the sums, into the migration's row, which migrate_status reads
+    -- 6. the sums, into the migration's row, which migrate_status reads
     UPDATE migrate.migrations mm
        SET processed = t.processed, changed = t.changed, batches = t.batches,
            wal_bytes = t.wal_bytes, total_estimate = GREATEST(t.rows_estimate, t.processed),
@@ -442,8 +476,8 @@ BEGIN
                    COALESCE(pg_catalog.sum(c.changed OPERATOR(pg_catalog.+) c.carried_changed), 0)::bigint AS changed,
                    COALESCE(pg_catalog.sum(c.batches OPERATOR(pg_catalog.+) c.carried_batches), 0)::bigint AS batches,
                    COALESCE(pg_catalog.sum(c.wal_bytes OPERATOR(pg_catalog.+) c.carried_wal_bytes), 0)::bigint AS wal_bytes,
-                   COALESCE(pg_catalog.sum(c.rows_estimate) FILTER (WHERE c.state OPERATOR(pg_catalog.<>) 'split'), 0)::bigint
-                   OPERATOR(pg_catalog.+) COALESCE(pg_catalog.sum(c.carried_processed), 0)::bigint AS rows_estimate,
+                   (COALESCE(pg_catalog.sum(c.rows_estimate) FILTER (WHERE c.state OPERATOR(pg_catalog.<>) 'split'), 0)
+                    OPERATOR(pg_catalog.+) COALESCE(pg_catalog.sum(c.carried_processed), 0))::bigint AS rows_estimate,
                    pg_catalog.max(c.last_batch_at) AS last_batch_at
               FROM migrate.citus_shards c WHERE c.migration OPERATOR(pg_catalog.=) mid) t
      WHERE mm.id OPERATOR(pg_catalog.=) mid;
