@@ -175,7 +175,12 @@ worker_still_claimed(int64 id, bool stopping)
 	m = migrate_catalog_load_by_id(id, stopping);
 	claimed = migrate_runner_claims(m);
 	if (stopping && !claimed)
+	{
+		/* a distributed table's lead stops its shards the same way */
+		if (migrate_citus_leads(m))
+			migrate_citus_stop_shards(m);
 		migrate_runner_release(id, m);
+	}
 	end_unit();
 	return claimed;
 }

@@ -262,6 +262,7 @@ my $started = 0;
 for (1 .. 60)
 {
 	last if ($started = $w1->start(fail_ok => 1));
+	$w1->{_pid} = undef;    # the pid file start read is the dead postmaster's
 	sleep 1;
 }
 ok($started, 'kill -9: the worker node starts again');
