@@ -17,7 +17,7 @@
 #include "migrate.h"
 
 /* how long the lead waits between two looks at the nodes, in ms */
-#define MIGRATE_CITUS_LEAD_INTERVAL_MS 100
+#define MIGRATE_CITUS_LEAD_INTERVAL_MS 500
 
 extern bool migrate_citus_present(void);
 extern bool migrate_citus_leads(const Migration *m);
