@@ -38,6 +38,7 @@
 #include "utils/wait_event.h"
 
 #include "migrate.h"
+#include "citus.h"
 
 PG_FUNCTION_INFO_V1(migrate_register);
 PG_FUNCTION_INFO_V1(migrate_start);
@@ -149,6 +150,8 @@ migrate_register(PG_FUNCTION_ARGS)
 		forget_errors_check_undo(existing, "replace");
 	}
 	m = migrate_catalog_load_by_id(migrate_catalog_store(&def, existing != NULL), false);
+	if (m->keep_before && migrate_citus_leads(m))
+		migrate_citus_refuse(m, "keep_before");
 	migrate_explain_check(m);
 	migrate_catalog_log_event(m->name, m->owner, existing ? "replace" : "register",
 							  def.relation ? def.relation : "one-off task");
@@ -348,6 +351,8 @@ migrate_step(PG_FUNCTION_ARGS)
 	Migration  *m;
 
 	m = migrate_load_to_manage(name, "run", true);
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "a batch in the caller's transaction");
 	if (migrate_runner_active(m->id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -684,6 +689,8 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
 
 	m = migrate_load_to_manage(name, "dry-run", false);
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "a dry run");
 	if (m->reverting)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -957,6 +964,8 @@ migrate_revert(PG_FUNCTION_ARGS)
 	keep_undo = PG_GETARG_BOOL(1);
 
 	m = migrate_load_to_manage(name, "revert", true);
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "a revert");
 	if (!m->keep_before)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
