@@ -112,16 +112,23 @@ CREATE INDEX ranges_pick_idx ON migrate.ranges (migration, last_batch_at NULLS F
 /* ---- Citus (issue 23) ---- */
 
 /*
- * On a Citus worker node, a migration of one shard table (a "shard
- * migration", registered there by the coordinator's lead) records the
- * shard's id: before each batch it takes the shard's metadata lock in share
- * mode, which a shard move or split takes in exclusive mode on every node
- * while it switches placements, and checks that this node still holds the
- * shard (citus.c migrate_citus_guard).  NULL everywhere else.
+ * On a Citus worker node, each migration of one shard table (a "shard
+ * migration", registered there by the coordinator's lead) with its shard's
+ * id: before each batch it takes the shard's metadata lock in share mode,
+ * which a shard move or split takes in exclusive mode on every node while
+ * it switches placements, and checks that this node still holds the shard
+ * (citus.c migrate_citus_guard).  A row outlives its migration (ids are
+ * not reused), so that no restart or redefinition can drop the guard.
  */
-ALTER TABLE migrate.migrations ADD COLUMN citus_shard bigint;
-COMMENT ON COLUMN migrate.migrations.citus_shard IS
-    'on a Citus node: the shard this migration walks; each batch holds its metadata lock and checks that the shard is still on this node';
+CREATE TABLE migrate.citus_shard_migrations (
+    migration bigint PRIMARY KEY,
+    shardid bigint NOT NULL
+);
+COMMENT ON TABLE migrate.citus_shard_migrations IS
+    'on a Citus node: the shard each shard migration walks; each batch holds its metadata lock and checks that the shard is still on this node';
+SELECT pg_catalog.pg_extension_config_dump('migrate.citus_shard_migrations', '');
+REVOKE ALL ON migrate.citus_shard_migrations FROM PUBLIC;
+GRANT SELECT ON migrate.citus_shard_migrations TO PUBLIC;
 
 /*
  * On a Citus coordinator, the shards of a migration of a distributed table:

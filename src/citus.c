@@ -66,7 +66,7 @@ migrate_citus_present(void)
 /*
  * catalog_has_citus_columns
  *		Does this catalog have migrate.citus_shards and
- *		migrations.citus_shard (0.4)?  An older catalog runs no lead and no
+ *		migrate.citus_shard_migrations (0.4)?  An older catalog runs no lead and no
  *		guard.  In a transaction.
  */
 static bool
@@ -224,8 +224,8 @@ migrate_citus_guard(const Migration *m)
 	if (!migrate_citus_present() || !catalog_has_citus_columns())
 		return;
 	values[0] = Int64GetDatum(m->id);
-	migrate_catalog_exec("SELECT citus_shard FROM migrate.migrations"
-						 " WHERE id OPERATOR(pg_catalog.=) $1",
+	migrate_catalog_exec("SELECT shardid FROM migrate.citus_shard_migrations"
+						 " WHERE migration OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return;
@@ -342,7 +342,10 @@ migrate_citus_adopt(PG_FUNCTION_ARGS)
 	else
 		values[2] = PG_GETARG_DATUM(2);
 	values[3] = Int32GetDatum(PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3));
-	migrate_catalog_exec("UPDATE migrate.migrations SET citus_shard = $2, cursor = $3, pass = $4"
+	migrate_catalog_exec("INSERT INTO migrate.citus_shard_migrations (migration, shardid)"
+						 " VALUES ($1, $2) ON CONFLICT (migration) DO UPDATE SET shardid = $2",
+						 2, types, values, nulls, SPI_OK_INSERT);
+	migrate_catalog_exec("UPDATE migrate.migrations SET cursor = $3, pass = $4"
 						 " WHERE id OPERATOR(pg_catalog.=) $1",
 						 4, types, values, nulls, SPI_OK_UPDATE);
 	SPI_finish();

@@ -43,14 +43,24 @@ if [ -n "$want" ] && [ "$have" = "$want" ]; then
 	exit 0
 fi
 
+# its build dependencies from Debian's packages, when run as root
+if [ "$(id -u)" = 0 ] && command -v dpkg >/dev/null; then
+	missing=""
+	for p in libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev; do
+		dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "citus-build: installing$missing"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+	fi
+fi
+
 compat="$dir/src/include/pg_version_compat.h"
 if grep -q '^have_createdb_privilege(void)' "$compat" &&
 	! grep -q 'citus_compat_have_createdb_privilege' "$compat"; then
 	# rename Citus's own copy (static inline, PostgreSQL < 16) so that it
 	# does not clash with the one 15.20 exports
-	sed -i 's/^static inline bool\s*$/&/; /^have_createdb_privilege(void)/i #define have_createdb_privilege citus_compat_have_createdb_privilege' "$compat"
-	# the #define must precede the "static inline bool" line too
-	perl -0pi -e 's/(static inline bool\n)(#define have_createdb_privilege citus_compat_have_createdb_privilege\n)/$2$1/' "$compat"
+	perl -0pi -e 's/(static inline bool\n)(have_createdb_privilege\(void\))/#define have_createdb_privilege citus_compat_have_createdb_privilege\n$1$2/' "$compat"
 fi
 
 echo "citus-build: building Citus $want from $src for $("$pgc" --version) (a few minutes)"
