@@ -15,6 +15,9 @@
 #   2. a shard moved (citus_move_shard_placement, non-blocking) while its
 #      shard migration is half done: the shard is finished on its new node
 #      from the cursor of the old one;
+#   2b. a shard split (citus_split_shard_by_split_points, its halves on
+#      both workers) while its shard migration is half done: each half is
+#      finished from the cursor of the whole;
 #   3. pause, resume and cancel on the coordinator reach the nodes: after a
 #      pause no shard migration runs and no row changes any more; resume
 #      and a start after the cancel go on from the cursors;
@@ -218,6 +221,21 @@ cmp_ok($carried, '>=', $done_before, 'move: the rows done on the old node were c
 cmp_ok($after, '>', 0, 'move: rows were done on the new node');
 is(sql(qq{SELECT count(*) FROM slow WHERE n = $expect AND get_shard_id_for_distribution_column('slow', id) = $shard}),
 	$carried + $after, 'move: the shard\'s rows were each changed once, before or after the move');
+
+# ---- 2b. a split of a half-done shard, its halves on both workers ----
+slow_run('sp');
+($shard, $port, $done_before) = split /\|/, half_done_shard('sp', 100, 1500);
+my ($lo, $hi) = split /\|/, sql(qq{SELECT shardminvalue, shardmaxvalue FROM pg_dist_shard WHERE shardid = $shard});
+my $mid = int(($lo + $hi) / 2);
+sql(qq{SELECT citus_split_shard_by_split_points($shard, ARRAY['$mid'],
+	ARRAY(SELECT nodeid FROM pg_dist_node WHERE nodeport IN (@{[ $port0 + 1 ]}, @{[ $port0 + 2 ]}) ORDER BY nodeport))});
+note "split shard $shard at $mid with $done_before of its rows done";
+slow_done('sp', 'split of a half-done shard');
+is( sql(qq{SELECT string_agg(s.state || ':' || s.nodeport, ',' ORDER BY s.shardid)
+		FROM migrate.citus_shards s JOIN migrate.migrations m ON m.id = s.migration
+		WHERE m.name = 'sp' AND (s.shardid = $shard OR s.split_from = $shard)}),
+	"split:$port,done:@{[ $port0 + 1 ]},done:@{[ $port0 + 2 ]}",
+	'split: the shard stopped, its two halves were finished on their nodes');
 
 # ---- 3. pause, resume, cancel from the coordinator ----
 slow_run('pr');
