@@ -477,14 +477,21 @@ BEGIN
     -- 6. the sums, into the migration's row, which migrate_status reads
     UPDATE migrate.migrations mm
        SET processed = t.processed, changed = t.changed, batches = t.batches,
-           wal_bytes = t.wal_bytes, total_estimate = GREATEST(t.rows_estimate, t.processed),
+           wal_bytes = t.wal_bytes,
+           total_estimate = GREATEST(CASE WHEN t.unknown OPERATOR(pg_catalog.=) 0 THEN t.rows_estimate
+                                          ELSE mm.total_estimate END, t.processed),
            last_batch_at = t.last_batch_at
       FROM (SELECT COALESCE(pg_catalog.sum(c.processed OPERATOR(pg_catalog.+) c.carried_processed), 0)::bigint AS processed,
                    COALESCE(pg_catalog.sum(c.changed OPERATOR(pg_catalog.+) c.carried_changed), 0)::bigint AS changed,
                    COALESCE(pg_catalog.sum(c.batches OPERATOR(pg_catalog.+) c.carried_batches), 0)::bigint AS batches,
                    COALESCE(pg_catalog.sum(c.wal_bytes OPERATOR(pg_catalog.+) c.carried_wal_bytes), 0)::bigint AS wal_bytes,
-                   (COALESCE(pg_catalog.sum(c.rows_estimate) FILTER (WHERE c.state OPERATOR(pg_catalog.<>) 'split'), 0)
-                    OPERATOR(pg_catalog.+) COALESCE(pg_catalog.sum(c.carried_processed), 0))::bigint AS rows_estimate,
+                   -- a shard migration's estimate is of its whole shard (a
+                   -- split's halves: of each half); until every shard has
+                   -- one, the estimate of the start stays
+                   COALESCE(pg_catalog.sum(c.rows_estimate)
+                            FILTER (WHERE c.state OPERATOR(pg_catalog.<>) 'split'), 0)::bigint AS rows_estimate,
+                   pg_catalog.count(*) FILTER (WHERE c.state OPERATOR(pg_catalog.<>) 'split'
+                                               AND c.rows_estimate IS NULL) AS unknown,
                    pg_catalog.max(c.last_batch_at) AS last_batch_at
               FROM migrate.citus_shards c WHERE c.migration OPERATOR(pg_catalog.=) mid) t
      WHERE mm.id OPERATOR(pg_catalog.=) mid;
@@ -492,7 +499,13 @@ BEGIN
     SELECT pg_catalog.count(*) INTO left_over FROM migrate.citus_shards c
      WHERE c.migration OPERATOR(pg_catalog.=) mid
        AND c.state OPERATOR(pg_catalog.<>) ALL (ARRAY['done', 'split']);
-    RETURN CASE WHEN left_over OPERATOR(pg_catalog.=) 0 THEN 'done' ELSE 'running' END;
+    IF left_over OPERATOR(pg_catalog.>) 0 THEN
+        RETURN 'running';
+    END IF;
+    -- done: the rows are counted, no longer estimated
+    UPDATE migrate.migrations mm SET total_estimate = mm.processed
+     WHERE mm.id OPERATOR(pg_catalog.=) mid;
+    RETURN 'done';
 END
 $fn$;
 REVOKE ALL ON FUNCTION migrate.citus_lead(bigint) FROM PUBLIC;
