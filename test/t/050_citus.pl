@@ -25,6 +25,9 @@
 #   3. pause, resume and cancel on the coordinator reach the nodes: after a
 #      pause no shard migration runs and no row changes any more; resume
 #      and a start after the cancel go on from the cursors;
+#   3b. catch-up: rows the walk has done, set back to their old shape on
+#      several shards while it runs, are changed again by the shard
+#      migrations' catch-up passes (check_clause, catch_up => true);
 #   4. kill -9 of a worker node's postmaster mid-run and its restart;
 #   5. an immediate restart of the coordinator mid-run;
 #   6. a reference table and a plain table on the coordinator are walked
@@ -275,6 +278,27 @@ for my $n ($w1, $w2)
 }
 sql(q{SELECT migrate_start('cx')});
 slow_done('cx', 'cancel, then start again from the cursors');
+
+# ---- 3b. catch-up of rows written behind the cursors on several shards ----
+sql(q{SELECT migrate_register('cu', 'slow', set_clause => 'n = n + 1',
+	check_clause => 'n = } . ($expect + 1) . q{', catch_up => true, batch_size => 20, pause => '100ms')});
+sql(q{SELECT migrate_start('cu', workers => 4)});
+$expect++;
+$coord->poll_query_until('postgres', q{
+	SELECT count(*) >= 4 FROM migrate.citus_shards s JOIN migrate.migrations m ON m.id = s.migration
+	 WHERE m.name = 'cu' AND s.processed BETWEEN 100 AND 1500})
+  or die 'no four shards of cu half done';
+# the application sets rows the walk has done back to their old shape
+my $set_back = sql(qq{WITH b AS (UPDATE slow SET n = n - 1 WHERE n = $expect AND id % 3 = 0 RETURNING
+	get_shard_id_for_distribution_column('slow', id) AS shard)
+	SELECT count(*) || '|' || count(DISTINCT shard) FROM b});
+my ($back_rows, $back_shards) = split /\|/, $set_back;
+note "set back $back_rows rows behind the cursors of $back_shards shards";
+cmp_ok($back_shards, '>=', 2, 'catch-up: rows set back behind the cursors of several shards');
+is(await_state('cu'), 'done', 'catch-up: done');
+is(counts('slow', $expect), '20000|20000', 'catch-up: every row in the new shape, the rows set back changed once more');
+is(sql(q{SELECT changed FROM migrate.migrations WHERE name = 'cu'}), 20000 + $back_rows,
+	'catch-up: the changes add up to the rows plus the rows set back');
 
 # ---- 4. kill -9 of a worker node mid-run, and its restart ----
 slow_run('k9');
