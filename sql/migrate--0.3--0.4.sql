@@ -434,12 +434,15 @@ BEGIN
 
     -- 4. a shard migration that failed fails the migration, unless it only
     -- found its shard gone (a move or split switched over: seen at a later
-    -- step, once the coordinator's metadata says so too)
+    -- step, once the coordinator's metadata says so too) or found no free
+    -- worker slot on its node (a series' hand-over while
+    -- migrate.max_workers are at work there): those start again in 5.
     SELECT pg_catalog.format('failed: shard %s on %s:%s: %s', c.shardid, c.nodename, c.nodeport,
                              c.last_error) INTO failure
       FROM migrate.citus_shards c
      WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.state OPERATOR(pg_catalog.=) 'failed'
        AND c.last_error NOT LIKE 'citus shard % is no longer on this node%'
+       AND c.last_error NOT LIKE 'could not start migration % migrate workers are busy%'
      ORDER BY c.shardid LIMIT 1;
     IF failure IS NOT NULL THEN
         RETURN failure;

@@ -120,6 +120,25 @@ migrate_citus_refuse(const Migration *m, const char *what)
 }
 
 /*
+ * stop_shards
+ *		Pause ("pause") or cancel ("cancel") the shard migrations of
+ *		migration id that run (a cancel: that are not done) on their nodes,
+ *		through migrate.citus_stop as the catalog owner.  Best effort; the
+ *		remote statements commit on their own.  SPI connected.
+ */
+static void
+stop_shards(int64 id, const char *how)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(how);
+	migrate_catalog_exec("SELECT migrate.citus_stop($1, $2)", 2, types, values, NULL,
+						 SPI_OK_SELECT);
+}
+
+/*
  * migrate_citus_lead_step
  *		One step of the lead of m (a migration of a distributed table, running
  *		with this process as its runner), in the caller's transaction with SPI
@@ -173,8 +192,8 @@ migrate_citus_lead_step(Runner *r, Migration *m)
 		return RUNNER_DONE;
 	}
 
-	/* "failed: ...": stop the other shards, then fail with its reason */
-	migrate_citus_stop_shards(m);
+	/* "failed: ...": pause the other shards, then fail with its reason */
+	stop_shards(m->id, "pause");
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("%s", strncmp(answer, "failed: ", 8) == 0 ? answer + 8 : answer),
@@ -194,15 +213,9 @@ migrate_citus_lead_step(Runner *r, Migration *m)
 void
 migrate_citus_stop_shards(const Migration *m)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
-
 	if (m->state == MIGRATE_RUNNING)
 		return;
-	values[0] = Int64GetDatum(m->id);
-	values[1] = CStringGetTextDatum(m->state == MIGRATE_CANCELLED ? "cancel" : "pause");
-	migrate_catalog_exec("SELECT migrate.citus_stop($1, $2)", 2, types, values, NULL,
-						 SPI_OK_SELECT);
+	stop_shards(m->id, m->state == MIGRATE_CANCELLED ? "cancel" : "pause");
 }
 
 /*
