@@ -1118,6 +1118,9 @@ migrate_estimate(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	m = migrate_load_to_manage(name, "estimate", false);
+	/* the coordinator's table is an empty shell: its figures would be 0 */
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "an estimate");
 	migrate_estimate_run(m, &e);
 	SPI_finish();
 

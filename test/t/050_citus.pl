@@ -31,7 +31,9 @@
 #   4. kill -9 of a worker node's postmaster mid-run and its restart;
 #   5. an immediate restart of the coordinator mid-run;
 #   6. a reference table and a plain table on the coordinator are walked
-#      there, as on any server.
+#      there, as on any server;
+#   7. keep_before (at registration), a dry run, an estimate and
+#      migrate_step on a distributed table are refused with the reason.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -340,6 +342,19 @@ is(sql(q{SELECT (SELECT count(*) FILTER (WHERE n = 1) FROM ref) || '|' || (SELEC
 	'5000|5000', 'reference and plain tables: every row changed exactly once, on the coordinator');
 is(sql(q{SELECT count(*) FROM migrate.citus_shards s JOIN migrate.migrations m ON m.id = s.migration
 	WHERE m.name IN ('r', 'l')}), '0', 'reference and plain tables: no shard migrations');
+
+# ---- 7. what is not done on a distributed table yet is refused, with the reason ----
+my (undef, undef, $err) = $coord->psql('postgres',
+	q{SELECT migrate_register('kb', 'accounts', set_clause => 'n = n + 1', keep_before => true)});
+like($err, qr/keep_before of migration "kb" is not supported on a distributed table/,
+	'keep_before refused at registration on a distributed table');
+is(sql(q{SELECT count(*) FROM migrate.migrations WHERE name = 'kb'}), '0', 'keep_before: nothing registered');
+(undef, undef, $err) = $coord->psql('postgres', q{SELECT * FROM migrate_dry_run('plain')});
+like($err, qr/a dry run of migration "plain" is not supported on a distributed table/, 'dry run refused');
+(undef, undef, $err) = $coord->psql('postgres', q{SELECT * FROM migrate_estimate('plain')});
+like($err, qr/an estimate of migration "plain" is not supported on a distributed table/, 'estimate refused');
+(undef, undef, $err) = $coord->psql('postgres', q{SELECT migrate_step('plain')});
+like($err, qr/a batch in the caller's transaction of migration "plain" is not supported/, 'migrate_step refused');
 
 $_->stop('fast') for ($coord, $w2, $w1);
 done_testing();
