@@ -7,6 +7,7 @@ OBJS = \
 	src/batch.o \
 	src/catalog.o \
 	src/catalog_ranges.o \
+	src/citus.o \
 	src/estimate.o \
 	src/horizon.o \
 	src/keys.o \

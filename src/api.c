@@ -42,6 +42,7 @@
 #include "batch.h"
 #include "catalog.h"
 #include "catalog_ranges.h"
+#include "citus.h"
 #include "estimate.h"
 #include "keys.h"
 #include "launch.h"
@@ -169,6 +170,8 @@ migrate_register(PG_FUNCTION_ARGS)
 		forget_errors_check_undo(existing, "replace");
 	}
 	m = migrate_catalog_load_by_id(migrate_catalog_store(&def, existing), false);
+	if (m->keep_before && migrate_citus_leads(m))
+		migrate_citus_refuse(m, "keep_before");
 	migrate_explain_check(m);
 	migrate_catalog_log_event(m->name, m->owner, existing ? "replace" : "register",
 							  def.relation ? def.relation : "one-off task");
@@ -369,6 +372,8 @@ migrate_step(PG_FUNCTION_ARGS)
 	Migration  *m;
 
 	m = migrate_connect_and_load_to_manage(name, "run", true);
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "a batch in the caller's transaction");
 	if (migrate_runner_active(m->id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -705,6 +710,8 @@ migrate_dry_run(PG_FUNCTION_ARGS)
 	st.cxt = st.rsinfo->econtext->ecxt_per_query_memory;
 
 	m = migrate_connect_and_load_to_manage(name, "dry-run", false);
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "a dry run");
 	if (m->reverting)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -979,6 +986,8 @@ migrate_revert(PG_FUNCTION_ARGS)
 	keep_undo = PG_GETARG_BOOL(1);
 
 	m = migrate_connect_and_load_to_manage(name, "revert", true);
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "a revert");
 	if (!m->keep_before)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1131,6 +1140,9 @@ migrate_estimate(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	m = migrate_connect_and_load_to_manage(name, "estimate", false);
+	/* the coordinator's table is an empty shell: its figures would be 0 */
+	if (migrate_citus_leads(m))
+		migrate_citus_refuse(m, "an estimate");
 	migrate_estimate_run(m, &e);
 	SPI_finish();
 

@@ -27,6 +27,7 @@
 
 #include "catalog_ranges.h"
 #include "catalog.h"
+#include "citus.h"
 
 static bool ranges_have_bound(void);
 
@@ -393,6 +394,7 @@ migrate_catalog_forget_ranges(int64 id)
 
 	migrate_catalog_exec("DELETE FROM migrate.ranges WHERE migration OPERATOR(pg_catalog.=) $1",
 						 1, types, values, NULL, SPI_OK_DELETE);
+	migrate_citus_forget_plan(id);
 }
 
 /*

@@ -51,7 +51,9 @@ migrate_pacer_sample(Pacer *p, int64 own_xacts, int64 own_xids)
 						"   AND backend_type OPERATOR(pg_catalog.=) 'client backend'"
 						"   AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
 						"   AND wait_event_type IS DISTINCT FROM 'Extension'"
-						"   AND wait_event_type IS DISTINCT FROM 'Timeout'",
+						"   AND wait_event_type IS DISTINCT FROM 'Timeout'"
+						/* a Citus coordinator's lead reading this node's shard migrations */
+						"   AND query NOT LIKE 'SELECT migrate.citus\\_node\\_exec(%'",
 						 0, NULL, NULL, NULL);
 	memset(&s, 0, sizeof(s));
 	s.at = now;

@@ -31,6 +31,7 @@
 #include "runner.h"
 #include "batch.h"
 #include "catalog.h"
+#include "citus.h"
 #include "horizon.h"
 #include "pacing.h"
 #include "ranges.h"
@@ -188,6 +189,8 @@ next_work(void *arg)
 {
 	NextWork   *w = (NextWork *) arg;
 
+	/* a shard on a Citus node: hold it in place, or stop if it left */
+	migrate_citus_guard(w->m);
 	w->pick = migrate_ranges_pick(w->m, w->r->range_id, !w->r->helper, false,
 								  w->size);
 	if (w->pick == PICK_SPLIT || w->pick == PICK_BUSY)
@@ -574,6 +577,17 @@ migrate_runner_step(Runner *r, bool stop_requested)
 	r->rows_this_step = 0;
 	SPI_connect();
 	m = migrate_catalog_load_by_id(r->id, false);
+	/* a distributed table: the lead runs its shards on their nodes */
+	if (!r->helper && migrate_citus_leads(m))
+	{
+		if (!stop_requested && migrate_runner_claims(m))
+		{
+			step = migrate_citus_lead_step(r, m);
+			SPI_finish();
+			return step;
+		}
+		migrate_citus_stop_shards(m);
+	}
 	if (r->helper && !migrate_helper_claims(m, r->runner_pid))
 	{
 		/* a helper holds nothing to give up: it just stops */

@@ -54,6 +54,7 @@
 #include "worker.h"
 #include "catalog.h"
 #include "catalog_ranges.h"
+#include "citus.h"
 #include "keys.h"
 #include "launch.h"
 #include "pacing.h"
@@ -209,7 +210,12 @@ worker_still_claimed(int64 id, bool stopping)
 	m = migrate_catalog_load_by_id(id, stopping);
 	claimed = migrate_runner_claims(m);
 	if (stopping && !claimed)
+	{
+		/* a distributed table's lead stops its shards the same way */
+		if (migrate_citus_leads(m))
+			migrate_citus_stop_shards(m);
 		migrate_runner_release(id, m);
+	}
 	end_unit();
 	return claimed;
 }
@@ -602,6 +608,7 @@ migrate_worker_main(Datum main_arg)
 	WorkerArgs	args;
 
 	migrate_worker_connect(&args, "migrate worker");
+	migrate_citus_worker_init();
 
 	/*
 	 * Each batch commits its cursor with its data, so batches lost to a
