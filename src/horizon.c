@@ -116,7 +116,9 @@ migrate_dead_versions_reset(DeadVersions *dv)
  * Needs a transaction with SPI connected.  Reads the statistics views as
  * the catalog owner (other roles' sessions' xmin is shown only to
  * privileged roles), and says no more of another role's session than
- * pg_stat_activity shows everybody; never what a session runs.
+ * pg_stat_activity shows everybody; never what a session runs.  What any
+ * role can choose (an application_name, a prepared transaction's name) is
+ * quoted as a literal, so that it cannot pass for the rest of the message.
  */
 char *
 migrate_horizon_holder(Oid viewer)
@@ -130,13 +132,13 @@ migrate_horizon_holder(Oid viewer)
 		"SELECT who FROM ("
 		" SELECT CASE WHEN usesysid IS NOT NULL"
 		"              AND pg_catalog.pg_has_role($1, usesysid, 'MEMBER')"
-		"        THEN pg_catalog.format('process %s (%s, %s for %s)', pid,"
+		"        THEN pg_catalog.format('process %s (%L, %s for %s)', pid,"
 		"          COALESCE(NULLIF(application_name, ''), backend_type::pg_catalog.text),"
 		"          COALESCE(state, 'active'),"
 		"          pg_catalog.date_trunc('second', pg_catalog.now() OPERATOR(pg_catalog.-)"
 		"              COALESCE(xact_start, backend_start)))"
 		"        WHEN NULLIF(application_name, '') IS NOT NULL"
-		"        THEN pg_catalog.format('process %s (%s)', pid, application_name)"
+		"        THEN pg_catalog.format('process %s (%L)', pid, application_name)"
 		"        ELSE pg_catalog.format('process %s', pid)"
 		"        END AS who,"
 		"        GREATEST(pg_catalog.age(backend_xmin), pg_catalog.age(backend_xid)) AS age"
@@ -145,14 +147,14 @@ migrate_horizon_holder(Oid viewer)
 		"    AND backend_type OPERATOR(pg_catalog.<>) 'autovacuum worker'"
 		"    AND (datname OPERATOR(pg_catalog.=) pg_catalog.current_database() OR datname IS NULL)"
 		" UNION ALL"
-		" SELECT pg_catalog.format('standby %s (hot_standby_feedback)', application_name),"
+		" SELECT pg_catalog.format('standby %L (hot_standby_feedback)', application_name),"
 		"        pg_catalog.age(backend_xmin)"
 		"   FROM pg_catalog.pg_stat_replication"
 		" UNION ALL"
 		" SELECT pg_catalog.format('replication slot %s', slot_name), pg_catalog.age(xmin)"
 		"   FROM pg_catalog.pg_replication_slots"
 		" UNION ALL"
-		" SELECT pg_catalog.format('prepared transaction %s', gid), pg_catalog.age(transaction)"
+		" SELECT pg_catalog.format('prepared transaction %L', gid), pg_catalog.age(transaction)"
 		"   FROM pg_catalog.pg_prepared_xacts"
 		"  WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
 		") h WHERE age IS NOT NULL ORDER BY age DESC LIMIT 1",

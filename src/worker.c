@@ -625,12 +625,25 @@ migrate_worker_main(Datum main_arg)
 	 * first to change after a checkpoint: unless the server compresses them
 	 * already, compress the worker's own, with lz4 where the server has it.
 	 * Other sessions are not affected.
+	 *
+	 * Only where the owner could set wal_compression itself (a superuser, or
+	 * a role granted SET on it): PostgreSQL keeps it from other roles
+	 * because the size of a compressed page image tells how well the owner's
+	 * own bytes match the rest of the page, rows it may not read included
+	 * (a compression oracle; the owner's code measures its WAL with
+	 * pg_current_wal_insert_lsn).  Set as the owner with PGC_USERSET, it is
+	 * checked as it would be in the owner's own session (in a transaction:
+	 * the check reads the catalog), and quietly left off otherwise.
 	 */
-	if (strcmp(GetConfigOption("wal_compression", false, false), "off") == 0 &&
-		set_config_option("wal_compression", "lz4", PGC_SUSET, PGC_S_SESSION,
-						  GUC_ACTION_SET, true, DEBUG1, false) <= 0)
-		(void) set_config_option("wal_compression", "pglz", PGC_SUSET, PGC_S_SESSION,
-								 GUC_ACTION_SET, true, DEBUG1, false);
+	if (strcmp(GetConfigOption("wal_compression", false, false), "off") == 0)
+	{
+		StartTransactionCommand();
+		if (set_config_option("wal_compression", "lz4", PGC_USERSET, PGC_S_SESSION,
+							  GUC_ACTION_SET, true, DEBUG1, false) <= 0)
+			(void) set_config_option("wal_compression", "pglz", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SET, true, DEBUG1, false);
+		CommitTransactionCommand();
+	}
 
 	/* each batch commits as the owner, the only role this session has */
 	migrate_set_runner_commits(true);
