@@ -281,7 +281,7 @@ sample_standbys_and_slots(ReplSample *s)
 						"   WHERE l.active_pid OPERATOR(pg_catalog.=) r.pid"
 						"   AND l.slot_type OPERATOR(pg_catalog.=) 'logical')"
 						" ORDER BY r.pid LIMIT " CppAsString2(REPL_MAX_STANDBYS),
-						 0, NULL, NULL, NULL);
+						0, NULL, NULL, NULL);
 	s->nstandbys = 0;
 	for (n = 0; n < SPI_processed; n++)
 	{
@@ -312,7 +312,7 @@ sample_standbys_and_slots(ReplSample *s)
 						"   '0/0'::pg_catalog.pg_lsn)::pg_catalog.int8"
 						" FROM pg_catalog.pg_replication_slots"
 						" ORDER BY slot_name LIMIT " CppAsString2(REPL_MAX_SLOTS),
-						 0, NULL, NULL, NULL);
+						0, NULL, NULL, NULL);
 	s->nslots = 0;
 	for (n = 0; n < SPI_processed; n++)
 	{
