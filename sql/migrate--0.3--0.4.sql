@@ -218,6 +218,16 @@ COMMENT ON FUNCTION migrate.citus_adopt IS
  * coordinator's lead as the catalog owner through Citus
  * (migrate.citus_node_run), so that the whole list is one statement there,
  * one transaction, and its error is the statement's; EXECUTE revoked.
+ *
+ * The session on the node is the lead's, connected as the catalog owner
+ * (often a superuser), and "role" is only SET LOCAL: whatever user-created
+ * code a command resolves to outside migrate's own role switch could RESET
+ * ROLE back to that superuser.  So every command the lead sends calls a
+ * schema-qualified function with every argument cast to its parameter's
+ * exact type: a user who may create functions in the extension's schema
+ * (public, often writable) cannot shadow migrate_register with an overload
+ * that unknown-typed literals would prefer (all text parameters), which ran
+ * as a superuser before 0.4 was released (test/t/055_citus_hostile.pl).
  */
 CREATE FUNCTION migrate.citus_node_exec(role pg_catalog.text, path pg_catalog.text,
                                         commands pg_catalog.text[])
@@ -254,7 +264,8 @@ AS $fn$
 BEGIN
     SELECT r.success, r.result INTO success, result
       FROM pg_catalog.master_run_on_worker(ARRAY[nodename], ARRAY[nodeport],
-               ARRAY[pg_catalog.format('SELECT migrate.citus_node_exec(%L, %L, %L::pg_catalog.text[])',
+               ARRAY[pg_catalog.format('SELECT migrate.citus_node_exec(%L::pg_catalog.text,'
+                                       ' %L::pg_catalog.text, %L::pg_catalog.text[])',
                                        role, path, commands)], false) r;
 END
 $fn$;
@@ -388,7 +399,7 @@ BEGIN
         ELSIF s.nodename IS NOT NULL THEN
             -- moved: go on from its cursor where the shard is now
             PERFORM migrate.citus_node_run(s.nodename, s.nodeport, owner_name, 'pg_catalog, pg_temp',
-                pg_catalog.format('SELECT %I.migrate_unregister(%L)', ext, s.child));
+                pg_catalog.format('SELECT %I.migrate_unregister(%L::pg_catalog.text)', ext, s.child));
             UPDATE migrate.citus_shards c
                SET carried_processed = c.carried_processed OPERATOR(pg_catalog.+) c.processed,
                    carried_changed = c.carried_changed OPERATOR(pg_catalog.+) c.changed,
@@ -419,18 +430,25 @@ BEGIN
                   ORDER BY c.shardid
         LOOP
             cmds := cmds OPERATOR(pg_catalog.||) pg_catalog.format(
-                'SELECT %1$I.migrate_register(name => %2$L, relation => %3$L, set_clause => %4$L,'
-                ' where_clause => %5$L, row_fn => %6$L, action => %7$L, batch_size => %8$L,'
-                ' pause => %9$L, lock_timeout => %10$L, replace => true, target_batch_time => %11$L,'
-                ' min_batch_size => %12$L, max_batch_size => %13$L, busy_share => %14$L,'
-                ' on_error => %15$L, keep_before => %16$L, vacuum => %17$L, max_wal_rate => %18$L,'
-                ' check_clause => %19$L, catch_up => %20$L, max_passes => %21$L)',
+                'SELECT %1$I.migrate_register(name => %2$L::pg_catalog.text,'
+                ' relation => %3$L::pg_catalog.regclass, set_clause => %4$L::pg_catalog.text,'
+                ' where_clause => %5$L::pg_catalog.text, row_fn => %6$L::pg_catalog.regprocedure,'
+                ' action => %7$L::pg_catalog.text, batch_size => %8$L::pg_catalog.int4,'
+                ' pause => %9$L::pg_catalog.interval, lock_timeout => %10$L::pg_catalog.interval,'
+                ' replace => true, target_batch_time => %11$L::pg_catalog.interval,'
+                ' min_batch_size => %12$L::pg_catalog.int4, max_batch_size => %13$L::pg_catalog.int4,'
+                ' busy_share => %14$L::pg_catalog.float4, on_error => %15$L::pg_catalog.text,'
+                ' keep_before => %16$L::pg_catalog.bool, vacuum => %17$L::pg_catalog.bool,'
+                ' max_wal_rate => %18$L::pg_catalog.int8, check_clause => %19$L::pg_catalog.text,'
+                ' catch_up => %20$L::pg_catalog.bool, max_passes => %21$L::pg_catalog.int4)',
                 ext, s.child, s.relation, m.set_clause, m.where_clause, m.row_fn, m.action,
                 CASE WHEN m.adaptive THEN NULL ELSE m.batch_size END,
                 m.pause, m.lock_timeout, m.target_batch_time, m.min_batch_size, m.max_batch_size,
                 m.busy_share, m.on_error, m.keep_before, m.vacuum, m.max_wal_rate,
                 m.check_clause, m.catch_up, m.max_passes)
-                OPERATOR(pg_catalog.||) pg_catalog.format('SELECT migrate.citus_adopt(%L, %L, %L, %L)',
+                OPERATOR(pg_catalog.||) pg_catalog.format('SELECT migrate.citus_adopt(%L::pg_catalog.text,'
+                                                          ' %L::pg_catalog.int8, %L::pg_catalog.jsonb,'
+                                                          ' %L::pg_catalog.int4)',
                                                           s.child, s.shardid, s.cursor, s.pass);
         END LOOP;
         res := migrate.citus_node_run(nd.nodename, nd.nodeport, owner_name, m.search_path, VARIADIC cmds);
@@ -559,7 +577,7 @@ BEGIN
                          AND c.state OPERATOR(pg_catalog.=) ANY (ARRAY['paused', 'registered'])))
     LOOP
         res := migrate.citus_node_run(s.nodename, s.nodeport, owner_name, 'pg_catalog, pg_temp',
-            pg_catalog.format('SELECT %I.%I(%L)', ext,
+            pg_catalog.format('SELECT %I.%I(%L::pg_catalog.text)', ext,
                               CASE how WHEN 'cancel' THEN 'migrate_cancel' ELSE 'migrate_pause' END,
                               s.child));
         IF res.success THEN
