@@ -238,6 +238,13 @@ DECLARE
     c pg_catalog.text;
     result pg_catalog.text;
 BEGIN
+    -- set_config(..., NULL) would RESET ROLE: the commands would run as
+    -- this session's user, the lead's catalog owner
+    IF role IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = 'no role to run the commands of a migration as',
+            DETAIL = 'The owner of the migration no longer exists.';
+    END IF;
     PERFORM pg_catalog.set_config('role', role, true);
     PERFORM pg_catalog.set_config('search_path', path, true);
     FOREACH c IN ARRAY commands LOOP
@@ -310,6 +317,12 @@ BEGIN
      WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
     SELECT r.rolname INTO owner_name FROM pg_catalog.pg_roles r
      WHERE r.oid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid;
+    IF owner_name IS NULL THEN
+        -- dropped while its migration ran: nothing may run on the nodes
+        -- in its name (citus_node_exec would run it as the catalog owner)
+        RETURN pg_catalog.format('failed: the owner of migration %s (role with OID %s) no longer exists',
+                                 m.name, m.owner);
+    END IF;
 
     -- the plan: one row per shard, once per run from the first key
     IF NOT EXISTS (SELECT 1 FROM migrate.citus_shards c WHERE c.migration OPERATOR(pg_catalog.=) mid) THEN
@@ -570,6 +583,9 @@ BEGIN
     SELECT r.rolname INTO owner_name FROM migrate.migrations m
       JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid
      WHERE m.id OPERATOR(pg_catalog.=) mid;
+    IF owner_name IS NULL THEN
+        RETURN 0;               -- its owner was dropped: nothing runs in its name
+    END IF;
     FOR s IN SELECT c.* FROM migrate.citus_shards c
               WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.nodename IS NOT NULL
                 AND (c.state OPERATOR(pg_catalog.=) 'running'

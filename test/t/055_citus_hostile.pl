@@ -17,7 +17,10 @@
 #      and the run is done;
 #   3. the attacker cannot pause, cancel, unregister or adopt the victim's
 #      shard migrations on a node, nor write migrate.citus_shard_migrations,
-#      nor call the lead's functions.
+#      nor call the lead's functions;
+#   4. the owner of a running migration dropped: the lead fails it instead
+#      of going on with set_config('role', NULL) -- RESET ROLE -- on the
+#      nodes, and citus_node_exec refuses a NULL role.
 #
 # Needs Citus built into the PostgreSQL under test (MIGRATE_CITUS_SOURCE,
 # as test/t/050_citus.pl); skipped without it.
@@ -208,6 +211,36 @@ like(try_as($coord, 'attacker', q{SELECT migrate_pause('vm')}),
 is(as($coord, 'attacker', q{SELECT count(*) FROM migrate.citus_shards c
 	JOIN migrate.migrations m ON m.id = c.migration WHERE m.name = 'vm'}),
 	'0', 'the victim\'s shards are hidden in migrate.citus_shards');
+
+# 4. the owner of a running migration dropped (REASSIGN OWNED, DROP OWNED,
+# DROP ROLE): the lead must not go on in its name, which was a RESET ROLE
+# in the nodes' sessions (set_config('role', NULL)): it fails the migration
+like(try_as($w1, $w1->safe_psql('postgres', 'SELECT current_user'),
+		q{SELECT migrate.citus_node_exec(NULL, 'pg_catalog', ARRAY['SELECT current_user::text'])}),
+	qr/no role to run the commands of a migration as/, 'citus_node_exec refuses a NULL role');
+$coord->safe_psql('postgres', q{
+	CREATE ROLE leaver LOGIN;
+	GRANT CREATE ON SCHEMA public TO leaver;
+	SET ROLE leaver;
+	SET citus.shard_count = 4;
+	CREATE TABLE l (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
+	SELECT create_distributed_table('l', 'id');
+	INSERT INTO l (id) SELECT generate_series(1, 4000);
+	SELECT 1 FROM migrate_register('lm', 'l', set_clause => 'n = n + 1', batch_size => 100, pause => '1s');
+	SELECT 1 FROM migrate_start('lm');
+});
+ok(poll_until($coord, q{SELECT processed > 0 FROM migrate.migrations WHERE name = 'lm'}, timeout => 300),
+	'the leaver\'s migration runs');
+$coord->safe_psql('postgres', q{REASSIGN OWNED BY leaver TO victim; DROP OWNED BY leaver; DROP ROLE leaver});
+is(wait_for_state($coord, 'lm', { timeout => 300 }, 'failed'), 'failed',
+	'the migration of a dropped owner fails');
+like(migration_row($coord, 'lm', 'last_error'), qr/the owner of migration lm \(role with OID \d+\) no longer exists/,
+	'with the reason');
+for my $w ($w1, $w2)
+{
+	is($w->safe_psql('postgres', q{SELECT count(*) FROM migrate.migrations m JOIN pg_roles r ON r.oid = m.owner::oid
+		WHERE m.name LIKE 'lm/%'}), '0', 'no shard migration of lm runs as an existing role on ' . $w->name);
+}
 
 $_->stop for @nodes;
 done_testing();
