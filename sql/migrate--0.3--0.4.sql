@@ -377,7 +377,12 @@ BEGIN
 
     -- 2. each shard not done: where is it now?  A shard migration that
     -- stopped (not running) on a node that no longer holds its shard hands
-    -- its cursor on: final, as its batches hold the shard's metadata lock
+    -- its cursor on: final, as its batches hold the shard's metadata lock.
+    -- Only as read from its node in this step (seen_at): the cursor kept
+    -- here may be older than the node's (a pause marks the shards paused
+    -- without reading them; a step that failed rolled its reads back), and
+    -- going on from an older cursor would change rows twice.  A node that
+    -- does not answer keeps its moved shards waiting.
     FOR s IN SELECT c.*, cur.nodename AS cur_name, cur.nodeport AS cur_port
                FROM migrate.citus_shards c
                LEFT JOIN LATERAL (
@@ -389,6 +394,7 @@ BEGIN
                      LIMIT 1) cur ON true
               WHERE c.migration OPERATOR(pg_catalog.=) mid
                 AND c.state OPERATOR(pg_catalog.<>) ALL (ARRAY['done', 'split', 'running'])
+                AND (c.nodename IS NULL OR c.seen_at OPERATOR(pg_catalog.>=) pg_catalog.now())
                 AND (c.nodename IS NULL OR cur.nodename IS NULL
                      OR (c.nodename, c.nodeport) IS DISTINCT FROM (cur.nodename, cur.nodeport))
               ORDER BY c.shardid
@@ -410,9 +416,11 @@ BEGIN
             UPDATE migrate.citus_shards c SET state = 'split'
              WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.shardid OPERATOR(pg_catalog.=) s.shardid;
         ELSIF s.nodename IS NOT NULL THEN
-            -- moved: go on from its cursor where the shard is now
-            PERFORM migrate.citus_node_run(s.nodename, s.nodeport, owner_name, 'pg_catalog, pg_temp',
-                pg_catalog.format('SELECT %I.migrate_unregister(%L::pg_catalog.text)', ext, s.child));
+            -- moved: go on from its cursor where the shard is now.  The
+            -- stopped shard migration stays on its old node (its batches
+            -- would find the shard gone): unregistering it there, which
+            -- commits on its own, would leave nothing to read its final
+            -- cursor from if this step failed and rolled back.
             UPDATE migrate.citus_shards c
                SET carried_processed = c.carried_processed OPERATOR(pg_catalog.+) c.processed,
                    carried_changed = c.carried_changed OPERATOR(pg_catalog.+) c.changed,

@@ -20,7 +20,10 @@
 #      nor call the lead's functions;
 #   4. the owner of a running migration dropped: the lead fails it instead
 #      of going on with set_config('role', NULL) -- RESET ROLE -- on the
-#      nodes, and citus_node_exec refuses a NULL role.
+#      nodes, and citus_node_exec refuses a NULL role;
+#   5. a shard moved while the migration is paused, and the first step
+#      after it failing (a squatted name on the new node): every row is
+#      still changed exactly once.
 #
 # Needs Citus built into the PostgreSQL under test (MIGRATE_CITUS_SOURCE,
 # as test/t/050_citus.pl); skipped without it.
@@ -48,7 +51,12 @@ my @conf = (
 	"listen_addresses = '127.0.0.1'",
 	'max_worker_processes = 24',
 	'migrate.max_workers = 16',
-	'max_connections = 100');
+	'max_connections = 100',
+	'wal_level = logical',
+	'max_wal_senders = 10',
+	'max_replication_slots = 10',
+	"output_plugin_libraries = 'pgoutput, test_decoding, citus'",
+	'citus.defer_shard_delete_interval = 1000');
 
 my @nodes;
 for my $i (0 .. 2)
@@ -241,6 +249,55 @@ for my $w ($w1, $w2)
 	is($w->safe_psql('postgres', q{SELECT count(*) FROM migrate.migrations m JOIN pg_roles r ON r.oid = m.owner::oid
 		WHERE m.name LIKE 'lm/%'}), '0', 'no shard migration of lm runs as an existing role on ' . $w->name);
 }
+
+# 5. exactly once across a shard move made while the migration is paused,
+# when the first step after it fails (here: a name squatted by the
+# attacker on the new node, "migration ... does not exist" to the victim)
+# and rolls its bookkeeping back.  The lead used to unregister the old
+# shard migration in that step (committed on the old node), so the next
+# step went on from the cursor kept since before the pause: the rows done
+# in between were changed twice, with the migration "done" and no error.
+$coord->safe_psql('postgres', q{
+	SET ROLE victim;
+	SET citus.shard_count = 4;
+	CREATE TABLE w (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
+	SELECT create_distributed_table('w', 'id');
+	INSERT INTO w (id) SELECT generate_series(1, 200000);
+	SELECT 1 FROM migrate_register('wm', 'w', set_clause => 'n = n + 1', batch_size => 500, pause => '200ms');
+	SELECT 1 FROM migrate_start('wm');
+});
+my ($wshard, $wfrom) = split /\|/, $coord->safe_psql('postgres', q{
+	SELECT s.shardid, n.nodeport FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+	  JOIN pg_dist_node n USING (groupid)
+	 WHERE s.logicalrelid = 'w'::regclass AND n.nodeport <> } . $port0 . q{ ORDER BY 1 LIMIT 1});
+my ($wsrc) = grep { $_->port == $wfrom } ($w1, $w2);
+my ($wdst) = grep { $_->port != $wfrom } ($w1, $w2);
+ok(poll_until($wsrc, qq{SELECT processed >= 3000 FROM migrate.migrations WHERE name = 'wm/$wshard'}, timeout => 300),
+	"shard $wshard under way on its node");
+as($coord, 'victim', q{SELECT migrate_pause('wm')});
+ok(poll_until($wsrc, qq{SELECT state = 'paused' FROM migrate.migrations WHERE name = 'wm/$wshard'}, timeout => 300),
+	'paused on its node');
+note 'cursor on the node ' . $wsrc->safe_psql('postgres', qq{SELECT cursor FROM migrate.migrations WHERE name = 'wm/$wshard'})
+  . ', on the coordinator ' . $coord->safe_psql('postgres', qq{SELECT cursor FROM migrate.citus_shards WHERE shardid = $wshard});
+$coord->safe_psql('postgres', qq{SELECT citus_move_shard_placement($wshard, '127.0.0.1', $wfrom, '127.0.0.1', @{[ $wdst->port ]},
+	shard_transfer_mode => 'block_writes')});
+my $ashard = $coord->safe_psql('postgres', q{SELECT pg_catalog.shard_name('a'::regclass, min(shardid)) FROM pg_dist_shard s
+	JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+	WHERE logicalrelid = 'a'::regclass AND n.nodeport = } . $wdst->port);
+as($wdst, 'attacker', qq{SELECT 1 FROM migrate_register('wm/$wshard', '$ashard', set_clause => 'n = n')});
+as($coord, 'victim', q{SELECT migrate_resume('wm')});
+is(wait_for_state($coord, 'wm', { timeout => 300 }, 'failed'), 'failed', 'the squatted name fails the victim\'s step');
+like(migration_row($coord, 'wm', 'last_error'), qr/registering on 127\.0\.0\.1:\d+: .*"wm\/$wshard" does not exist/,
+	'with the registration\'s error');
+as($wdst, 'attacker', qq{SELECT migrate_unregister('wm/$wshard')});
+as($coord, 'victim', q{SELECT migrate_start('wm')});
+as($coord, 'victim', q{CALL migrate_await('wm', '10 min')});
+is(as($coord, 'victim', q{SELECT state, processed, changed FROM migrate_status('wm')}),
+	'done|200000|200000', 'the victim\'s migration is done, every row counted once');
+is(as($coord, 'victim', q{SELECT count(*), count(*) FILTER (WHERE n = 1) FROM w}),
+	'200000|200000', 'every row of w changed exactly once across the move and the failed step');
+is($coord->safe_psql('postgres', qq{SELECT moves, state FROM migrate.citus_shards WHERE shardid = $wshard}),
+	'1|done', "shard $wshard finished on its new node");
 
 $_->stop for @nodes;
 done_testing();
