@@ -218,6 +218,16 @@ COMMENT ON FUNCTION migrate.citus_adopt IS
  * coordinator's lead as the catalog owner through Citus
  * (migrate.citus_node_run), so that the whole list is one statement there,
  * one transaction, and its error is the statement's; EXECUTE revoked.
+ *
+ * The session on the node is the lead's, connected as the catalog owner
+ * (often a superuser), and "role" is only SET LOCAL: whatever user-created
+ * code a command resolves to outside migrate's own role switch could RESET
+ * ROLE back to that superuser.  So every command the lead sends calls a
+ * schema-qualified function with every argument cast to its parameter's
+ * exact type: a user who may create functions in the extension's schema
+ * (public, often writable) cannot shadow migrate_register with an overload
+ * that unknown-typed literals would prefer (all text parameters), which ran
+ * as a superuser before 0.4 was released (test/t/055_citus_hostile.pl).
  */
 CREATE FUNCTION migrate.citus_node_exec(role pg_catalog.text, path pg_catalog.text,
                                         commands pg_catalog.text[])
@@ -228,6 +238,13 @@ DECLARE
     c pg_catalog.text;
     result pg_catalog.text;
 BEGIN
+    -- set_config(..., NULL) would RESET ROLE: the commands would run as
+    -- this session's user, the lead's catalog owner
+    IF role IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = 'no role to run the commands of a migration as',
+            DETAIL = 'The owner of the migration no longer exists.';
+    END IF;
     PERFORM pg_catalog.set_config('role', role, true);
     PERFORM pg_catalog.set_config('search_path', path, true);
     FOREACH c IN ARRAY commands LOOP
@@ -254,7 +271,8 @@ AS $fn$
 BEGIN
     SELECT r.success, r.result INTO success, result
       FROM pg_catalog.master_run_on_worker(ARRAY[nodename], ARRAY[nodeport],
-               ARRAY[pg_catalog.format('SELECT migrate.citus_node_exec(%L, %L, %L::pg_catalog.text[])',
+               ARRAY[pg_catalog.format('SELECT migrate.citus_node_exec(%L::pg_catalog.text,'
+                                       ' %L::pg_catalog.text, %L::pg_catalog.text[])',
                                        role, path, commands)], false) r;
 END
 $fn$;
@@ -299,6 +317,12 @@ BEGIN
      WHERE e.extname OPERATOR(pg_catalog.=) 'migrate';
     SELECT r.rolname INTO owner_name FROM pg_catalog.pg_roles r
      WHERE r.oid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid;
+    IF owner_name IS NULL THEN
+        -- dropped while its migration ran: nothing may run on the nodes
+        -- in its name (citus_node_exec would run it as the catalog owner)
+        RETURN pg_catalog.format('failed: the owner of migration %s (role with OID %s) no longer exists',
+                                 m.name, m.owner);
+    END IF;
 
     -- the plan: one row per shard, once per run from the first key
     IF NOT EXISTS (SELECT 1 FROM migrate.citus_shards c WHERE c.migration OPERATOR(pg_catalog.=) mid) THEN
@@ -353,7 +377,12 @@ BEGIN
 
     -- 2. each shard not done: where is it now?  A shard migration that
     -- stopped (not running) on a node that no longer holds its shard hands
-    -- its cursor on: final, as its batches hold the shard's metadata lock
+    -- its cursor on: final, as its batches hold the shard's metadata lock.
+    -- Only as read from its node in this step (seen_at): the cursor kept
+    -- here may be older than the node's (a pause marks the shards paused
+    -- without reading them; a step that failed rolled its reads back), and
+    -- going on from an older cursor would change rows twice.  A node that
+    -- does not answer keeps its moved shards waiting.
     FOR s IN SELECT c.*, cur.nodename AS cur_name, cur.nodeport AS cur_port
                FROM migrate.citus_shards c
                LEFT JOIN LATERAL (
@@ -365,6 +394,7 @@ BEGIN
                      LIMIT 1) cur ON true
               WHERE c.migration OPERATOR(pg_catalog.=) mid
                 AND c.state OPERATOR(pg_catalog.<>) ALL (ARRAY['done', 'split', 'running'])
+                AND (c.nodename IS NULL OR c.seen_at OPERATOR(pg_catalog.>=) pg_catalog.now())
                 AND (c.nodename IS NULL OR cur.nodename IS NULL
                      OR (c.nodename, c.nodeport) IS DISTINCT FROM (cur.nodename, cur.nodeport))
               ORDER BY c.shardid
@@ -386,9 +416,11 @@ BEGIN
             UPDATE migrate.citus_shards c SET state = 'split'
              WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.shardid OPERATOR(pg_catalog.=) s.shardid;
         ELSIF s.nodename IS NOT NULL THEN
-            -- moved: go on from its cursor where the shard is now
-            PERFORM migrate.citus_node_run(s.nodename, s.nodeport, owner_name, 'pg_catalog, pg_temp',
-                pg_catalog.format('SELECT %I.migrate_unregister(%L)', ext, s.child));
+            -- moved: go on from its cursor where the shard is now.  The
+            -- stopped shard migration stays on its old node (its batches
+            -- would find the shard gone): unregistering it there, which
+            -- commits on its own, would leave nothing to read its final
+            -- cursor from if this step failed and rolled back.
             UPDATE migrate.citus_shards c
                SET carried_processed = c.carried_processed OPERATOR(pg_catalog.+) c.processed,
                    carried_changed = c.carried_changed OPERATOR(pg_catalog.+) c.changed,
@@ -419,18 +451,25 @@ BEGIN
                   ORDER BY c.shardid
         LOOP
             cmds := cmds OPERATOR(pg_catalog.||) pg_catalog.format(
-                'SELECT %1$I.migrate_register(name => %2$L, relation => %3$L, set_clause => %4$L,'
-                ' where_clause => %5$L, row_fn => %6$L, action => %7$L, batch_size => %8$L,'
-                ' pause => %9$L, lock_timeout => %10$L, replace => true, target_batch_time => %11$L,'
-                ' min_batch_size => %12$L, max_batch_size => %13$L, busy_share => %14$L,'
-                ' on_error => %15$L, keep_before => %16$L, vacuum => %17$L, max_wal_rate => %18$L,'
-                ' check_clause => %19$L, catch_up => %20$L, max_passes => %21$L)',
+                'SELECT %1$I.migrate_register(name => %2$L::pg_catalog.text,'
+                ' relation => %3$L::pg_catalog.regclass, set_clause => %4$L::pg_catalog.text,'
+                ' where_clause => %5$L::pg_catalog.text, row_fn => %6$L::pg_catalog.regprocedure,'
+                ' action => %7$L::pg_catalog.text, batch_size => %8$L::pg_catalog.int4,'
+                ' pause => %9$L::pg_catalog.interval, lock_timeout => %10$L::pg_catalog.interval,'
+                ' replace => true, target_batch_time => %11$L::pg_catalog.interval,'
+                ' min_batch_size => %12$L::pg_catalog.int4, max_batch_size => %13$L::pg_catalog.int4,'
+                ' busy_share => %14$L::pg_catalog.float4, on_error => %15$L::pg_catalog.text,'
+                ' keep_before => %16$L::pg_catalog.bool, vacuum => %17$L::pg_catalog.bool,'
+                ' max_wal_rate => %18$L::pg_catalog.int8, check_clause => %19$L::pg_catalog.text,'
+                ' catch_up => %20$L::pg_catalog.bool, max_passes => %21$L::pg_catalog.int4)',
                 ext, s.child, s.relation, m.set_clause, m.where_clause, m.row_fn, m.action,
                 CASE WHEN m.adaptive THEN NULL ELSE m.batch_size END,
                 m.pause, m.lock_timeout, m.target_batch_time, m.min_batch_size, m.max_batch_size,
                 m.busy_share, m.on_error, m.keep_before, m.vacuum, m.max_wal_rate,
                 m.check_clause, m.catch_up, m.max_passes)
-                OPERATOR(pg_catalog.||) pg_catalog.format('SELECT migrate.citus_adopt(%L, %L, %L, %L)',
+                OPERATOR(pg_catalog.||) pg_catalog.format('SELECT migrate.citus_adopt(%L::pg_catalog.text,'
+                                                          ' %L::pg_catalog.int8, %L::pg_catalog.jsonb,'
+                                                          ' %L::pg_catalog.int4)',
                                                           s.child, s.shardid, s.cursor, s.pass);
         END LOOP;
         res := migrate.citus_node_run(nd.nodename, nd.nodeport, owner_name, m.search_path, VARIADIC cmds);
@@ -552,6 +591,9 @@ BEGIN
     SELECT r.rolname INTO owner_name FROM migrate.migrations m
       JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) m.owner::pg_catalog.oid
      WHERE m.id OPERATOR(pg_catalog.=) mid;
+    IF owner_name IS NULL THEN
+        RETURN 0;               -- its owner was dropped: nothing runs in its name
+    END IF;
     FOR s IN SELECT c.* FROM migrate.citus_shards c
               WHERE c.migration OPERATOR(pg_catalog.=) mid AND c.nodename IS NOT NULL
                 AND (c.state OPERATOR(pg_catalog.=) 'running'
@@ -559,7 +601,7 @@ BEGIN
                          AND c.state OPERATOR(pg_catalog.=) ANY (ARRAY['paused', 'registered'])))
     LOOP
         res := migrate.citus_node_run(s.nodename, s.nodeport, owner_name, 'pg_catalog, pg_temp',
-            pg_catalog.format('SELECT %I.%I(%L)', ext,
+            pg_catalog.format('SELECT %I.%I(%L::pg_catalog.text)', ext,
                               CASE how WHEN 'cancel' THEN 'migrate_cancel' ELSE 'migrate_pause' END,
                               s.child));
         IF res.success THEN
