@@ -526,7 +526,13 @@ wait_is_over(const char *name, TimestampTz start, int64 timeout_ms,
 	}
 	else
 		*orphan_since = 0;
-	if (m->state == MIGRATE_REGISTERED && !migrate_catalog_pending_in_series(name))
+	/*
+	 * A member handed over to between our two reads (the hand-over starts
+	 * it and clears the series' rest in one transaction) is running by the
+	 * time the series is found gone: read it again before saying so.
+	 */
+	if (m->state == MIGRATE_REGISTERED && !migrate_catalog_pending_in_series(name) &&
+		migrate_catalog_load(name, false, false)->state == MIGRATE_REGISTERED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" has not been started", name),
