@@ -342,4 +342,51 @@ sub ha_wait
 }
 # ---- end of high availability (issue 22)
 
+# ---- Citus (issue 23): a coordinator and two worker nodes on 127.0.0.1,
+# ---- at MIGRATE_CITUS_PORT (5750) and the next two ports.  Used by
+# ---- test/t/050 and 055.
+
+push @EXPORT, qw(citus_cluster);
+
+# citus_cluster($prefix): start the three nodes (named "${prefix}0".."2"),
+# with Citus and migrate preloaded and Citus created on each, add the
+# workers to the coordinator and create migrate there (Citus creates it on
+# the workers).  Returns ($coordinator, $worker1, $worker2).
+sub citus_cluster
+{
+	my ($prefix) = @_;
+	my $port0 = $ENV{MIGRATE_CITUS_PORT} // 5750;
+	my @conf = (
+		"shared_preload_libraries = 'citus,migrate'",
+		"listen_addresses = '127.0.0.1'",
+		'max_worker_processes = 24',
+		'migrate.max_workers = 16',
+		'max_connections = 100',
+		'wal_level = logical',
+		'max_wal_senders = 10',
+		'max_replication_slots = 10',
+		"output_plugin_libraries = 'pgoutput, test_decoding, citus'",
+		'citus.defer_shard_delete_interval = 1000',
+		'restart_after_crash = on');
+	my @nodes;
+	for my $i (0 .. 2)
+	{
+		my $n = PostgreSQL::Test::Cluster->new("$prefix$i", port => $port0 + $i);
+		$n->init;
+		$n->append_conf('postgresql.conf', join("\n", @conf) . "\n");
+		$n->start;
+		$n->safe_psql('postgres', 'CREATE EXTENSION citus');
+		push @nodes, $n;
+	}
+	$nodes[0]->safe_psql('postgres', qq{
+		SELECT citus_set_coordinator_host('127.0.0.1', $port0);
+		SELECT citus_add_node('127.0.0.1', @{[ $port0 + 1 ]});
+		SELECT citus_add_node('127.0.0.1', @{[ $port0 + 2 ]});
+		CREATE EXTENSION migrate;
+	});
+	return @nodes;
+}
+
+# ---- end of Citus (issue 23)
+
 1;

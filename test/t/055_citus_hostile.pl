@@ -46,34 +46,9 @@ plan skip_all => "Citus is not installed in $pkglibdir (run test/t/050_citus.pl 
   unless -f "$pkglibdir/citus.so";
 
 my $port0 = $ENV{MIGRATE_CITUS_PORT} // 5750;
-my @conf = (
-	"shared_preload_libraries = 'citus,migrate'",
-	"listen_addresses = '127.0.0.1'",
-	'max_worker_processes = 24',
-	'migrate.max_workers = 16',
-	'max_connections = 100',
-	'wal_level = logical',
-	'max_wal_senders = 10',
-	'max_replication_slots = 10',
-	"output_plugin_libraries = 'pgoutput, test_decoding, citus'",
-	'citus.defer_shard_delete_interval = 1000');
-
-my @nodes;
-for my $i (0 .. 2)
-{
-	my $n = PostgreSQL::Test::Cluster->new("hostile$i", port => $port0 + $i);
-	$n->init;
-	$n->append_conf('postgresql.conf', join("\n", @conf) . "\n");
-	$n->start;
-	$n->safe_psql('postgres', 'CREATE EXTENSION citus');
-	push @nodes, $n;
-}
+my @nodes = citus_cluster('hostile');
 my ($coord, $w1, $w2) = @nodes;
 $coord->safe_psql('postgres', qq{
-	SELECT citus_set_coordinator_host('127.0.0.1', $port0);
-	SELECT citus_add_node('127.0.0.1', @{[ $port0 + 1 ]});
-	SELECT citus_add_node('127.0.0.1', @{[ $port0 + 2 ]});
-	CREATE EXTENSION migrate;
 	CREATE ROLE victim LOGIN;
 	CREATE ROLE attacker LOGIN;
 	-- the extension's schema writable, as in PostgreSQL 14 and before
